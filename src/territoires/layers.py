@@ -1,0 +1,155 @@
+"""Reference layers: their schema, and reading them from ``geo/``.
+
+All layers are GeoParquet files in EPSG:4326 written by :mod:`territoires.build`:
+
+``regions.parquet``           code_reg, nom, geometry
+``departements.parquet``      code_dep, nom, code_reg, geometry
+``epci.parquet``              siren_epci, nom, type, population, code_deps (list), code_regs
+                              (list), geometry (union of member communes' polygons when known)
+``communes.parquet``          code_insee, nom, type ("commune" | "arrondissement"), parent
+                              (code of the commune an arrondissement belongs to, else null),
+                              code_dep, code_reg, siren_epci, population, geometry (may be
+                              null where no contour is known)
+``qpv.parquet``               code_qp, nom, communes (list of code_insee), code_dep,
+                              code_reg, siren_epci, population (nullable), geom_kind
+                              ("polygon" | "centroid" | "none"), geometry
+``contrats_ville.parquet``    code_cv, nom, siren (EPCI or commune carrying it), siren_epci,
+                              code_dep, generation ("2015-2023" | "2024-2030"), population,
+                              geometry (point)
+``cites_educatives.parquet``  id_cite, nom, communes (list of code_insee), code_dep, geometry
+                              (point or multipoint)
+
+Display versions for the map live in ``geo/display/<layer>_<level>.parquet`` with
+``level`` in :data:`DISPLAY_LEVELS` (coverage-simplified, coordinates rounded to ~1 m).
+``geo/layers.json`` records, per layer: source, vintage, count and how many have polygons.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import geopandas as gpd
+
+from territoires import config
+from territoires.errors import LayerError, LayersMissingError
+
+CRS = "EPSG:4326"
+
+#: Layer name -> (key column, columns in order, without geometry).
+LAYER_SCHEMAS: dict[str, tuple[str, list[str]]] = {
+    "regions": ("code_reg", ["code_reg", "nom"]),
+    "departements": ("code_dep", ["code_dep", "nom", "code_reg"]),
+    "epci": (
+        "siren_epci",
+        ["siren_epci", "nom", "type", "population", "code_deps", "code_regs"],
+    ),
+    "communes": (
+        "code_insee",
+        ["code_insee", "nom", "type", "parent", "code_dep", "code_reg", "siren_epci", "population"],
+    ),
+    "qpv": (
+        "code_qp",
+        ["code_qp", "nom", "communes", "code_dep", "code_reg", "siren_epci", "population",
+         "geom_kind"],
+    ),
+    "contrats_ville": (
+        "code_cv",
+        ["code_cv", "nom", "siren", "siren_epci", "code_dep", "generation", "population"],
+    ),
+    "cites_educatives": ("id_cite", ["id_cite", "nom", "communes", "code_dep"]),
+}
+
+#: Territory level (vocabulary ``territory_level``) -> layer name.
+LEVEL_LAYER: dict[str, str] = {
+    "region": "regions",
+    "departement": "departements",
+    "epci": "epci",
+    "commune": "communes",
+    "qpv": "qpv",
+    "contrat_ville": "contrats_ville",
+    "cite_educative": "cites_educatives",
+}
+
+#: Display simplification levels: name -> tolerance in degrees.
+DISPLAY_LEVELS: dict[str, float] = {"national": 0.004, "local": 0.0004}
+#: Decimal places kept in display coordinates (5 ≈ 1 m).
+DISPLAY_DECIMALS = 5
+
+
+@dataclass
+class Layers:
+    """The seven reference layers as GeoDataFrames (EPSG:4326)."""
+
+    regions: gpd.GeoDataFrame
+    departements: gpd.GeoDataFrame
+    epci: gpd.GeoDataFrame
+    communes: gpd.GeoDataFrame
+    qpv: gpd.GeoDataFrame
+    contrats_ville: gpd.GeoDataFrame
+    cites_educatives: gpd.GeoDataFrame
+
+    def layer(self, name: str) -> gpd.GeoDataFrame:
+        """Layer by name (see :data:`LAYER_SCHEMAS`)."""
+        return getattr(self, name)
+
+    def for_level(self, level: str) -> gpd.GeoDataFrame:
+        """Layer holding territories of ``level`` (vocabulary ``territory_level``)."""
+        return getattr(self, LEVEL_LAYER[level])
+
+    def items(self) -> list[tuple[str, gpd.GeoDataFrame]]:
+        """(name, layer) pairs in schema order."""
+        return [(f.name, getattr(self, f.name)) for f in fields(self)]
+
+
+def layer_path(name: str, geo: Path | None = None) -> Path:
+    """Path of layer ``name`` in ``geo`` (default :func:`config.geo_dir`)."""
+    return (geo or config.geo_dir()) / f"{name}.parquet"
+
+
+def display_path(name: str, level: str, geo: Path | None = None) -> Path:
+    """Path of the display version of layer ``name`` at simplification ``level``."""
+    return (geo or config.geo_dir()) / "display" / f"{name}_{level}.parquet"
+
+
+def _read(path: Path, name: str) -> gpd.GeoDataFrame:
+    if not path.exists():
+        raise LayersMissingError(
+            f"La couche « {name} » n'est pas construite ({path}). "
+            "Lancez « territoires data fetch » puis « territoires data build »."
+        )
+    try:
+        gdf = gpd.read_parquet(path)
+    except Exception as exc:  # pyarrow/geopandas raise many kinds
+        raise LayerError(f"Lecture impossible de la couche « {name} » ({path}) : {exc}") from exc
+    if gdf.crs is None or gdf.crs.to_epsg() != 4326:
+        raise LayerError(f"La couche « {name} » ({path}) n'est pas en EPSG:4326 : {gdf.crs}")
+    return gdf
+
+
+def load_layers(geo: Path | None = None) -> Layers:
+    """Read the seven built layers from ``geo`` (default :func:`config.geo_dir`)."""
+    return Layers(**{name: _read(layer_path(name, geo), name) for name in LAYER_SCHEMAS})
+
+
+def load_display(name: str, level: str, geo: Path | None = None) -> gpd.GeoDataFrame:
+    """Read the display version of layer ``name`` at ``level`` (see :data:`DISPLAY_LEVELS`)."""
+    return _read(display_path(name, level, geo), f"{name} ({level})")
+
+
+def write_layers(layers: Layers, geo: Path) -> None:
+    """Write the seven layers as GeoParquet into ``geo`` (no atomicity: see build)."""
+    geo.mkdir(parents=True, exist_ok=True)
+    for name, gdf in layers.items():
+        gdf.to_parquet(layer_path(name, geo), index=False)
+
+
+def read_status(geo: Path | None = None) -> dict:
+    """Content of ``geo/layers.json`` written by the last successful build."""
+    path = (geo or config.geo_dir()) / "layers.json"
+    if not path.exists():
+        raise LayersMissingError(
+            f"Aucune construction trouvée dans {path.parent}. Lancez « territoires data build »."
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
