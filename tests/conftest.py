@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from tiny import make_layers
 
 from territoires.layers import Layers, write_layers
+from tiny import make_layers
 
 REPO = Path(__file__).resolve().parents[1]
 

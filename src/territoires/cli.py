@@ -114,7 +114,9 @@ def _setup(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``territoires`` command."""
-    p = argparse.ArgumentParser(prog="territoires", description="Territoires : données et catalogue")
+    p = argparse.ArgumentParser(
+        prog="territoires", description="Territoires : données et catalogue"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("setup", help="tout préparer : couches, base, fiches, financements")
