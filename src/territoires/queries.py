@@ -15,17 +15,42 @@ Meaning of the filters:
   ``years`` keeps initiatives active during the range (start/end dates) when they have no
   funding line.
 - ``text``: accent- and case-insensitive search in title, summary, porteurs and partners
-  names, objectives, actions and results.
+  names, objectives, actions and results; every word of the query must occur.
+
+Funding lines: a line attached to an initiative is kept only when that initiative is
+selected; unattached lines (national adultes-relais, FONJEP…) only go through the line
+filters (territory, funder types, schemes, years, amount).
+
+Performance: :func:`prepare` turns a catalogue into numpy arrays once (territory pairs as
+integer ids of the index, boolean matrices for list fields, a folded text haystack, funding
+arrays) and memoises the result on the catalogue's identity; :func:`select` and the
+aggregates then work with vectorised masks only. Catalogues are treated as immutable.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field, fields
 
+import numpy as np
 import pandas as pd
 
+from territoires.errors import UnknownTerritoryError
 from territoires.model import Catalogue
-from territoires.territories import TerritoryIndex
+from territoires.territories import TerritoryIndex, csr_gather
+from territoires.vocab import (
+    ALLIANCE_LEVELS,
+    FUNDER_TYPES,
+    MATURITY,
+    ORG_TYPES,
+    PUBLICS,
+    SCALES,
+    SCHEMES,
+    TERRITORY_LEVELS,
+    THEMES,
+    Vocabulary,
+    fold,
+)
 
 _LIST_FIELDS = (
     "themes",
@@ -130,11 +155,17 @@ class Selection:
     their own funding lines (those matching the funding filters).
     ``funding``: every funding line matching the filters, attached to an initiative or not
     (national adultes-relais and FONJEP lines included).
+    ``prepared``, ``initiative_mask`` and ``funding_mask`` (set by :func:`select`) locate the
+    selection in the :class:`PreparedCatalogue` it came from, so that aggregates need not
+    recompute anything; a Selection built by hand without them is prepared on demand.
     """
 
     catalogue: Catalogue
     funding: pd.DataFrame
     filters: Filters = field(default_factory=Filters)
+    prepared: PreparedCatalogue | None = field(default=None, repr=False, compare=False)
+    initiative_mask: np.ndarray | None = field(default=None, repr=False, compare=False)
+    funding_mask: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -150,61 +181,807 @@ class KeyFigures:
     qpv_in_area: int
 
 
+# -- preparation ---------------------------------------------------------------------------
+
+
+@dataclass
+class PreparedCatalogue:
+    """Vectorised form of a catalogue against one :class:`TerritoryIndex` (built once by
+    :func:`prepare`). Positions refer to rows of the catalogue's tables; it holds no
+    reference to the catalogue itself, so the memo dies with the catalogue."""
+
+    index: TerritoryIndex
+    n: int
+    ids: np.ndarray
+    #: unique (initiative position, territory id) pairs (unknown territories left out)
+    it_init: np.ndarray
+    it_tid: np.ndarray
+    #: list filters: name -> (codes, boolean matrix initiatives x codes)
+    lists: dict[str, tuple[dict[str, int], np.ndarray]]
+    maturity: np.ndarray
+    start_year: np.ndarray
+    end_year: np.ndarray
+    haystack: pd.Series
+    #: inverted index of the haystack: distinct whitespace-separated tokens, and for each
+    #: token (CSR) the initiatives containing it
+    tokens: pd.Series
+    token_indptr: np.ndarray
+    token_postings: np.ndarray
+    org_pos: np.ndarray
+    porteur_key: np.ndarray
+    terr_pos: np.ndarray
+    ind_pos: np.ndarray
+    f_init: np.ndarray
+    f_tid: np.ndarray
+    f_amount: np.ndarray
+    f_year_start: np.ndarray
+    f_year_end: np.ndarray
+    f_funder_type: np.ndarray
+    f_scheme: np.ndarray
+    f_has_line: np.ndarray
+
+
+_CACHE: dict[int, tuple[weakref.ref, int, tuple[int, ...], PreparedCatalogue]] = {}
+
+
+def _to_list(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split("|") if v.strip()]
+    if isinstance(value, float) and np.isnan(value):
+        return []
+    try:
+        return [str(v).strip() for v in value if str(v).strip()]  # type: ignore[attr-defined]
+    except TypeError:
+        return []
+
+
+def _fold_series(series: pd.Series) -> pd.Series:
+    """Vectorised :func:`territoires.vocab.fold`."""
+    s = series.astype("str").fillna("")
+    s = s.str.normalize("NFKD").str.replace(r"[\u0300-\u036f]", "", regex=True)
+    s = s.str.casefold().str.replace("’", "'", regex=False)
+    return s.str.replace(r"\s+", " ", regex=True).str.strip()
+
+
+def _positions(ids: pd.Index, values: pd.Series) -> np.ndarray:
+    return ids.get_indexer(values.astype("str").to_numpy(dtype=object)).astype(np.int64)
+
+
+def _year(series: pd.Series) -> np.ndarray:
+    years = series.astype("str").str.extract(r"((?:19|20)\d\d)", expand=False)
+    return pd.to_numeric(years, errors="coerce").to_numpy(dtype=float)
+
+
+def _bool_matrix(pos: np.ndarray, values: list[str], n: int) -> tuple[dict[str, int], np.ndarray]:
+    codes: dict[str, int] = {}
+    cols = np.array([codes.setdefault(v, len(codes)) for v in values], dtype=np.int64)
+    matrix = np.zeros((n, max(len(codes), 1)), dtype=bool)
+    if len(cols):
+        matrix[pos, cols] = True
+    return codes, matrix
+
+
+def prepare(catalogue: Catalogue, index: TerritoryIndex) -> PreparedCatalogue:
+    """Vectorised form of ``catalogue`` for ``index``, memoised.
+
+    The cache is keyed on the identity of the catalogue object, of the index and of the five
+    tables: catalogues are treated as immutable (replace a table, or build a new Catalogue,
+    rather than editing a DataFrame in place). :func:`select` calls this, so callers never
+    need to; the UI may call it once after loading to pay the one-off cost up front.
+    """
+    tables = tuple(id(t) for t in catalogue.tables().values())
+    hit = _CACHE.get(id(catalogue))
+    if hit is not None and hit[0]() is catalogue and hit[1] == id(index) and hit[2] == tables:
+        return hit[3]
+    prepared = _prepare(catalogue, index)
+    key = id(catalogue)
+
+    def _drop(_: weakref.ref, key: int = key, cache: dict = _CACHE) -> None:
+        cache.pop(key, None)
+
+    if len(_CACHE) >= 8:
+        _CACHE.clear()
+    _CACHE[key] = (weakref.ref(catalogue, _drop), id(index), tables, prepared)
+    return prepared
+
+
+def _prepare(catalogue: Catalogue, index: TerritoryIndex) -> PreparedCatalogue:
+    ini = catalogue.initiatives
+    n = len(ini)
+    ids_index = pd.Index(ini["id"].astype("str").to_numpy(dtype=object))
+    if not ids_index.is_unique:
+        ids_index = pd.Index(ids_index.to_numpy(dtype=object))
+    ids = ids_index.to_numpy(dtype=object)
+
+    terr = catalogue.territories
+    terr_pos = _positions(ids_index, terr["initiative_id"])
+    tids = index.tids(terr["level"], terr["code"])
+    ok = (terr_pos >= 0) & (tids >= 0)
+    pairs = np.unique(np.stack([terr_pos[ok], tids[ok]], axis=1), axis=0) if ok.any() else (
+        np.empty((0, 2), dtype=np.int64)
+    )
+
+    lists: dict[str, tuple[dict[str, int], np.ndarray]] = {}
+    for name in ("themes", "publics", "alliance_levels"):
+        values = [_to_list(v) for v in ini[name].to_numpy(dtype=object)] if name in ini else []
+        pos = np.repeat(np.arange(len(values)), [len(v) for v in values])
+        lists[name] = _bool_matrix(pos, [x for v in values for x in v], n)
+
+    orgs = catalogue.organisations
+    org_pos = _positions(ids_index, orgs["initiative_id"])
+    is_porteur = (orgs["role"].astype("str") == "porteur").to_numpy(dtype=bool)
+    sel = is_porteur & (org_pos >= 0)
+    lists["porteur_types"] = _bool_matrix(
+        org_pos[sel], orgs["type"].astype("str").fillna("").to_numpy(dtype=object)[sel].tolist(),
+        n,
+    )
+    folded_names = _fold_series(orgs["name"])
+    porteur_key = np.where(is_porteur, pd.factorize(folded_names)[0], -1).astype(np.int64)
+
+    parts = [ini[c].astype("str").fillna("") for c in
+             ("title", "summary", "objectives", "actions", "results") if c in ini]
+    text = parts[0] if parts else pd.Series([""] * n, dtype="str")
+    for part in parts[1:]:
+        text = text + "\n" + part
+    text = pd.Series(text.to_numpy(dtype=object), dtype="str")
+    if len(orgs):
+        names = (
+            pd.DataFrame({"p": org_pos, "name": orgs["name"].astype("str").fillna("")})
+            .loc[lambda d: d["p"] >= 0]
+            .groupby("p")["name"]
+            .agg(" \n ".join)
+        )
+        extra = pd.Series([""] * n, dtype="str")
+        extra.iloc[names.index.to_numpy()] = names.to_numpy(dtype=object)
+        text = text + "\n" + extra
+    haystack = _fold_series(text)
+    tokens = haystack.str.split().explode()
+    tok_pos = np.repeat(np.arange(n), haystack.str.count(" ").fillna(-1).to_numpy(dtype=int) + 1)
+    tok_ids, vocabulary = pd.factorize(tokens.to_numpy(dtype=object))
+    keep_tok = tok_ids >= 0
+    post_keys = np.sort(tok_ids[keep_tok].astype(np.int64) * max(n, 1) + tok_pos[keep_tok])
+    post_keys = post_keys[np.r_[True, post_keys[1:] != post_keys[:-1]]] if len(post_keys) \
+        else post_keys
+    post = np.stack([post_keys // max(n, 1), post_keys % max(n, 1)], axis=1)
+    token_indptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(post[:, 0], minlength=len(vocabulary)), out=token_indptr[1:])
+
+    fund = catalogue.funding
+    f_init = _positions(ids_index, fund["initiative_id"].astype("str").fillna("")) if len(fund) \
+        else np.empty(0, dtype=np.int64)
+    f_tid = index.tids(fund["territory_level"], fund["territory_code"]) if len(fund) else (
+        np.empty(0, dtype=np.int64)
+    )
+    f_ys = pd.to_numeric(fund["year_start"], errors="coerce").to_numpy(dtype=float)
+    f_ye = pd.to_numeric(fund["year_end"], errors="coerce").to_numpy(dtype=float)
+    f_ye = np.where(np.isnan(f_ye), f_ys, f_ye)
+    has_line = np.zeros(n, dtype=bool)
+    has_line[f_init[f_init >= 0]] = True
+
+    return PreparedCatalogue(
+        index=index,
+        n=n,
+        ids=ids,
+        it_init=pairs[:, 0].astype(np.int64),
+        it_tid=pairs[:, 1].astype(np.int64),
+        lists=lists,
+        maturity=ini["maturity"].astype("str").fillna("").to_numpy(dtype=object),
+        start_year=_year(ini["start_date"]),
+        end_year=_year(ini["end_date"]),
+        haystack=haystack,
+        tokens=pd.Series(np.asarray(vocabulary, dtype=object), dtype="str"),
+        token_indptr=token_indptr,
+        token_postings=post[:, 1].astype(np.int64),
+        org_pos=org_pos,
+        porteur_key=porteur_key,
+        terr_pos=terr_pos,
+        ind_pos=_positions(ids_index, catalogue.indicators["initiative_id"]),
+        f_init=f_init,
+        f_tid=f_tid,
+        f_amount=pd.to_numeric(fund["amount_eur"], errors="coerce").fillna(0.0)
+        .to_numpy(dtype=float),
+        f_year_start=f_ys,
+        f_year_end=f_ye,
+        f_funder_type=fund["funder_type"].astype("str").fillna("").to_numpy(dtype=object),
+        f_scheme=fund["scheme"].astype("str").fillna("").to_numpy(dtype=object),
+        f_has_line=has_line,
+    )
+
+
+# -- selection -----------------------------------------------------------------------------
+
+
+def _any_of(p: PreparedCatalogue, name: str, wanted: tuple[str, ...]) -> np.ndarray:
+    codes, matrix = p.lists[name]
+    cols = [codes[w] for w in wanted if w in codes]
+    if not cols:
+        return np.zeros(p.n, dtype=bool)
+    return matrix[:, cols].any(axis=1)
+
+
 def select(catalogue: Catalogue, index: TerritoryIndex, filters: Filters) -> Selection:
-    """Apply ``filters`` to ``catalogue``."""
-    raise NotImplementedError
+    """Apply ``filters`` to ``catalogue`` (see the module docstring for their meaning).
+
+    Raises :class:`~territoires.errors.UnknownTerritoryError` when a filter territory is not
+    in the index. Pure: the only state is the memoised :func:`prepare` of the catalogue.
+    """
+    for level, code in filters.territories:
+        if not index.exists(level, code):
+            raise UnknownTerritoryError(
+                f"Filtre de territoire inconnu : niveau « {TERRITORY_LEVELS.label_of(level)} » "
+                f"({level}), code « {code} » absent des couches de référence."
+            )
+    p = prepare(catalogue, index)
+    mask = np.ones(p.n, dtype=bool)
+
+    terr_match: np.ndarray | None = None
+    if filters.territories:
+        terr_match = index.matching(tuple(filters.territories))
+        hit = terr_match[p.it_tid]
+        mask &= np.bincount(p.it_init[hit], minlength=p.n) > 0
+
+    for name in ("themes", "publics", "alliance_levels", "porteur_types"):
+        wanted = getattr(filters, name)
+        if wanted:
+            mask &= _any_of(p, name, wanted)
+    if filters.maturity:
+        mask &= np.isin(p.maturity, list(filters.maturity))
+    words = fold(filters.text).split()
+    for word in words:
+        # a query word has no blank, so it occurs in the haystack iff it occurs in one token
+        hits = np.flatnonzero(p.tokens.str.contains(word, regex=False).to_numpy(dtype=bool))
+        found = np.zeros(p.n, dtype=bool)
+        found[csr_gather(p.token_indptr, p.token_postings, hits)[1]] = True
+        mask &= found
+
+    line_ok = np.ones(len(p.f_init), dtype=bool)
+    if filters.funder_types:
+        line_ok &= np.isin(p.f_funder_type, list(filters.funder_types))
+    if filters.schemes:
+        line_ok &= np.isin(p.f_scheme, list(filters.schemes))
+    if filters.years:
+        y0, y1 = filters.years
+        line_ok &= (p.f_year_start <= y1) & (p.f_year_end >= y0)
+    if filters.amount:
+        lo, hi = filters.amount
+        line_ok &= (p.f_amount >= lo) & (p.f_amount <= hi)
+    if filters.funder_types or filters.schemes or filters.years or filters.amount:
+        attached = line_ok & (p.f_init >= 0)
+        with_line = np.bincount(p.f_init[attached], minlength=p.n) > 0
+        if filters.years and not (filters.funder_types or filters.schemes or filters.amount):
+            y0, y1 = filters.years
+            start = np.nan_to_num(p.start_year, nan=-np.inf)
+            end = np.nan_to_num(p.end_year, nan=np.inf)
+            active = ~p.f_has_line & (start <= y1) & (end >= y0)
+            with_line |= active
+        mask &= with_line
+
+    attached = p.f_init >= 0
+    own = line_ok & attached
+    own[attached] &= mask[p.f_init[attached]]
+    everything = line_ok.copy()
+    everything[attached] &= mask[p.f_init[attached]]
+    if terr_match is not None:
+        everything &= (p.f_tid >= 0) & terr_match[np.maximum(p.f_tid, 0)]
+
+    cat = catalogue
+    if mask.all():
+        sub = Catalogue(
+            initiatives=cat.initiatives,
+            organisations=cat.organisations,
+            territories=cat.territories,
+            indicators=cat.indicators,
+            funding=cat.funding[own],
+        )
+    else:
+        def keep(pos: np.ndarray) -> np.ndarray:
+            return (pos >= 0) & mask[np.maximum(pos, 0)]
+
+        sub = Catalogue(
+            initiatives=cat.initiatives[mask],
+            organisations=cat.organisations[keep(p.org_pos)],
+            territories=cat.territories[keep(p.terr_pos)],
+            indicators=cat.indicators[keep(p.ind_pos)],
+            funding=cat.funding[own],
+        )
+    funding = cat.funding if everything.all() else cat.funding[everything]
+    return Selection(sub, funding, filters, p, mask, everything)
+
+
+def _parts(selection: Selection, index: TerritoryIndex) -> tuple[
+    PreparedCatalogue, np.ndarray, np.ndarray
+]:
+    """(prepared catalogue, initiative mask, funding-line mask) of a selection."""
+    p = selection.prepared
+    if (p is not None and p.index is index and selection.initiative_mask is not None
+            and selection.funding_mask is not None):
+        return p, selection.initiative_mask, selection.funding_mask
+    cat = selection.catalogue
+    whole = Catalogue(cat.initiatives, cat.organisations, cat.territories, cat.indicators,
+                      selection.funding)
+    p = prepare(whole, index)
+    return p, np.ones(p.n, dtype=bool), np.ones(len(p.f_init), dtype=bool)
+
+
+def _area(index: TerritoryIndex, filters: Filters, level: str) -> np.ndarray:
+    """Boolean mask over the units of ``level``: units intersecting the filter territories
+    (all units when there is none)."""
+    inc = index.incidence(level)
+    n_units = len(inc.units)
+    if not filters.territories:
+        return np.ones(n_units, dtype=bool)
+    tids = np.array([index.tid(lvl, code) for lvl, code in filters.territories], dtype=np.int64)
+    tids = tids[tids >= 0]
+    area = np.zeros(n_units, dtype=bool)
+    area[inc.gather(tids)[1]] = True
+    return area
+
+
+def _reached(p: PreparedCatalogue, mask: np.ndarray, level: str) -> np.ndarray:
+    """Boolean mask over units of ``level`` reached by a selected initiative."""
+    inc = p.index.incidence(level)
+    tids = np.unique(p.it_tid[mask[p.it_init]])
+    reached = np.zeros(len(inc.units), dtype=bool)
+    reached[inc.gather(tids)[1]] = True
+    return reached
+
+
+def _unit_counts(p: PreparedCatalogue, mask: np.ndarray, level: str) -> np.ndarray:
+    """Number of distinct selected initiatives reaching each unit of ``level``.
+
+    Every initiative's largest territory is counted through per-territory weights (one pass
+    over the sparse incidence); only the units of its other territories that fall outside
+    the largest one are expanded and deduplicated, so big territories are never expanded."""
+    inc = p.index.incidence(level)
+    n_units = len(inc.units)
+    n_terr = len(inc.indptr) - 1
+    keep = mask[p.it_init]
+    ti, tt = p.it_init[keep], p.it_tid[keep]
+    size = inc.indptr[tt + 1] - inc.indptr[tt]
+    order = np.lexsort((-size, ti))
+    ti, tt = ti[order], tt[order]
+    first = np.ones(len(ti), dtype=bool)
+    first[1:] = ti[1:] != ti[:-1]
+    w = np.bincount(tt[first], minlength=n_terr).astype(float)
+    counts = np.bincount(inc.indices, weights=w[inc.row], minlength=n_units)
+    if (~first).any():
+        big = np.full(p.n, -1, dtype=np.int64)
+        big[ti[first]] = tt[first]
+        si, st = ti[~first], tt[~first]
+        rep, units = inc.gather(st)
+        init = si[rep]
+        global_keys = inc.row * n_units + inc.indices  # sorted (CSR order)
+        keys = big[init] * n_units + units
+        pos = np.minimum(np.searchsorted(global_keys, keys), max(len(global_keys) - 1, 0))
+        outside = global_keys[pos] != keys if len(global_keys) else np.ones(len(keys), bool)
+        extra = np.unique(init[outside] * n_units + units[outside])
+        counts += np.bincount(extra % n_units, minlength=n_units)
+    return np.rint(counts).astype(np.int64)
+
+
+def _unit_funding(p: PreparedCatalogue, fmask: np.ndarray, level: str) -> np.ndarray:
+    """Funding (EUR) landing in each unit of ``level`` (shares by population)."""
+    inc = p.index.incidence(level)
+    m = fmask & (p.f_tid >= 0)
+    amt = np.bincount(p.f_tid[m], weights=p.f_amount[m], minlength=len(inc.indptr) - 1)
+    return np.bincount(inc.indices, weights=amt[inc.row] * inc.weight,
+                       minlength=len(inc.units))
 
 
 def key_figures(selection: Selection, index: TerritoryIndex) -> KeyFigures:
     """Counts and sums of a selection; ``qpv_in_area`` counts QPV of the filter territories
-    (all QPV when no territory filter)."""
-    raise NotImplementedError
+    (all QPV when no territory filter).
+
+    ``porteurs`` counts distinct porteur names (accent/case-insensitive);
+    ``funding_initiatives_eur`` sums the selected initiatives' own matching lines,
+    ``funding_all_eur`` every matching line (national ones included);
+    ``territories_reached`` = communes + QPV of the area reached by a selected initiative."""
+    p, mask, fmask = _parts(selection, index)
+    org_keep = (p.org_pos >= 0) & (p.porteur_key >= 0)
+    org_keep[org_keep] &= mask[p.org_pos[org_keep]]
+    porteurs = len(np.unique(p.porteur_key[org_keep]))
+    commune_reached = _reached(p, mask, "commune") & _area(index, selection.filters, "commune")
+    qpv_area = _area(index, selection.filters, "qpv")
+    qpv_reached = _reached(p, mask, "qpv") & qpv_area
+    return KeyFigures(
+        initiatives=int(mask.sum()),
+        porteurs=porteurs,
+        funding_initiatives_eur=float(
+            pd.to_numeric(selection.catalogue.funding["amount_eur"], errors="coerce").sum()
+        ),
+        funding_all_eur=float(p.f_amount[fmask].sum()),
+        territories_reached=int(commune_reached.sum() + qpv_reached.sum()),
+        qpv_reached=int(qpv_reached.sum()),
+        qpv_in_area=int(qpv_area.sum()),
+    )
 
 
 def aggregate(selection: Selection, index: TerritoryIndex, level: str) -> pd.DataFrame:
     """One row per territory of ``level`` within the filter area:
     ``code, nom, population, initiatives, funding_eur, funding_per_inhabitant``.
     Funding lines are counted in the territory that contains them; lines on a larger territory
-    (e.g. a contrat de ville when aggregating by commune) are shared out by population."""
-    raise NotImplementedError
+    (e.g. a contrat de ville when aggregating by commune) are shared out by population.
+
+    ``level`` is one of ``region, departement, epci, commune, qpv``. An initiative counts
+    once in every unit one of its territories intersects (an EPCI-wide initiative counts in
+    each of its communes). A funding line whose territory intersects units ``U`` gives each
+    unit ``u`` the share ``population(u) / Σ population(U)`` of its amount (equal shares
+    when no unit population is known; a unit of unknown population gets nothing when others
+    are known): a line on a QPV or commune lies in one département and counts fully there;
+    a contrat de ville line is split between its communes by population; at QPV level a line
+    on a commune is split between the QPV of that commune. Only shares landing in the filter
+    area are kept. ``funding_per_inhabitant`` is NaN where the population is unknown.
+    """
+    inc = index.incidence(level)
+    p, mask, fmask = _parts(selection, index)
+    area = _area(index, selection.filters, level)
+    counts = _unit_counts(p, mask, level)
+    funding = _unit_funding(p, fmask, level)
+    units = inc.units
+    pop = units["population"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_inh = np.where(pop > 0, funding / pop, np.nan)
+    out = units.loc[area, ["code", "nom"]].reset_index(drop=True)
+    out["population"] = pop[area]
+    out["initiatives"] = counts[area]
+    out["funding_eur"] = funding[area]
+    out["funding_per_inhabitant"] = per_inh[area]
+    return out
+
+
+def _labels(by: str) -> Vocabulary | None:
+    return {
+        "themes": THEMES,
+        "publics": PUBLICS,
+        "alliance_levels": ALLIANCE_LEVELS,
+        "maturity": MATURITY,
+        "funder_type": FUNDER_TYPES,
+        "scheme": SCHEMES,
+    }.get(by)
 
 
 def distribution(selection: Selection, by: str) -> pd.DataFrame:
     """Counts (initiatives) or sums (funding) by ``by`` in ``themes``, ``maturity``,
     ``publics``, ``alliance_levels``, ``funder_type``, ``scheme``, ``year``: columns
-    ``value, label, initiatives, funding_eur``."""
-    raise NotImplementedError
+    ``value, label, initiatives, funding_eur``.
+
+    For initiative fields, ``funding_eur`` sums the initiatives' own selected lines (an
+    initiative with two themes counts fully under each). For ``funder_type``, ``scheme`` and
+    ``year`` (the line's first year), ``funding_eur`` sums every selected line and
+    ``initiatives`` counts the distinct initiatives they fund. Rows follow vocabulary order
+    (years ascending)."""
+    columns = ["value", "label", "initiatives", "funding_eur"]
+    if by in ("themes", "publics", "alliance_levels", "maturity"):
+        ini = selection.catalogue.initiatives
+        fund = selection.catalogue.funding
+        per_init = (
+            pd.to_numeric(fund["amount_eur"], errors="coerce").fillna(0.0)
+            .groupby(fund["initiative_id"].astype("str")).sum()
+        )
+        values = ini[by].to_numpy(dtype=object)
+        lists = [[str(v)] if by == "maturity" else _to_list(v) for v in values]
+        ids = ini["id"].astype("str").to_numpy(dtype=object)
+        long = pd.DataFrame(
+            {"id": np.repeat(ids, [len(x) for x in lists]),
+             "value": [x for v in lists for x in v]},
+            columns=["id", "value"],
+        )
+        long = long.drop_duplicates()
+        long["funding_eur"] = long["id"].map(per_init).fillna(0.0).astype(float)
+        grouped = long.groupby("value").agg(
+            initiatives=("id", "nunique"), funding_eur=("funding_eur", "sum")
+        )
+    elif by in ("funder_type", "scheme", "year"):
+        fund = selection.funding
+        key = (
+            pd.to_numeric(fund["year_start"], errors="coerce").astype("Int64")
+            if by == "year" else fund[by].astype("str")
+        )
+        df = pd.DataFrame({
+            "value": key.to_numpy(),
+            "initiative_id": fund["initiative_id"].to_numpy(dtype=object),
+            "funding_eur": pd.to_numeric(fund["amount_eur"], errors="coerce").fillna(0.0)
+            .to_numpy(dtype=float),
+        }).dropna(subset=["value"])
+        grouped = df.groupby("value").agg(
+            initiatives=("initiative_id", "nunique"), funding_eur=("funding_eur", "sum")
+        )
+    else:
+        raise ValueError(f"Répartition inconnue : {by}")
+    grouped = grouped.reset_index()
+    vocab = _labels(by)
+    if vocab is not None:
+        order = {c: i for i, c in enumerate(vocab.codes)}
+        grouped["_o"] = grouped["value"].map(lambda v: order.get(v, len(order)))
+        grouped = grouped.sort_values(["_o", "value"]).drop(columns="_o")
+        grouped["label"] = grouped["value"].map(vocab.label_of)
+    else:
+        grouped = grouped.sort_values("value")
+        grouped["value"] = grouped["value"].astype(int)
+        grouped["label"] = grouped["value"].astype(str)
+    grouped["initiatives"] = grouped["initiatives"].astype(np.int64)
+    grouped["funding_eur"] = grouped["funding_eur"].astype(float)
+    return grouped[columns].reset_index(drop=True)
 
 
 def coverage(selection: Selection, index: TerritoryIndex, level: str = "qpv") -> pd.DataFrame:
     """Territories of ``level`` (``qpv`` or ``commune`` = communes having a QPV) within the
     filter area that no selected initiative reaches, ranked by population (then QPV count):
-    ``code, nom, code_dep, population, qpv_count``."""
-    raise NotImplementedError
+    ``code, nom, code_dep, population, qpv_count``.
+
+    QPV are ranked by population (unknown last) then name; communes by population, then QPV
+    count, then name. ``qpv_count`` is 1 for a QPV, the number of QPV for a commune."""
+    if level not in ("qpv", "commune"):
+        raise ValueError(f"Niveau de couverture inconnu : {level}")
+    p, mask, _ = _parts(selection, index)
+    inc = index.incidence(level)
+    keep = _area(index, selection.filters, level) & ~_reached(p, mask, level)
+    units = inc.units
+    if level == "qpv":
+        qpv_count = np.ones(len(units), dtype=np.int64)
+    else:
+        qinc = index.incidence("qpv")
+        qpv_count = np.zeros(len(units), dtype=np.int64)
+        q_tids = qinc.units["tid"].to_numpy(dtype=np.int64)
+        rep, com_units = inc.gather(q_tids)
+        pairs = np.unique(np.stack([rep, com_units], axis=1), axis=0)
+        qpv_count = np.bincount(pairs[:, 1], minlength=len(units)).astype(np.int64) if len(
+            pairs) else qpv_count
+        keep &= qpv_count > 0
+    out = pd.DataFrame({
+        "code": units["code"].to_numpy(dtype=object)[keep],
+        "nom": units["nom"].to_numpy(dtype=object)[keep],
+        "code_dep": units["code_dep"].to_numpy(dtype=object)[keep],
+        "population": units["population"].to_numpy(dtype=float)[keep],
+        "qpv_count": qpv_count[keep],
+    })
+    sort_pop = out["population"].fillna(-1.0)
+    out = out.assign(_p=sort_pop).sort_values(
+        ["_p", "qpv_count", "nom"], ascending=[False, False, True], kind="stable"
+    ).drop(columns="_p")
+    for c in ("code", "nom", "code_dep"):
+        out[c] = out[c].astype("str")
+    return out.reset_index(drop=True)
 
 
 def overlaps(selection: Selection, index: TerritoryIndex, level: str = "qpv",
              minimum: int = 2) -> pd.DataFrame:
     """Territories reached by at least ``minimum`` selected initiatives:
-    ``code, nom, population, initiatives, initiative_ids``."""
-    raise NotImplementedError
+    ``code, nom, population, initiatives, initiative_ids``.
+
+    Limited to the filter area; most initiatives first, then name; ``initiative_ids`` is a
+    sorted list of ids."""
+    p, mask, _ = _parts(selection, index)
+    inc = index.incidence(level)
+    area = _area(index, selection.filters, level)
+    keep = mask[p.it_init]
+    ti, tt = p.it_init[keep], p.it_tid[keep]
+    rep, units = inc.gather(tt)
+    pairs = pd.DataFrame({"u": units, "i": ti[rep]}).drop_duplicates()
+    pairs = pairs[area[pairs["u"].to_numpy()]]
+    counts = pairs.groupby("u")["i"].agg(["size", list])
+    counts = counts[counts["size"] >= minimum]
+    u = counts.index.to_numpy(dtype=np.int64)
+    out = pd.DataFrame({
+        "code": inc.units["code"].to_numpy(dtype=object)[u],
+        "nom": inc.units["nom"].to_numpy(dtype=object)[u],
+        "population": inc.units["population"].to_numpy(dtype=float)[u],
+        "initiatives": counts["size"].to_numpy(dtype=np.int64),
+        "initiative_ids": [sorted(p.ids[np.asarray(v)].tolist()) for v in counts["list"]],
+    }, columns=["code", "nom", "population", "initiatives", "initiative_ids"])
+    out = out.sort_values(["initiatives", "nom"], ascending=[False, True], kind="stable")
+    for c in ("code", "nom"):
+        out[c] = out[c].astype("str")
+    return out.reset_index(drop=True)
 
 
 def compare_territories(catalogue: Catalogue, index: TerritoryIndex, filters: Filters,
                         territories: list[tuple[str, str]]) -> pd.DataFrame:
     """Side-by-side figures of 2 to 4 territories under the other filters: one row per
     territory with ``level, code, nom, population, initiatives, porteurs, funding_eur,
-    funding_per_inhabitant, qpv_population_reached``."""
-    raise NotImplementedError
+    funding_per_inhabitant, qpv_population_reached``.
+
+    ``funding_eur`` is the funding landing in the territory with the sharing rule of
+    :func:`aggregate` (QPV level for a QPV, commune level otherwise);
+    ``qpv_population_reached`` sums the known populations of its QPV reached by a selected
+    initiative. Raises UnknownTerritoryError on an unknown territory."""
+    rows = []
+    for level, code in territories:
+        sel = select(catalogue, index, filters.replace(territories=((level, code),)))
+        figures = key_figures(sel, index)
+        unit_level = "qpv" if level == "qpv" else "commune"
+        agg = aggregate(sel, index, unit_level)
+        if level == "qpv":
+            funding = float(agg.loc[agg["code"] == code, "funding_eur"].sum())
+        else:
+            funding = float(agg["funding_eur"].sum())
+        p, mask, _ = _parts(sel, index)
+        qinc = index.incidence("qpv")
+        reached = _reached(p, mask, "qpv") & _area(index, sel.filters, "qpv")
+        qpv_pop = float(np.nansum(qinc.units["population"].to_numpy(dtype=float)[reached]))
+        pop = index.population(level, code)
+        rows.append({
+            "level": level,
+            "code": code,
+            "nom": index.name(level, code),
+            "population": np.nan if pop is None else pop,
+            "initiatives": figures.initiatives,
+            "porteurs": figures.porteurs,
+            "funding_eur": funding,
+            "funding_per_inhabitant": funding / pop if pop else np.nan,
+            "qpv_population_reached": qpv_pop,
+        })
+    return pd.DataFrame(rows, columns=[
+        "level", "code", "nom", "population", "initiatives", "porteurs", "funding_eur",
+        "funding_per_inhabitant", "qpv_population_reached",
+    ])
+
+
+def _fmt_eur(amount: float) -> str:
+    return f"{amount:,.0f} €".replace(",", "\u202f")
+
+
+def _fmt_date(value: object) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    try:
+        if pd.isna(value):  # type: ignore[arg-type]
+            return ""
+    except (TypeError, ValueError):
+        pass
+    try:
+        return pd.Timestamp(value).strftime("%d/%m/%Y")  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    try:
+        if pd.isna(value):  # type: ignore[arg-type]
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+#: Row labels of :func:`compare_initiatives`, in order.
+COMPARE_FIELDS: tuple[str, ...] = (
+    "Titre",
+    "Résumé",
+    "Porteurs",
+    "Partenaires",
+    "Territoires",
+    "Échelle",
+    "Dates",
+    "Thèmes",
+    "Publics",
+    "Niveau d'alliance",
+    "Maturité",
+    "Financements (total)",
+    "Financeurs",
+    "Indicateurs",
+    "Objectifs",
+    "Actions",
+    "Résultats",
+)
 
 
 def compare_initiatives(catalogue: Catalogue, ids: list[str]) -> pd.DataFrame:
-    """Field-by-field comparison of 2 or 3 initiatives (rows = fields, columns = titles)."""
-    raise NotImplementedError
+    """Field-by-field comparison of 2 or 3 initiatives (rows = fields, columns = titles).
+
+    Rows are :data:`COMPARE_FIELDS` (French labels); values are readable French strings
+    (vocabulary labels, "1 500 €"). A column is named by the title, suffixed with the id when
+    two titles are equal. Unknown ids are left out."""
+    ini = catalogue.initiatives.set_index(catalogue.initiatives["id"].astype("str"))
+    columns: dict[str, list[str]] = {}
+    for ident in ids:
+        if ident not in ini.index:
+            continue
+        row = ini.loc[ident]
+        if isinstance(row, pd.DataFrame):
+            row = row.iloc[0]
+        orgs = catalogue.organisations[
+            catalogue.organisations["initiative_id"].astype("str") == ident
+        ]
+        terr = catalogue.territories[catalogue.territories["initiative_id"].astype("str") == ident]
+        fund = catalogue.funding[catalogue.funding["initiative_id"].astype("str") == ident]
+        ind = catalogue.indicators[catalogue.indicators["initiative_id"].astype("str") == ident]
+
+        def names(role: str, orgs: pd.DataFrame = orgs) -> str:
+            sub = orgs[orgs["role"].astype("str") == role]
+            return ", ".join(
+                f"{n} ({ORG_TYPES.label_of(str(t))})" for n, t in zip(sub["name"], sub["type"],
+                                                                       strict=True)
+            )
+
+        start, end = _fmt_date(row.get("start_date")), _fmt_date(row.get("end_date"))
+        dates = f"{start} – {end}" if start and end else (
+            f"depuis le {start}" if start else (f"jusqu'au {end}" if end else ""))
+        amounts = pd.to_numeric(fund["amount_eur"], errors="coerce").fillna(0.0)
+        indicators = "; ".join(
+            f"{lbl} : {_text(v)}{(' ' + _text(u)) if _text(u) else ''}"
+            f"{(' (' + _text(y) + ')') if _text(y) else ''}"
+            for lbl, v, u, y in zip(ind["label"], ind["value"], ind["unit"], ind["year"],
+                                    strict=True)
+        )
+        values = {
+            "Titre": _text(row.get("title")),
+            "Résumé": _text(row.get("summary")),
+            "Porteurs": names("porteur"),
+            "Partenaires": names("partenaire"),
+            "Territoires": ", ".join(
+                f"{TERRITORY_LEVELS.label_of(str(lv))} {c}"
+                for lv, c in zip(terr["level"], terr["code"], strict=True)
+            ),
+            "Échelle": SCALES.label_of(_text(row.get("scale"))),
+            "Dates": dates,
+            "Thèmes": ", ".join(THEMES.label_of(t) for t in _to_list(row.get("themes"))),
+            "Publics": ", ".join(PUBLICS.label_of(t) for t in _to_list(row.get("publics"))),
+            "Niveau d'alliance": ", ".join(
+                ALLIANCE_LEVELS.label_of(t) for t in _to_list(row.get("alliance_levels"))
+            ),
+            "Maturité": MATURITY.label_of(_text(row.get("maturity"))),
+            "Financements (total)": _fmt_eur(float(amounts.sum())) if len(fund) else "",
+            "Financeurs": ", ".join(dict.fromkeys(
+                f"{f} ({FUNDER_TYPES.label_of(str(t))})"
+                for f, t in zip(fund["funder"], fund["funder_type"], strict=True)
+            )),
+            "Indicateurs": indicators,
+            "Objectifs": _text(row.get("objectives")),
+            "Actions": _text(row.get("actions")),
+            "Résultats": _text(row.get("results")),
+        }
+        title = values["Titre"] or ident
+        if title in columns:
+            title = f"{title} ({ident})"
+        columns[title] = [values[f] for f in COMPARE_FIELDS]
+    return pd.DataFrame(columns, index=pd.Index(list(COMPARE_FIELDS), name="Champ"), dtype="str")
 
 
 def related_initiatives(catalogue: Catalogue, index: TerritoryIndex, initiative_id: str,
                         limit: int = 5) -> pd.DataFrame:
     """Initiatives sharing themes with ``initiative_id`` in comparable territories (same
-    level or same département first), best first: ``id, title, shared_themes, score``."""
-    raise NotImplementedError
+    level or same département first), best first: ``id, title, shared_themes, score``.
+
+    ``score`` = number of shared themes + 1 if a territory is in the same département
+    + 0.5 if a territory has the same level; ``shared_themes`` lists the shared themes' French
+    labels. Ties are broken by title. Unknown id: empty result."""
+    columns = ["id", "title", "shared_themes", "score"]
+    p = prepare(catalogue, index)
+    where = np.flatnonzero(p.ids == initiative_id)
+    if len(where) == 0:
+        return pd.DataFrame(columns=columns)
+    me = int(where[0])
+    codes, matrix = p.lists["themes"]
+    mine = np.flatnonzero(matrix[me]) if codes else np.empty(0, dtype=np.int64)
+    shared = matrix[:, mine].sum(axis=1) if len(mine) else np.zeros(p.n)
+    candidates = np.flatnonzero(shared > 0)
+    candidates = candidates[candidates != me]
+    if len(candidates) == 0:
+        return pd.DataFrame(columns=columns)
+    levels = index.table["level"].to_numpy(dtype=object)
+    deps = index.table["code_dep"].astype("str").fillna("").to_numpy(dtype=object)
+    my_tids = p.it_tid[p.it_init == me]
+    my_levels, my_deps = set(levels[my_tids]), set(deps[my_tids]) - {""}
+    same_level = np.zeros(p.n, dtype=bool)
+    same_dep = np.zeros(p.n, dtype=bool)
+    same_level[p.it_init[np.isin(levels[p.it_tid], list(my_levels))]] = True
+    same_dep[p.it_init[np.isin(deps[p.it_tid], list(my_deps))]] = True
+    score = shared + 1.0 * same_dep + 0.5 * same_level
+    code_list = list(codes)
+    titles = catalogue.initiatives["title"].astype("str").to_numpy(dtype=object)
+    out = pd.DataFrame({
+        "id": p.ids[candidates],
+        "title": titles[candidates],
+        "shared_themes": [
+            ", ".join(THEMES.label_of(code_list[j]) for j in mine if matrix[i, j])
+            for i in candidates
+        ],
+        "score": score[candidates].astype(float),
+    })
+    out = out.sort_values(["score", "title"], ascending=[False, True], kind="stable")
+    return out.head(limit).reset_index(drop=True)

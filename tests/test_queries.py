@@ -1,0 +1,346 @@
+"""Tests of the queries on the tiny layers and a small hand-made catalogue."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from catalogue_factory import funding_line, initiative, make_catalogue
+from territoires.errors import UnknownTerritoryError
+from territoires.model import Catalogue
+from territoires.queries import (
+    COMPARE_FIELDS,
+    Filters,
+    Selection,
+    aggregate,
+    compare_initiatives,
+    compare_territories,
+    coverage,
+    distribution,
+    key_figures,
+    overlaps,
+    prepare,
+    related_initiatives,
+    select,
+)
+from territoires.territories import TerritoryIndex
+from tiny import make_layers
+
+BORDEAUX, CENON, LORMONT, BOUSCAT, EYSINES = 267991, 27000, 24000, 24500, 25000
+BM_POP = BORDEAUX + CENON + LORMONT + BOUSCAT + EYSINES
+
+
+@pytest.fixture(scope="module")
+def index() -> TerritoryIndex:
+    return TerritoryIndex.from_layers(make_layers())
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> Catalogue:
+    return make_catalogue(
+        [
+            initiative("genicart", [("qpv", "QN03317M")], title="Théâtre à Génicart",
+                       themes=["culture", "sport"], publics=["college"],
+                       summary="Ateliers de théâtre au collège",
+                       porteurs=[("Compagnie Éclat", "association")],
+                       partenaires=[("Collège Jean Zay", "etablissement_scolaire")],
+                       start_date="2021-09-01", end_date="2023-06-30"),
+            initiative("benauge", [("qpv", "QN03309M")], themes=["parentalite"],
+                       publics=["parents"], maturity="experimentation",
+                       porteurs=[("Compagnie Eclat", "association")]),
+            initiative("palmer", [("qpv", "QN03312M")], themes=["culture"],
+                       porteurs=[("Ville de Cenon", "collectivite")]),
+            initiative("bordeaux", [("commune", "33063")], themes=["decrochage"],
+                       alliance_levels=["meso"], porteurs=[("Ville de Bordeaux", "collectivite")],
+                       start_date="2016-01-01", end_date="2017-12-31"),
+            initiative("metropole", [("epci", "243300316")], themes=["coordination_territoriale"],
+                       alliance_levels=["macro"],
+                       porteurs=[("Bordeaux Métropole", "collectivite")]),
+            initiative("cite-cenon", [("cite_educative", "cite-141")], themes=["culture"],
+                       porteurs=[("Ville de Cenon", "collectivite")]),
+            initiative("pau", [("commune", "64445"), ("qpv", "QN06403M")], themes=["sport"],
+                       maturity="essaimage", porteurs=[("USEP Pau", "association")],
+                       indicators=[("Élèves touchés", 120, "élèves", 2023)]),
+        ],
+        [
+            funding_line("cv-ar", 10_000, "contrat_ville", "CN03301I",
+                         scheme="adultes_relais", year_start=2024),
+            funding_line("benauge-1", 5_000, "qpv", "QN03309M", initiative_id="benauge",
+                         funder_type="caf", scheme="caf_parentalite", year_start=2022),
+            funding_line("pau-1", 2_000, "commune", "64445", initiative_id="pau",
+                         funder_type="collectivite", scheme="droit_commun", year_start=2019,
+                         year_end=2020),
+            funding_line("fonjep-pau", 7_000, "commune", "64445", scheme="fonjep",
+                         year_start=2025),
+        ],
+    )
+
+
+def ids(selection: Selection) -> list[str]:
+    return sorted(selection.catalogue.initiatives["id"])
+
+
+# -- select ----------------------------------------------------------------------------
+
+
+def test_no_filter_selects_everything(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    sel = select(catalogue, index, Filters())
+    assert len(sel.catalogue) == 7
+    assert sorted(sel.funding["id"]) == ["benauge-1", "cv-ar", "fonjep-pau", "pau-1"]
+    # own lines only in the catalogue part
+    assert sorted(sel.catalogue.funding["id"]) == ["benauge-1", "pau-1"]
+
+
+def test_departement_includes_qpv_initiatives(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    sel = select(catalogue, index, Filters(territories=(("departement", "33"),)))
+    assert "genicart" in ids(sel)  # on QN03317M
+    assert ids(sel) == ["benauge", "bordeaux", "cite-cenon", "genicart", "metropole", "palmer"]
+    assert sorted(sel.funding["id"]) == ["benauge-1", "cv-ar"]
+    assert len(sel.catalogue.organisations) == 7  # 6 porteurs + 1 partenaire
+
+
+def test_commune_includes_qpv_spanning_it(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    sel = select(catalogue, index, Filters(territories=(("commune", "33119"),)))
+    assert ids(sel) == ["benauge", "cite-cenon", "metropole", "palmer"]
+
+
+def test_qpv_filter_excludes_other_qpv(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    sel = select(catalogue, index, Filters(territories=(("qpv", "QN03307M"),)))
+    assert "palmer" not in ids(sel)  # QN03312M
+    assert ids(sel) == ["bordeaux", "metropole"]  # commune 33063 and EPCI 243300316
+    assert sorted(sel.funding["id"]) == ["cv-ar"]
+
+
+def test_cite_educative_reaches_cenon_qpv(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    sel = select(catalogue, index, Filters(territories=(("qpv", "QN03312M"),)))
+    assert ids(sel) == ["cite-cenon", "metropole", "palmer"]
+
+
+def test_union_of_territories(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    sel = select(catalogue, index,
+                 Filters(territories=(("commune", "64445"), ("qpv", "QN03317M"))))
+    assert ids(sel) == ["genicart", "metropole", "pau"]
+    assert sorted(sel.funding["id"]) == ["cv-ar", "fonjep-pau", "pau-1"]
+
+
+def test_unknown_territory_raises(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    with pytest.raises(UnknownTerritoryError, match=r"Commune.*« 99999 »"):
+        select(catalogue, index, Filters(territories=(("commune", "99999"),)))
+
+
+def test_list_filters(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    assert ids(select(catalogue, index, Filters(themes=("culture", "decrochage")))) == [
+        "bordeaux", "cite-cenon", "genicart", "palmer"]
+    assert ids(select(catalogue, index, Filters(themes=("culture",), publics=("college",)))) == [
+        "genicart"]
+    assert ids(select(catalogue, index, Filters(maturity=("experimentation", "essaimage")))) == [
+        "benauge", "pau"]
+    assert ids(select(catalogue, index, Filters(alliance_levels=("macro",)))) == ["metropole"]
+    assert ids(select(catalogue, index, Filters(porteur_types=("association",)))) == [
+        "benauge", "genicart", "pau"]
+    assert ids(select(catalogue, index, Filters(themes=("no_such_theme",)))) == []
+
+
+def test_text_search(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    assert ids(select(catalogue, index, Filters(text="THEATRE college"))) == ["genicart"]
+    # partner names are searched too
+    assert ids(select(catalogue, index, Filters(text="jean zay"))) == ["genicart"]
+    assert ids(select(catalogue, index, Filters(text="éclat"))) == ["benauge", "genicart"]
+    assert ids(select(catalogue, index, Filters(text="ATRE   coll"))) == ["genicart"]  # substrings
+    assert ids(select(catalogue, index, Filters(text="introuvable"))) == []
+
+
+def test_funding_filters(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    sel = select(catalogue, index, Filters(funder_types=("caf",)))
+    assert ids(sel) == ["benauge"]
+    assert sorted(sel.funding["id"]) == ["benauge-1"]
+    sel = select(catalogue, index, Filters(schemes=("fonjep",)))
+    assert ids(sel) == []
+    assert sorted(sel.funding["id"]) == ["fonjep-pau"]
+    sel = select(catalogue, index, Filters(amount=(1_000, 6_000)))
+    assert ids(sel) == ["benauge", "pau"]
+    assert sorted(sel.funding["id"]) == ["benauge-1", "pau-1"]
+
+
+def test_years_filter_uses_dates_without_lines(catalogue: Catalogue,
+                                               index: TerritoryIndex) -> None:
+    sel = select(catalogue, index, Filters(years=(2020, 2021)))
+    # pau: line 2019-2020; genicart: active 2021-2023; undated initiatives kept;
+    # benauge's only line is 2022; bordeaux ended in 2017
+    assert ids(sel) == ["cite-cenon", "genicart", "metropole", "palmer", "pau"]
+    assert sorted(sel.funding["id"]) == ["pau-1"]
+
+
+def test_prepare_is_memoised(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    assert prepare(catalogue, index) is prepare(catalogue, index)
+    other = Catalogue(**catalogue.tables())
+    assert prepare(other, index) is not prepare(catalogue, index)
+
+
+# -- key figures and aggregates ----------------------------------------------------------
+
+
+def test_key_figures(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    figures = key_figures(select(catalogue, index, Filters()), index)
+    assert figures.initiatives == 7
+    assert figures.porteurs == 5  # "Compagnie Éclat" == "Compagnie Eclat", Ville de Cenon x2
+    assert figures.funding_initiatives_eur == 7_000
+    assert figures.funding_all_eur == 24_000
+    # communes reached: 5 of Bordeaux Métropole + Pau; QPV: all but Mireuil and Quartier Nord
+    assert (figures.territories_reached, figures.qpv_reached, figures.qpv_in_area) == (12, 6, 8)
+    figures = key_figures(select(catalogue, index, Filters(territories=(("qpv", "QN03307M"),))),
+                          index)
+    assert (figures.initiatives, figures.qpv_reached, figures.qpv_in_area) == (2, 1, 1)
+    assert figures.territories_reached == 2  # commune 33063 + QN03307M
+    assert figures.funding_all_eur == 10_000
+
+
+def test_aggregate_commune_shares_contrat_de_ville(catalogue: Catalogue,
+                                                  index: TerritoryIndex) -> None:
+    sel = select(catalogue, index, Filters(territories=(("departement", "33"),)))
+    agg = aggregate(sel, index, "commune").set_index("code")
+    assert sorted(agg.index) == ["33063", "33069", "33119", "33162", "33249"]
+    cenon = agg.loc["33119"]
+    # contrat de ville line shared by population; the QPV line split between Bordeaux and Cenon
+    expected = 10_000 * CENON / BM_POP + 5_000 * CENON / (BORDEAUX + CENON)
+    assert cenon["funding_eur"] == pytest.approx(expected)
+    assert cenon["funding_per_inhabitant"] == pytest.approx(expected / CENON)
+    assert cenon["initiatives"] == 4  # benauge, palmer, metropole, cite-cenon
+    assert agg.loc["33249", "initiatives"] == 2  # genicart, metropole
+    assert agg["funding_eur"].sum() == pytest.approx(15_000)
+
+
+def test_aggregate_two_commune_split(index: TerritoryIndex) -> None:
+    """A contrat de ville line seen from two of its communes: population shares."""
+    cat = make_catalogue([], [funding_line("cv", 1_000, "contrat_ville", "CN03301I")])
+    sel = select(cat, index, Filters(territories=(("commune", "33063"), ("commune", "33119"))))
+    agg = aggregate(sel, index, "commune").set_index("code")
+    assert list(agg.index) == ["33063", "33119"]
+    assert agg.loc["33063", "funding_eur"] == pytest.approx(1_000 * BORDEAUX / BM_POP)
+    assert agg.loc["33119", "funding_eur"] == pytest.approx(1_000 * CENON / BM_POP)
+    assert agg["initiatives"].tolist() == [0, 0]
+
+
+def test_aggregate_departement_and_qpv(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    sel = select(catalogue, index, Filters())
+    dep = aggregate(sel, index, "departement").set_index("code")
+    assert list(dep.index) == ["17", "33", "64", "93"]
+    assert dep["initiatives"].to_dict() == {"17": 0, "33": 6, "64": 1, "93": 0}
+    assert dep.loc["33", "funding_eur"] == pytest.approx(15_000)
+    assert dep.loc["64", "funding_eur"] == pytest.approx(9_000)
+    assert dep.loc["64", "funding_per_inhabitant"] == pytest.approx(9_000 / 76_000)
+    qpv = aggregate(sel, index, "qpv").set_index("code")
+    assert qpv.loc["QN03309M", "initiatives"] == 4  # benauge, bordeaux, metropole, cite-cenon
+    assert qpv.loc["QN06403M", "initiatives"] == 1  # "pau" has 2 territories, counted once
+    assert math.isnan(qpv.loc["QN03301I", "funding_per_inhabitant"])
+    assert qpv.loc["QN06403M", "funding_eur"] == pytest.approx(9_000)
+
+
+def test_coverage_and_overlaps(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    sel = select(catalogue, index, Filters())
+    cov = coverage(sel, index)
+    assert cov["code"].tolist() == ["QN01701M", "QN09301M"]  # population desc, unknown last
+    assert cov.columns.tolist() == ["code", "nom", "code_dep", "population", "qpv_count"]
+    cov = coverage(sel, index, "commune")
+    assert cov["code"].tolist() == ["93066", "17300"]
+    sel = select(catalogue, index, Filters(themes=("culture",)))
+    cov = coverage(sel, index, "commune")
+    assert cov["code"].tolist() == ["33063", "93066", "17300", "64445", "33162", "33069"]
+    assert cov.set_index("code").loc["33063", "qpv_count"] == 2
+    ov = overlaps(select(catalogue, index, Filters()), index)
+    assert ov["code"].tolist() == ["QN03309M", "QN03312M", "QN03317M", "QN03307M"]
+    assert ov.loc[0, "initiative_ids"] == ["benauge", "bordeaux", "cite-cenon", "metropole"]
+    ov = overlaps(select(catalogue, index, Filters()), index, "commune", minimum=4)
+    assert ov["code"].tolist() == ["33119"]
+
+
+def test_distribution(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    sel = select(catalogue, index, Filters())
+    themes = distribution(sel, "themes").set_index("value")
+    assert themes.loc["culture", "initiatives"] == 3
+    assert themes.loc["culture", "label"] == "Culture"
+    assert themes.loc["sport", "funding_eur"] == 2_000
+    assert themes.index.tolist()[:2] == ["decrochage", "parentalite"]  # vocabulary order
+    schemes = distribution(sel, "scheme").set_index("value")
+    assert schemes.loc["adultes_relais", "funding_eur"] == 10_000
+    assert schemes.loc["adultes_relais", "initiatives"] == 0
+    assert schemes.loc["fonjep", "label"] == "FONJEP"
+    years = distribution(sel, "year")
+    assert years["value"].tolist() == [2019, 2022, 2024, 2025]
+    assert distribution(sel, "maturity").set_index("value").loc["deploiement", "initiatives"] == 5
+    with pytest.raises(ValueError):
+        distribution(sel, "colour")
+
+
+def test_compare_territories(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    table = compare_territories(catalogue, index, Filters(),
+                                [("commune", "33119"), ("qpv", "QN03309M")])
+    cenon, benauge = table.iloc[0], table.iloc[1]
+    assert cenon["nom"] == "Cenon"
+    assert cenon["initiatives"] == 4
+    assert cenon["qpv_population_reached"] == 4_100 + 6_000
+    assert cenon["funding_eur"] == pytest.approx(
+        10_000 * CENON / BM_POP + 5_000 * CENON / (BORDEAUX + CENON))
+    assert benauge["initiatives"] == 4
+    assert benauge["porteurs"] == 4
+    with pytest.raises(UnknownTerritoryError):
+        compare_territories(catalogue, index, Filters(), [("qpv", "nope")])
+
+
+def test_compare_initiatives(catalogue: Catalogue) -> None:
+    table = compare_initiatives(catalogue, ["genicart", "pau"])
+    assert table.index.tolist() == list(COMPARE_FIELDS)
+    assert table.columns.tolist() == ["Théâtre à Génicart", "Initiative pau"]
+    g, p = table["Théâtre à Génicart"], table["Initiative pau"]
+    assert g["Thèmes"] == "Culture, Sport"
+    assert g["Publics"] == "Collège"
+    assert g["Dates"] == "01/09/2021 – 30/06/2023"
+    assert g["Porteurs"] == "Compagnie Éclat (Association)"
+    assert g["Territoires"] == "QPV QN03317M"
+    assert p["Maturité"] == "Essaimage / pérennisation"
+    assert p["Financements (total)"] == "2\u202f000 €"
+    assert p["Indicateurs"] == "Élèves touchés : 120 élèves (2023)"
+
+
+def test_related_initiatives(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    related = related_initiatives(catalogue, index, "genicart")
+    # culture: palmer (QPV, dep 33), cite-cenon (dep 33); sport: pau (QPV level, dep 64)
+    assert related["id"].tolist() == ["palmer", "cite-cenon", "pau"]
+    assert related["score"].tolist() == [2.5, 2.0, 1.5]
+    assert related.loc[2, "shared_themes"] == "Sport"
+    assert related_initiatives(catalogue, index, "unknown").empty
+
+
+def test_selection_without_prepared_state(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    sel = select(catalogue, index, Filters(territories=(("commune", "33119"),)))
+    bare = Selection(sel.catalogue, sel.funding, sel.filters)
+    assert key_figures(bare, index) == key_figures(sel, index)
+    np.testing.assert_allclose(aggregate(bare, index, "qpv")["funding_eur"],
+                               aggregate(sel, index, "qpv")["funding_eur"])
+
+
+# -- Filters round trip ----------------------------------------------------------------
+
+_code = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=10)
+_filters = st.builds(
+    Filters,
+    territories=st.lists(st.tuples(st.sampled_from(["commune", "qpv", "epci"]), _code),
+                         max_size=3).map(tuple),
+    themes=st.lists(_code, max_size=3).map(tuple),
+    publics=st.lists(_code, max_size=2).map(tuple),
+    schemes=st.lists(_code, max_size=2).map(tuple),
+    years=st.none() | st.tuples(st.integers(2000, 2030), st.integers(2000, 2030)).map(
+        lambda t: (min(t), max(t))),
+    amount=st.none() | st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)).map(
+        lambda t: (float(min(t)), float(max(t)))),
+    text=st.text(alphabet="abcdéè ", max_size=12).map(str.strip),
+)
+
+
+@given(_filters)
+def test_filters_params_round_trip(filters: Filters) -> None:
+    assert Filters.from_params(filters.to_params()) == filters
