@@ -1,0 +1,230 @@
+"""Catalogue operations called by the CLI and the UI (each returns a French summary)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from territoires import config, exchange, funding, model
+from territoires.errors import (
+    ConfigError,
+    ImportRefusedError,
+    SourceError,
+    StorageError,
+    TerritoiresError,
+)
+from territoires.storage import Store
+
+_NO_LAYERS = ("Attention : couches territoriales non construites, codes de territoire non "
+              "vérifiés (lancez « territoires data build »).")
+
+_EXTENSIONS = {".xlsx": "xlsx", ".zip": "csv", ".csv": "csv", "": "csv",
+               ".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg"}
+
+
+def _territory_index() -> tuple[Any | None, Any | None, str | None]:
+    """(layers, index, warning): the reference layers and their index, or a warning."""
+    from territoires import layers as layers_mod
+
+    try:
+        built = layers_mod.load_layers()
+    except TerritoiresError:
+        return None, None, _NO_LAYERS
+    try:
+        from territoires.territories import TerritoryIndex
+
+        return built, TerritoryIndex.from_layers(built), None
+    except NotImplementedError:
+        return built, None, _NO_LAYERS
+
+
+def _store(url: str) -> Store:
+    store = Store(url)
+    store.create_or_upgrade()
+    return store
+
+
+def open_catalogue(url: str | None = None, include_national: bool = True) -> model.Catalogue:
+    """The catalogue stored at ``url`` (default :func:`config.database_url`), schema created
+    or upgraded if needed."""
+    store = _store(url or config.database_url())
+    try:
+        return store.load_catalogue(include_national=include_national)
+    finally:
+        store.dispose()
+
+
+def _refuse(problems: list, what: str) -> ImportRefusedError:
+    n = len(problems)
+    return ImportRefusedError(
+        problems,
+        summary=f"{what} refusé : {n} problème{'s' if n > 1 else ''} ; rien n'a été écrit",
+    )
+
+
+def seed(seeds_dir: Path, url: str) -> str:
+    """Load the seed fiches of ``seeds_dir`` into the database (idempotent: unchanged fiches
+    keep their version)."""
+    from territoires.seeds import load_seed_dir
+
+    catalogue = load_seed_dir(Path(seeds_dir))
+    _layers, index, warning = _territory_index()
+    problems = exchange.validate(catalogue, index, file=str(seeds_dir))
+    if problems:
+        raise _refuse(problems, f"Chargement des fiches de {seeds_dir}")
+    store = _store(url)
+    try:
+        report = store.upsert(catalogue)
+    finally:
+        store.dispose()
+    lines = [f"Fiches chargées depuis {seeds_dir} : {len(catalogue)} fiche(s).",
+             report.describe()]
+    if warning:
+        lines.append(warning)
+    return "\n".join(lines)
+
+
+def import_file(path: Path, url: str, dry_run: bool = False) -> str:
+    """Import an exchange workbook or CSV set: read, validate everything, then upsert in one
+    transaction, or raise :class:`ImportRefusedError` listing every problem (nothing
+    written). With ``dry_run`` only the check is done."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"Fichier introuvable : {path}")
+    catalogue, problems = exchange.read_exchange(path)
+    store = Store(url)
+    try:
+        known: set[str] = set()
+        try:
+            if store.database_exists() and store.schema_version() > 0:
+                known = set(store.load_catalogue(include_national=False).initiatives["id"])
+        except StorageError:
+            known = set()
+        _layers, index, warning = _territory_index()
+        problems += exchange.validate(catalogue, index, file=path.name,
+                                      known_initiatives=known)
+        if problems:
+            raise _refuse(problems, f"Import de « {path.name} »")
+        counts = (f"{len(catalogue.initiatives)} initiative(s), "
+                  f"{len(catalogue.organisations)} structure(s), "
+                  f"{len(catalogue.territories)} territoire(s), "
+                  f"{len(catalogue.indicators)} indicateur(s), "
+                  f"{len(catalogue.funding)} ligne(s) de financement")
+        lines = []
+        if dry_run:
+            lines.append(f"Vérification réussie pour « {path.name} » : {counts}. "
+                         "Rien n'a été écrit (--dry-run).")
+        else:
+            store.create_or_upgrade()
+            report = store.upsert(catalogue)
+            lines.append(f"Import de « {path.name} » réussi : {counts}.")
+            lines.append(report.describe())
+        if warning:
+            lines.append(warning)
+        return "\n".join(lines)
+    finally:
+        store.dispose()
+
+
+def export_file(
+    path: Path,
+    url: str,
+    fmt: str | None = None,
+    include_private: bool = False,
+    include_national_funding: bool = False,
+) -> str:
+    """Export the whole catalogue to ``path`` (format from ``fmt`` or the extension).
+
+    ``csv`` writes a zip when ``path`` ends in ``.zip``, else the CSV files into the folder
+    ``path``."""
+    path = Path(path)
+    fmt = fmt or _EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"Format d'export inconnu pour « {path.name} » : précisez --format "
+                          "(csv, xlsx, geojson, gpkg).")
+    store = _store(url)
+    try:
+        catalogue = store.load_catalogue(include_national=include_national_funding)
+    finally:
+        store.dispose()
+    layers = index = None
+    if fmt in ("geojson", "gpkg"):
+        layers, index, _warning = _territory_index()
+    data = exchange.export_bytes(catalogue, fmt, layers=layers, index=index,
+                                 include_private=include_private)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv" and path.suffix.lower() not in (".zip",):
+        folder = path if path.suffix == "" else path.with_suffix("")
+        folder.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            zf.extractall(folder)
+        target = folder
+    else:
+        path.write_bytes(data)
+        target = path
+    private = " (avec e-mails de contact)" if include_private else ""
+    return (f"Export {fmt} écrit dans {target}{private} : {len(catalogue.initiatives)} "
+            f"initiative(s), {len(catalogue.funding)} ligne(s) de financement.")
+
+
+def _funding_folder(mirror: Path | None) -> Path:
+    candidates = [mirror] if mirror else []
+    candidates += [config.cache_dir() / "mirror", config.cache_dir()]
+    for folder in candidates:
+        if folder is not None and funding.funding_files(Path(folder)):
+            return Path(folder)
+    raise SourceError(
+        "Fichiers adultes-relais / FONJEP introuvables (cherchés dans : "
+        + ", ".join(str(c) for c in candidates if c is not None)
+        + "). Lancez « territoires data fetch » ou indiquez --mirror."
+    )
+
+
+def load_funding(url: str, mirror: Path | None, only_if_empty: bool = False) -> str:
+    """Load the national adultes-relais and FONJEP lines (replacing the previous national
+    lines in one transaction); returns counts and totals per year."""
+    store = _store(url)
+    try:
+        if only_if_empty:
+            already = store.counts()["funding_national"]
+            if already:
+                return (f"Financements nationaux déjà chargés ({already} lignes) ; "
+                        "« territoires catalogue load-funding » pour les recharger.")
+        folder = _funding_folder(mirror)
+        _layers, index, warning = _territory_index()
+        df = funding.read_national_funding(folder, index)
+        n = store.replace_funding_source(funding.SOURCE_PREFIX, df)
+    finally:
+        store.dispose()
+    loc = funding.location_counts(df)
+    lines = [
+        f"Financements nationaux chargés depuis {folder} : {n} lignes "
+        f"({loc['contrat_ville']} par contrat de ville, {loc['departement']} rattachées au "
+        f"département faute de contrat, {loc['none']} sans localisation).",
+    ]
+    if "unknown_territories" in df.attrs:
+        lines.append(f"Codes de contrat de ville absents des couches : "
+                     f"{df.attrs['unknown_territories']} ligne(s).")
+    totals = funding.funding_totals(df)
+    for year, group in totals.groupby("year"):
+        parts = ", ".join(
+            f"{_scheme_label(s)} {_eur(a)} ({n_} postes)"
+            for s, a, n_ in zip(group["scheme"], group["amount_eur"], group["lines"],
+                                strict=True)
+        )
+        lines.append(f"  {year} : {parts}")
+    if warning:
+        lines.append(warning)
+    return "\n".join(lines)
+
+
+def _scheme_label(code: str) -> str:
+    from territoires.vocab import SCHEMES
+
+    return SCHEMES.label_of(code)
+
+
+def _eur(amount: float) -> str:
+    return f"{amount:,.0f} €".replace(",", "\u202f")

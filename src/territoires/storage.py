@@ -1,0 +1,675 @@
+"""Catalogue database: the five tables of :mod:`territoires.model`, versioned schema.
+
+The database is SQLite (a file, created on first use) or PostgreSQL
+(``postgresql+psycopg://…`` through ``TERRITOIRES_DATABASE_URL``). The schema is versioned:
+table ``schema_version`` holds the version reached, and :data:`MIGRATIONS` lists the ordered
+steps applied by :meth:`Store.create_or_upgrade`.
+
+Storage choices:
+
+- list columns (``themes``, ``publics``, ``alliance_levels``) are JSON text;
+- child tables (organisations, territories, indicators) reference ``initiatives.id`` with
+  ``ON DELETE CASCADE`` and keep their input order through a surrogate ``pk``;
+- ``funding.initiative_id`` is a plain indexed column (no foreign key): national lines and
+  lines of initiatives not (yet) in the catalogue live independently;
+- ``funding.territory_level``/``territory_code`` may be null for the few national lines that
+  carry no location at all (see :mod:`territoires.funding`);
+- timestamps are stored in UTC and returned tz-aware (UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from territoires import model
+from territoires.errors import StorageError
+
+#: Latest schema version this code knows.
+SCHEMA_VERSION = 1
+#: Rows per INSERT batch.
+BATCH_SIZE = 2000
+
+
+def _metadata(schema: str | None) -> sa.MetaData:
+    md = sa.MetaData(schema=schema)
+    prefix = f"{schema}." if schema else ""
+    sa.Table(
+        "schema_version",
+        md,
+        sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("description", sa.Text),
+    )
+    text_cols = [
+        "summary", "objectives", "actions", "results", "difficulties", "lessons", "outlook",
+        "source_document", "source_sheet", "source_url", "contact_organisation",
+        "contact_role", "contact_email",
+    ]
+    sa.Table(
+        "initiatives",
+        md,
+        sa.Column("id", sa.String(200), primary_key=True),
+        sa.Column("title", sa.Text, nullable=False),
+        sa.Column("scale", sa.String(40)),
+        sa.Column("start_date", sa.Date),
+        sa.Column("end_date", sa.Date),
+        sa.Column("themes", sa.Text, nullable=False),
+        sa.Column("publics", sa.Text, nullable=False),
+        sa.Column("alliance_levels", sa.Text, nullable=False),
+        sa.Column("maturity", sa.String(40), nullable=False),
+        *[sa.Column(c, sa.Text) for c in text_cols],
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+    )
+
+    def fk() -> sa.Column:
+        return sa.Column(
+            "initiative_id",
+            sa.String(200),
+            sa.ForeignKey(f"{prefix}initiatives.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        )
+
+    sa.Table(
+        "organisations",
+        md,
+        sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+        fk(),
+        sa.Column("role", sa.String(40), nullable=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("type", sa.String(40), nullable=False),
+        sa.Column("siret", sa.String(14)),
+    )
+    sa.Table(
+        "territories",
+        md,
+        sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+        fk(),
+        sa.Column("level", sa.String(40), nullable=False),
+        sa.Column("code", sa.String(40), nullable=False),
+        sa.Index("ix_territories_level_code", "level", "code"),
+    )
+    sa.Table(
+        "indicators",
+        md,
+        sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+        fk(),
+        sa.Column("label", sa.Text, nullable=False),
+        sa.Column("value", sa.Float, nullable=False),
+        sa.Column("unit", sa.Text),
+        sa.Column("year", sa.Integer),
+    )
+    sa.Table(
+        "funding",
+        md,
+        sa.Column("id", sa.String(200), primary_key=True),
+        sa.Column("funder", sa.Text, nullable=False),
+        sa.Column("funder_type", sa.String(40), nullable=False),
+        sa.Column("scheme", sa.String(40), nullable=False),
+        sa.Column("amount_eur", sa.Float, nullable=False),
+        sa.Column("year_start", sa.Integer, nullable=False),
+        sa.Column("year_end", sa.Integer, nullable=False),
+        sa.Column("beneficiary", sa.Text),
+        sa.Column("beneficiary_siret", sa.String(14)),
+        sa.Column("territory_level", sa.String(40)),
+        sa.Column("territory_code", sa.String(40)),
+        sa.Column("initiative_id", sa.String(200), index=True),
+        sa.Column("source", sa.Text),
+        sa.Index("ix_funding_territory", "territory_level", "territory_code"),
+        sa.Index("ix_funding_scheme_year", "scheme", "year_start"),
+    )
+    return md
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: brings the database from ``version - 1`` to ``version``."""
+
+    version: int
+    description: str
+    apply: Callable[[Connection, sa.MetaData], None]
+
+
+def _migrate_v1(conn: Connection, md: sa.MetaData) -> None:
+    """Create the five tables; on a pre-versioned ("v0") database, add missing columns."""
+    insp = sa.inspect(conn)
+    for table in md.sorted_tables:
+        if table.name == "schema_version":
+            continue
+        if not insp.has_table(table.name, schema=md.schema):
+            table.create(conn)
+            continue
+        existing = {c["name"] for c in insp.get_columns(table.name, schema=md.schema)}
+        for col in table.columns:
+            if col.name in existing:
+                continue
+            ddl_type = col.type.compile(dialect=conn.dialect)
+            default = _v0_default(table.name, col.name)
+            clause = f" DEFAULT {default}" if default is not None else ""
+            conn.execute(sa.text(
+                f"ALTER TABLE {_qualified(md.schema, table.name, conn)} "
+                f"ADD COLUMN {conn.dialect.identifier_preparer.quote(col.name)} "
+                f"{ddl_type}{clause}"
+            ))
+        for index in table.indexes:
+            names = {i["name"] for i in insp.get_indexes(table.name, schema=md.schema)}
+            if index.name not in names:
+                index.create(conn)
+
+
+def _v0_default(table: str, column: str) -> str | None:
+    if column in ("themes", "publics", "alliance_levels"):
+        return "'[]'"
+    if column == "version":
+        return "1"
+    if column in ("created_at", "updated_at"):
+        return "CURRENT_TIMESTAMP"
+    return None
+
+
+def _qualified(schema: str | None, name: str, conn: Connection) -> str:
+    q = conn.dialect.identifier_preparer.quote
+    return f"{q(schema)}.{q(name)}" if schema else q(name)
+
+
+#: Ordered schema migrations.
+MIGRATIONS: list[Migration] = [
+    Migration(1, "cinq tables du catalogue (initiatives, structures, territoires, "
+                 "indicateurs, financements)", _migrate_v1),
+]
+
+
+@dataclass
+class UpsertReport:
+    """What :meth:`Store.upsert` did."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    funding_inserted: int = 0
+    funding_replaced: int = 0
+
+    def describe(self) -> str:
+        """French summary."""
+        return (
+            f"Initiatives : {self.inserted} ajoutée(s), {self.updated} modifiée(s), "
+            f"{self.unchanged} inchangée(s). Financements : {self.funding_inserted} "
+            f"ligne(s) ajoutée(s), {self.funding_replaced} remplacée(s)."
+        )
+
+
+# ---------------------------------------------------------------------------- conversions
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NaT:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    try:
+        return bool(pd.isna(value)) if not isinstance(value, (list, tuple, dict)) else False
+    except (TypeError, ValueError):
+        return False
+
+
+def _text(value: Any) -> str | None:
+    if _is_missing(value):
+        return None
+    text = str(value)
+    return text if text.strip() else None
+
+
+def _date(value: Any) -> dt.date | None:
+    if _is_missing(value):
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    if _is_missing(value):
+        return None
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.to_pydatetime()
+
+
+def _int(value: Any) -> int | None:
+    return None if _is_missing(value) else int(value)
+
+
+def _float(value: Any) -> float | None:
+    return None if _is_missing(value) else float(value)
+
+
+def _list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [p.strip() for p in value.split(model.LIST_SEPARATOR.strip()) if p.strip()]
+    if _is_missing(value):
+        return []
+    return [str(v) for v in value]
+
+
+def _initiative_row(rec: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for col in model.INITIATIVE_COLUMNS:
+        value = rec.get(col)
+        if col in model.INITIATIVE_LIST_COLUMNS:
+            row[col] = json.dumps(_list(value), ensure_ascii=False)
+        elif col in ("start_date", "end_date"):
+            row[col] = _date(value)
+        elif col in ("created_at", "updated_at"):
+            row[col] = _timestamp(value)
+        elif col == "version":
+            row[col] = _int(value)
+        else:
+            row[col] = _text(value)
+    return row
+
+
+def _child_row(table: str, rec: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for col in model.TABLE_COLUMNS[table]:
+        value = rec.get(col)
+        if col == "value":
+            row[col] = _float(value)
+        elif col == "year":
+            row[col] = _int(value)
+        else:
+            row[col] = _text(value)
+    return row
+
+
+def _funding_row(rec: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for col in model.FUNDING_COLUMNS:
+        value = rec.get(col)
+        if col == "amount_eur":
+            row[col] = _float(value)
+        elif col in ("year_start", "year_end"):
+            row[col] = _int(value)
+        else:
+            row[col] = _text(value)
+    if row["year_end"] is None:
+        row["year_end"] = row["year_start"]
+    return row
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return df.astype(object).to_dict("records") if len(df) else []
+
+
+def _canon_initiative(row: dict[str, Any], children: dict[str, list[dict]]) -> str:
+    """Canonical JSON of an initiative's content (ignores created_at/updated_at/version)."""
+    content = {
+        k: (v.isoformat() if isinstance(v, dt.date) else v)
+        for k, v in row.items()
+        if k not in ("created_at", "updated_at", "version")
+    }
+    return json.dumps({"row": content, "children": children}, sort_keys=True, default=str)
+
+
+def _children_content(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[r[c] for c in sorted(r) if c not in ("initiative_id", "pk")] for r in rows]
+
+
+# ---------------------------------------------------------------------------------- store
+
+
+class Store:
+    """The catalogue database at ``url`` (SQLAlchemy URL).
+
+    ``schema`` (PostgreSQL only) puts the tables in that schema (tests use a unique one).
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        self.url = url
+        self.schema = schema
+        try:
+            parsed = sa.make_url(url)
+        except sa.exc.ArgumentError as exc:
+            raise StorageError(f"Adresse de base de données invalide : « {url} »") from exc
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            db = parsed.database
+            if db and db != ":memory:" and not db.startswith("file:"):
+                try:
+                    Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StorageError(
+                        f"Impossible de créer le dossier de la base « {db} » : {exc}"
+                    ) from exc
+        try:
+            self.engine: Engine = sa.create_engine(parsed, future=True)
+        except Exception as exc:  # missing driver, bad options
+            raise StorageError(
+                f"Impossible d'ouvrir la base de données « {parsed.render_as_string()} » : {exc}"
+            ) from exc
+        if self.is_sqlite:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.md = _metadata(schema)
+        self.t = self.md.tables if not schema else {
+            name.split(".", 1)[1]: table for name, table in self.md.tables.items()
+        }
+
+    def database_exists(self) -> bool:
+        """False only for a SQLite file that does not exist yet (never creates it)."""
+        if not self.is_sqlite:
+            return True
+        db = sa.make_url(self.url).database
+        if not db or db == ":memory:" or db.startswith("file:"):
+            return True
+        return Path(db).expanduser().exists()
+
+    # ------------------------------------------------------------------ schema
+
+    def _run(self, what: str, fn: Callable[[Connection], Any]) -> Any:
+        """Run ``fn`` in one transaction, wrapping database errors."""
+        try:
+            with self.engine.begin() as conn:
+                return fn(conn)
+        except StorageError:
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise StorageError(
+                f"Erreur de la base de données pendant {what} "
+                f"({sa.make_url(self.url).render_as_string()}) : {detail}. "
+                "Rien n'a été écrit."
+            ) from exc
+
+    def schema_version(self) -> int:
+        """Version reached by the database (0 if never created)."""
+
+        def read(conn: Connection) -> int:
+            if not sa.inspect(conn).has_table("schema_version", schema=self.schema):
+                return 0
+            value = conn.execute(sa.select(sa.func.max(self.t["schema_version"].c.version)))
+            return int(value.scalar() or 0)
+
+        return self._run("la lecture de la version du schéma", read)
+
+    def create_or_upgrade(self) -> int:
+        """Create the schema or apply the missing migrations; return the version reached."""
+
+        def upgrade(conn: Connection) -> int:
+            if self.schema and conn.dialect.name == "postgresql":
+                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            version_table = self.t["schema_version"]
+            if not sa.inspect(conn).has_table("schema_version", schema=self.schema):
+                version_table.create(conn)
+            current = int(
+                conn.execute(sa.select(sa.func.max(version_table.c.version))).scalar() or 0
+            )
+            if current > SCHEMA_VERSION:
+                raise StorageError(
+                    f"La base de données est en version {current} du schéma, plus récente que "
+                    f"celle de ce logiciel ({SCHEMA_VERSION}). Mettez Territoires à jour."
+                )
+            for migration in sorted(MIGRATIONS, key=lambda m: m.version):
+                if migration.version <= current:
+                    continue
+                migration.apply(conn, self.md)
+                conn.execute(version_table.insert().values(
+                    version=migration.version,
+                    applied_at=dt.datetime.now(dt.UTC),
+                    description=migration.description,
+                ))
+                current = migration.version
+            return current
+
+        return self._run("la création ou la mise à jour du schéma", upgrade)
+
+    def drop_all(self) -> None:
+        """Drop every table (tests and resets)."""
+        self._run("la suppression des tables", lambda conn: self.md.drop_all(conn))
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ reading
+
+    def load_catalogue(self, include_national: bool = True) -> model.Catalogue:
+        """The whole catalogue; national funding lines (source ``national:…``) optional."""
+
+        def read(conn: Connection) -> model.Catalogue:
+            self._require_schema(conn)
+            ini = self.t["initiatives"]
+            rows = [dict(r._mapping) for r in conn.execute(sa.select(ini).order_by(ini.c.id))]
+            tables: dict[str, list[dict]] = {"initiatives": rows}
+            for name in ("organisations", "territories", "indicators"):
+                t = self.t[name]
+                tables[name] = [
+                    dict(r._mapping)
+                    for r in conn.execute(sa.select(t).order_by(t.c.initiative_id, t.c.pk))
+                ]
+            fund = self.t["funding"]
+            query = sa.select(fund).order_by(fund.c.id)
+            if not include_national:
+                query = query.where(
+                    sa.or_(fund.c.source.is_(None), ~fund.c.source.startswith("national:"))
+                )
+            tables["funding"] = [dict(r._mapping) for r in conn.execute(query)]
+            return frames_to_catalogue(tables)
+
+        return self._run("la lecture du catalogue", read)
+
+    def counts(self) -> dict[str, int]:
+        """Row count per table, plus ``funding_national`` (lines loaded from national data)."""
+
+        def count(conn: Connection) -> dict[str, int]:
+            self._require_schema(conn)
+            out = {
+                name: int(conn.execute(sa.select(sa.func.count()).select_from(self.t[name]))
+                          .scalar() or 0)
+                for name in model.TABLE_COLUMNS
+            }
+            fund = self.t["funding"]
+            out["funding_national"] = int(conn.execute(
+                sa.select(sa.func.count()).select_from(fund)
+                .where(fund.c.source.startswith("national:"))
+            ).scalar() or 0)
+            return out
+
+        return self._run("le comptage des lignes", count)
+
+    def _analyze(self, conn: Connection) -> None:
+        """Refresh PostgreSQL planner statistics (after bulk loads the planner otherwise
+        picks sequential scans for the id lookups of large upserts)."""
+        if conn.dialect.name == "postgresql":
+            for name in model.TABLE_COLUMNS:
+                conn.execute(sa.text(f"ANALYZE {_qualified(self.schema, name, conn)}"))
+
+    def _require_schema(self, conn: Connection) -> None:
+        if not sa.inspect(conn).has_table("initiatives", schema=self.schema):
+            raise StorageError(
+                "La base du catalogue n'est pas initialisée "
+                f"({sa.make_url(self.url).render_as_string()}). "
+                "Lancez « territoires setup » ou « territoires catalogue seed »."
+            )
+
+    # ------------------------------------------------------------------ writing
+
+    def upsert(self, catalogue: model.Catalogue) -> UpsertReport:
+        """Insert or replace initiatives (with their child rows) and funding lines, all in one
+        transaction. A changed initiative gets ``version + 1`` and a new ``updated_at``; an
+        unchanged one is left as is; ``created_at`` is kept."""
+        now = dt.datetime.now(dt.UTC)
+        ini_rows = [_initiative_row(r) for r in _records(catalogue.initiatives)]
+        children: dict[str, dict[str, list[dict]]] = {}
+        for name in ("organisations", "territories", "indicators"):
+            per: dict[str, list[dict]] = {}
+            for rec in _records(getattr(catalogue, name)):
+                row = _child_row(name, rec)
+                per.setdefault(row["initiative_id"], []).append(row)
+            children[name] = per
+        fund_rows = [_funding_row(r) for r in _records(catalogue.funding)]
+
+        def write(conn: Connection) -> UpsertReport:
+            self._require_schema(conn)
+            self._analyze(conn)
+            report = UpsertReport()
+            ini = self.t["initiatives"]
+            ids = [r["id"] for r in ini_rows]
+            existing_rows: dict[str, dict] = {}
+            existing_children: dict[str, dict[str, list[dict]]] = {
+                n: {} for n in children
+            }
+            for chunk in _chunks(ids, 500):
+                for r in conn.execute(sa.select(ini).where(ini.c.id.in_(chunk))):
+                    existing_rows[r.id] = dict(r._mapping)
+                for name in children:
+                    t = self.t[name]
+                    for r in conn.execute(sa.select(t).where(t.c.initiative_id.in_(chunk))
+                                          .order_by(t.c.pk)):
+                        existing_children[name].setdefault(r.initiative_id, []).append(
+                            dict(r._mapping)
+                        )
+            to_insert: list[dict] = []
+            child_inserts: dict[str, list[dict]] = {n: [] for n in children}
+            to_delete: list[str] = []
+            for row in ini_rows:
+                iid = row["id"]
+                kids = {n: children[n].get(iid, []) for n in children}
+                old = existing_rows.get(iid)
+                if old is not None:
+                    old_kids = {
+                        n: _children_content(existing_children[n].get(iid, []))
+                        for n in children
+                    }
+                    new_kids = {n: _children_content(kids[n]) for n in children}
+                    old_norm = _initiative_row(_decode_initiative(old))
+                    if _canon_initiative(old_norm, old_kids) == _canon_initiative(row, new_kids):
+                        report.unchanged += 1
+                        continue
+                    row = {**row, "created_at": old["created_at"] or now,
+                           "updated_at": now, "version": int(old["version"] or 1) + 1}
+                    to_delete.append(iid)
+                    report.updated += 1
+                else:
+                    row = {**row, "created_at": row["created_at"] or now,
+                           "updated_at": row["updated_at"] or row["created_at"] or now,
+                           "version": row["version"] or 1}
+                    report.inserted += 1
+                to_insert.append(row)
+                for n in children:
+                    child_inserts[n].extend(kids[n])
+            for chunk in _chunks(to_delete, 500):
+                for name in children:
+                    t = self.t[name]
+                    conn.execute(t.delete().where(t.c.initiative_id.in_(chunk)))
+                conn.execute(ini.delete().where(ini.c.id.in_(chunk)))
+            _insert(conn, ini, to_insert)
+            for name, rows in child_inserts.items():
+                _insert(conn, self.t[name], rows)
+            fund = self.t["funding"]
+            fids = [r["id"] for r in fund_rows]
+            for chunk in _chunks(fids, 500):
+                found = conn.execute(
+                    sa.select(sa.func.count()).select_from(fund).where(fund.c.id.in_(chunk))
+                ).scalar() or 0
+                report.funding_replaced += int(found)
+                conn.execute(fund.delete().where(fund.c.id.in_(chunk)))
+            _insert(conn, fund, fund_rows)
+            report.funding_inserted = len(fund_rows) - report.funding_replaced
+            return report
+
+        return self._run("l'enregistrement du catalogue", write)
+
+    def replace_funding_source(self, prefix: str, funding: pd.DataFrame) -> int:
+        """Delete funding lines whose ``source`` starts with ``prefix`` and insert ``funding``,
+        in one transaction. Returns the number of lines inserted."""
+        rows = [_funding_row(r) for r in _records(funding)]
+
+        def write(conn: Connection) -> int:
+            self._require_schema(conn)
+            fund = self.t["funding"]
+            conn.execute(fund.delete().where(fund.c.source.startswith(prefix, autoescape=True)))
+            _insert(conn, fund, rows)
+            return len(rows)
+
+        return self._run("le remplacement des financements nationaux", write)
+
+    def delete_initiatives(self, ids: Iterable[str]) -> int:
+        """Delete initiatives (and their child rows); returns how many were deleted."""
+        ids = list(ids)
+
+        def write(conn: Connection) -> int:
+            ini = self.t["initiatives"]
+            n = 0
+            for chunk in _chunks(ids, 500):
+                n += conn.execute(ini.delete().where(ini.c.id.in_(chunk))).rowcount or 0
+            return n
+
+        return self._run("la suppression d'initiatives", write)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _insert(conn: Connection, table: sa.Table, rows: list[dict]) -> None:
+    for chunk in _chunks(rows, BATCH_SIZE):
+        conn.execute(table.insert(), chunk)
+
+
+def _decode_initiative(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for col in model.INITIATIVE_LIST_COLUMNS:
+        raw = out.get(col)
+        out[col] = json.loads(raw) if raw else []
+    return out
+
+
+def frames_to_catalogue(tables: dict[str, list[dict]]) -> model.Catalogue:
+    """Build a typed :class:`~territoires.model.Catalogue` from database rows."""
+    ini_rows = [_decode_initiative(r) for r in tables.get("initiatives", [])]
+    ini = pd.DataFrame(ini_rows, columns=model.INITIATIVE_COLUMNS)
+    ini = ini.astype({c: object for c in ("start_date", "end_date",
+                                          *model.INITIATIVE_LIST_COLUMNS)})
+    for col in ("start_date", "end_date"):
+        ini[col] = pd.Series([_date(v) for v in ini[col]], index=ini.index, dtype=object)
+    for col in ("created_at", "updated_at"):
+        ini[col] = pd.to_datetime(
+            pd.Series([_timestamp(v) for v in ini[col]], index=ini.index, dtype=object), utc=True
+        )
+    ini["version"] = ini["version"].astype("int64")
+    orgs = pd.DataFrame(tables.get("organisations", []), columns=model.ORGANISATION_COLUMNS)
+    terr = pd.DataFrame(tables.get("territories", []), columns=model.TERRITORY_COLUMNS)
+    ind = pd.DataFrame(tables.get("indicators", []), columns=model.INDICATOR_COLUMNS)
+    ind["value"] = ind["value"].astype("float64")
+    ind["year"] = ind["year"].astype("Int64")
+    fund = pd.DataFrame(tables.get("funding", []), columns=model.FUNDING_COLUMNS)
+    fund["amount_eur"] = fund["amount_eur"].astype("float64")
+    fund["year_start"] = fund["year_start"].astype("int64")
+    fund["year_end"] = fund["year_end"].astype("int64")
+    return model.Catalogue(
+        initiatives=ini, organisations=orgs, territories=terr, indicators=ind, funding=fund
+    )

@@ -1,0 +1,189 @@
+"""Tests of the catalogue operations through the CLI (territoires.cli.main) on SQLite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from territoires import catalogue_ops, model
+from territoires.cli import main
+from territoires.layers import LAYER_SCHEMAS, LEVEL_LAYER, Layers
+from territoires.storage import Store
+from test_storage import sample_catalogue
+
+
+class LayerIndex:
+    """Stand-in for TerritoryIndex (exists/name) over the tiny layers."""
+
+    def __init__(self, layers: Layers) -> None:
+        self.codes = {(level, str(code)): nom for level, name in LEVEL_LAYER.items()
+                      for code, nom in zip(layers.layer(name)[LAYER_SCHEMAS[name][0]],
+                                           layers.layer(name)["nom"], strict=True)}
+
+    def exists(self, level: str, code: str) -> bool:
+        return (level, code) in self.codes
+
+    def name(self, level: str, code: str) -> str:
+        return self.codes.get((level, code), code)
+
+
+@pytest.fixture
+def with_index(monkeypatch: pytest.MonkeyPatch, tiny_layers: Layers) -> None:
+    index = LayerIndex(tiny_layers)
+    monkeypatch.setattr(catalogue_ops, "_territory_index", lambda: (tiny_layers, index, None))
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'db' / 'cat.sqlite'}"
+
+
+def _sample_without_national() -> model.Catalogue:
+    cat = sample_catalogue()
+    cat.funding = cat.funding[cat.funding["source"].fillna("") != "national:adulte-relais-2024"]
+    return cat
+
+
+@pytest.fixture
+def seeded(url: str, monkeypatch: pytest.MonkeyPatch, with_index: None, tmp_path: Path) -> str:
+    import territoires.seeds
+
+    monkeypatch.setattr(territoires.seeds, "load_seed_dir", lambda path: _sample_without_national())
+    assert main(["catalogue", "seed", "--db", url, "--seeds", str(tmp_path)]) == 0
+    return url
+
+
+def _snapshot(url: str) -> dict:
+    store = Store(url)
+    cat = store.load_catalogue()
+    store.dispose()
+    return {name: df.astype(object).to_json(date_format="iso", default_handler=str)
+            for name, df in cat.tables().items()}
+
+
+def test_seed_idempotent(seeded: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    before = _snapshot(seeded)
+    capsys.readouterr()
+    assert main(["catalogue", "seed", "--db", seeded, "--seeds", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "0 ajoutée(s), 0 modifiée(s), 2 inchangée(s)" in out
+    assert _snapshot(seeded) == before
+
+
+def test_seed_warns_without_layers(url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture) -> None:
+    import territoires.seeds
+
+    monkeypatch.setenv("TERRITOIRES_GEO_DIR", str(tmp_path / "nogeo"))
+    monkeypatch.setattr(territoires.seeds, "load_seed_dir", lambda path: _sample_without_national())
+    assert main(["catalogue", "seed", "--db", url, "--seeds", str(tmp_path)]) == 0
+    assert "non vérifiés" in capsys.readouterr().out
+
+
+def test_import_refused_leaves_db_unchanged(seeded: str, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture) -> None:
+    before = _snapshot(seeded)
+    bad = tmp_path / "bad.xlsx"
+    catalogue_ops.export_file(tmp_path / "good.xlsx", seeded)
+    wb = openpyxl.load_workbook(tmp_path / "good.xlsx")
+    wb["initiatives"]["B2"] = "Titre modifié"  # a valid change…
+    wb["territoires"].append(["cite-cenon", "commune", "99999"])  # …and two errors
+    wb["financements"].append(["f-9", "X", "etat", "autre", -1, 2024, 2024, None, None,
+                               "commune", "33063", None, None])
+    wb.save(bad)
+    capsys.readouterr()
+    assert main(["catalogue", "import", "--db", seeded, str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "Import de « bad.xlsx » refusé : 2 problèmes ; rien n'a été écrit" in err
+    assert "feuille « territoires », ligne 5, colonne « code »" in err
+    assert "« 99999 »" in err
+    assert "feuille « financements », ligne 4, colonne « amount_eur »" in err
+    assert _snapshot(seeded) == before
+
+
+def test_dry_run_writes_nothing(seeded: str, tmp_path: Path, capsys: pytest.CaptureFixture,
+                               url: str) -> None:
+    path = tmp_path / "e.xlsx"
+    catalogue_ops.export_file(path, seeded)
+    wb = openpyxl.load_workbook(path)
+    wb["initiatives"]["B2"] = "Titre modifié"
+    wb.save(path)
+    before = _snapshot(seeded)
+    capsys.readouterr()
+    assert main(["catalogue", "import", "--dry-run", "--db", seeded, str(path)]) == 0
+    assert "Rien n'a été écrit" in capsys.readouterr().out
+    assert _snapshot(seeded) == before
+    fresh = tmp_path / "fresh" / "x.sqlite"
+    assert main(["catalogue", "import", "--dry-run", "--db", f"sqlite:///{fresh}",
+                 str(path)]) == 0
+    assert not fresh.exists()
+    # the real import applies the change and bumps the version
+    assert main(["catalogue", "import", "--db", seeded, str(path)]) == 0
+    ini = Store(seeded).load_catalogue().initiatives.set_index("id")
+    assert ini.loc["cite-cenon", "title"] == "Titre modifié"
+    assert ini.loc["cite-cenon", "version"] == 2
+
+
+@pytest.mark.parametrize("name", ["export.xlsx", "export.zip", "dossier_csv"])
+def test_export_import_round_trip(seeded: str, tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    assert main(["catalogue", "export", "--db", seeded, "--with-emails", str(path)]) == 0
+    other = f"sqlite:///{tmp_path / 'other.sqlite'}"
+    assert main(["catalogue", "import", "--db", other, str(path)]) == 0
+    assert _snapshot(other) == _snapshot(seeded)
+
+
+def test_export_drops_emails_by_default(seeded: str, tmp_path: Path) -> None:
+    path = tmp_path / "e.xlsx"
+    assert main(["catalogue", "export", "--db", seeded, str(path)]) == 0
+    values = [c.value for row in openpyxl.load_workbook(path)["initiatives"].iter_rows()
+              for c in row]
+    assert "x@example.org" not in values
+
+
+def test_export_geojson(seeded: str, tmp_path: Path) -> None:
+    path = tmp_path / "e.geojson"
+    assert main(["catalogue", "export", "--db", seeded, str(path)]) == 0
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert len(data["features"]) == 3
+    assert main(["catalogue", "export", "--db", seeded, str(tmp_path / "x.pdf")]) == 2
+
+
+def test_template_cli(tmp_path: Path) -> None:
+    path = tmp_path / "t.xlsx"
+    assert main(["catalogue", "template", str(path)]) == 0
+    assert "lisez-moi" in openpyxl.load_workbook(path).sheetnames
+
+
+def test_load_funding(seeded: str, tmp_path: Path, capsys: pytest.CaptureFixture,
+                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERRITOIRES_CACHE", str(tmp_path / "cache"))
+    mirror = tmp_path / "mirror"
+    folder = mirror / "funding" / "ci-ville2"
+    folder.mkdir(parents=True)
+    (folder / "adulte-relais-2024.json").write_text(json.dumps([
+        {"id_poste": "P1", "code_tiers": "12345678901234", "raison_sociale": "A",
+         "annee": 2024, "montant": 1000.5, "code_cv": "CN03301I", "insee_dep": "33"},
+        {"id_poste": "P2", "code_tiers": "x", "raison_sociale": "B",
+         "annee": 2024, "montant": 10, "insee_dep": "33"},
+    ]), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["catalogue", "load-funding", "--db", seeded, "--mirror", str(mirror)]) == 0
+    out = capsys.readouterr().out
+    assert "2 lignes" in out and "1 rattachées au département" in out
+    assert "2024 : Adultes-relais 1\u202f010 € (2 postes)" in out
+    store = Store(seeded)
+    counts = store.counts()
+    assert counts["funding_national"] == 2
+    assert counts["funding"] == 4  # two lines of the initiatives kept
+    again = catalogue_ops.load_funding(seeded, mirror, only_if_empty=True)
+    assert "déjà chargés" in again
+    assert store.counts()["funding_national"] == 2
+    assert len(catalogue_ops.open_catalogue(seeded, include_national=False).funding) == 2
+    store.dispose()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["catalogue", "load-funding", "--db", seeded, "--mirror", str(empty)]) == 2

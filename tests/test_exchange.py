@@ -1,0 +1,434 @@
+"""Tests of the exchange format: template, tolerant reading, validation, exports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from territoires import model
+from territoires.exchange import (
+    export_bytes,
+    export_filename,
+    is_missing,
+    parse_number,
+    read_exchange,
+    validate,
+    write_template,
+)
+from territoires.layers import LAYER_SCHEMAS, LEVEL_LAYER, Layers
+
+
+class LayerIndex:
+    """Minimal stand-in for TerritoryIndex.exists/name built from layers."""
+
+    def __init__(self, layers: Layers) -> None:
+        self.codes: dict[tuple[str, str], str] = {}
+        for level, name in LEVEL_LAYER.items():
+            gdf = layers.layer(name)
+            key = LAYER_SCHEMAS[name][0]
+            for code, nom in zip(gdf[key], gdf["nom"], strict=True):
+                self.codes[(level, str(code))] = nom
+
+    def exists(self, level: str, code: str) -> bool:
+        return (level, code) in self.codes
+
+    def name(self, level: str, code: str) -> str:
+        return self.codes.get((level, code), code)
+
+
+@pytest.fixture(scope="module")
+def index(tiny_layers: Layers) -> LayerIndex:
+    return LayerIndex(tiny_layers)
+
+
+HEADERS = {
+    "initiatives": "id;title;themes;maturity;start_date;end_date;scale",
+    "territoires": "initiative_id;level;code",
+    "financements": ("id;funder;funder_type;scheme;amount_eur;year_start;year_end;"
+                     "territory_level;territory_code;initiative_id"),
+}
+
+
+def _csv_set(folder: Path, files: dict[str, str], encoding: str = "utf-8-sig",
+             sep: str = ";") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / f"{name}.csv").write_bytes(text.replace(";", sep).encode(encoding))
+    return folder
+
+
+def _basic_files(amount: str = "1 234,56", date: str = "01/09/2021") -> dict[str, str]:
+    return {
+        "initiatives": HEADERS["initiatives"] + "\n"
+        f"cite-cenon;Cité éducative de Cenon;Culture | parentalite;Déploiement;{date};;"
+        "Commune\n",
+        "territoires": HEADERS["territoires"] + "\ncite-cenon;commune;33119\n",
+        "financements": HEADERS["financements"] + "\n"
+        f"f1;Ville;collectivite;Autre;{amount};2022;;commune;33119;cite-cenon\n",
+    }
+
+
+def _check_basic(cat: model.Catalogue, amount: float = 1234.56,
+                 date: dt.date = dt.date(2021, 9, 1)) -> None:
+    ini = cat.initiatives.iloc[0]
+    assert ini["title"] == "Cité éducative de Cenon"
+    assert ini["themes"] == ["culture", "parentalite"]
+    assert ini["maturity"] == "deploiement"
+    assert ini["scale"] == "commune"
+    assert ini["start_date"] == date
+    assert is_missing(ini["end_date"])
+    fund = cat.funding.iloc[0]
+    assert fund["amount_eur"] == pytest.approx(amount)
+    assert fund["year_start"] == 2022
+    assert fund["scheme"] == "autre"
+    assert list(cat.funding.index) == [2]  # spreadsheet line numbers
+
+
+@pytest.mark.parametrize(("encoding", "sep"), [
+    ("utf-8-sig", ";"), ("utf-8", ";"), ("utf-8", ","), ("cp1252", ";"), ("cp1252", ","),
+])
+def test_csv_encodings_and_separators(tmp_path: Path, encoding: str, sep: str, index) -> None:
+    files = _basic_files(amount="1234.56" if sep == "," else "1 234,56")
+    folder = _csv_set(tmp_path / "set", files, encoding, sep)
+    cat, problems = read_exchange(folder)
+    assert problems == []
+    _check_basic(cat)
+    assert validate(cat, index, file="set") == []
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("1 234,56", 1234.56), ("1\u00a0234,56", 1234.56), ("1\u202f234,56", 1234.56),
+    ("1234,5", 1234.5), ("1234.5", 1234.5), ("1.234,5", 1234.5), ("1,234.5", 1234.5),
+    ("12 000 €", 12000.0), ("'-5", -5.0), ("abc", None), ("", None),
+])
+def test_parse_number(text: str, expected: float | None) -> None:
+    assert parse_number(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("01/09/2021", dt.date(2021, 9, 1)), ("1/9/2021", dt.date(2021, 9, 1)),
+    ("2021-09-01", dt.date(2021, 9, 1)),
+])
+def test_date_variants(tmp_path: Path, text: str, expected: dt.date) -> None:
+    cat, problems = read_exchange(_csv_set(tmp_path / "d", _basic_files(date=text)))
+    assert problems == []
+    _check_basic(cat, date=expected)
+
+
+def test_zip_and_single_decimal_variants(tmp_path: Path) -> None:
+    files = _basic_files(amount="1\u202f234,56")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(f"export/{name}.csv", ("\ufeff" + text).encode("utf-8"))
+    path = tmp_path / "set.zip"
+    path.write_bytes(buf.getvalue())
+    cat, problems = read_exchange(path)
+    assert problems == []
+    _check_basic(cat)
+
+
+def test_xlsx_excel_cells(tmp_path: Path, index) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "initiatives"
+    ws.append(["id", "title", "themes", "maturity", "start_date", "version"])
+    ws.append(["a", "Titre", "Sport", "EMERGENCE", dt.datetime(2020, 2, 3), 2.0])
+    ws2 = wb.create_sheet("territoires")
+    ws2.append(["initiative_id", "level", "code"])
+    ws2.append(["a", "Département", 33])
+    ws2.append(["a", "commune", 33063])
+    ws3 = wb.create_sheet("financements")
+    ws3.append(["id", "funder", "funder_type", "scheme", "amount_eur", "year_start",
+                "territory_level", "territory_code", "beneficiary_siret"])
+    ws3.append(["f", "CAF", "CAF", "mécénat", 12.5, 2023.0, "qpv", "QN03307M",
+                21330119700019])
+    path = tmp_path / "c.xlsx"
+    wb.save(path)
+    cat, problems = read_exchange(path)
+    assert problems == []
+    ini = cat.initiatives.iloc[0]
+    assert ini["start_date"] == dt.date(2020, 2, 3)
+    assert ini["themes"] == ["sport"]
+    assert ini["maturity"] == "emergence"
+    assert ini["version"] == 2
+    assert list(cat.territories["code"]) == ["33", "33063"]
+    assert list(cat.territories["level"]) == ["departement", "commune"]
+    fund = cat.funding.iloc[0]
+    assert (fund["funder_type"], fund["scheme"], fund["year_start"]) == ("caf", "mecenat", 2023)
+    assert fund["beneficiary_siret"] == "21330119700019"
+    assert validate(cat, index, file="c.xlsx") == []
+
+
+def test_many_errors_all_reported(tmp_path: Path, index) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "initiatives"
+    ws.append(["id", "title", "themes", "maturity", "start_date", "end_date", "colonne_x"])
+    ws.append(["ok", "Bien", "culture", "emergence", "01/01/2020", "31/12/2021", None])
+    ws.append(["ok", "Doublon", "culture", "emergence", None, None, None])          # line 3
+    ws.append(["Mauvais Id", None, "théâtre", "mûre", "32/13/2020", None, None])   # line 4
+    ws.append(["dates", "Dates", "sport", "emergence", "01/06/2022", "01/01/2022", None])
+    ws2 = wb.create_sheet("structures")
+    ws2.append(["initiative_id", "role", "name", "type", "siret"])
+    ws2.append(["fantome", "porteur", "X", "association", "123"])                  # line 2
+    ws3 = wb.create_sheet("territoires")
+    ws3.append(["initiative_id", "level", "code"])
+    ws3.append(["ok", "commune", "99999"])                                         # line 2
+    ws3.append(["ok", "planète", "33063"])                                         # line 3
+    ws4 = wb.create_sheet("financements")
+    ws4.append(["id", "funder", "funder_type", "scheme", "amount_eur", "year_start",
+                "year_end", "territory_level", "territory_code", "initiative_id"])
+    ws4.append(["f1", "Ville", "collectivite", "autre", -5, 2022, 2021, "commune", "33063",
+                "ok"])                                                              # line 2
+    ws4.append(["f2", "Ville", "collectivite", "autre", 2e8, 2022, None, "commune", "33063",
+                None])                                                              # line 3
+    ws4.append(["f3", "Ville", "collectivite", "autre", "beaucoup", 2022, None, "commune",
+                "33063", "inconnue"])                                               # line 4
+    path = tmp_path / "erreurs.xlsx"
+    wb.save(path)
+    cat, problems = read_exchange(path)
+    problems += validate(cat, index, file="erreurs.xlsx")
+    found = {(p.sheet, p.line, p.column, None if p.value is None else str(p.value))
+             for p in problems}
+    expected = {
+        ("initiatives", 1, "G", "colonne_x"),
+        ("initiatives", 3, "id", "ok"),
+        ("initiatives", 4, "id", "Mauvais Id"),
+        ("initiatives", 4, "title", None),
+        ("initiatives", 4, "themes", "théâtre"),
+        ("initiatives", 4, "maturity", "mûre"),
+        ("initiatives", 4, "start_date", "32/13/2020"),
+        ("initiatives", 5, "end_date", "01/01/2022"),
+        ("structures", 2, "siret", "123"),
+        ("structures", 2, "initiative_id", "fantome"),
+        ("territoires", 2, "code", "99999"),
+        ("territoires", 3, "level", "planète"),
+        ("financements", 2, "amount_eur", "-5.0"),
+        ("financements", 2, "year_end", "2021"),
+        ("financements", 3, "amount_eur", "200000000.0"),
+        ("financements", 4, "amount_eur", "beaucoup"),
+        ("financements", 4, "initiative_id", "inconnue"),
+    }
+    assert expected <= found, expected - found
+    assert len(problems) == len(expected), [str(p) for p in problems]
+    assert all(p.file == "erreurs.xlsx" for p in problems)
+    vocab_msg = next(p for p in problems if p.column == "maturity")
+    assert "emergence (Émergence)" in vocab_msg.message
+    assert "feuille « initiatives », ligne 4, colonne « maturity »" in str(vocab_msg)
+
+
+def test_missing_required_column_and_unknown_file(tmp_path: Path) -> None:
+    folder = _csv_set(tmp_path / "s", {"territoires": "initiative_id;level\nx;commune\n"})
+    _cat, problems = read_exchange(folder)
+    assert any(p.column == "code" and p.line == 1 for p in problems)
+    _cat, problems = read_exchange(tmp_path / "absent.xlsx")
+    assert len(problems) == 1 and "illisible" in problems[0].message
+    empty = tmp_path / "vide"
+    empty.mkdir()
+    _cat, problems = read_exchange(empty)
+    assert "aucune feuille" in problems[0].message
+
+
+def test_template(tmp_path: Path) -> None:
+    path = tmp_path / "modele.xlsx"
+    write_template(path)
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames == ["lisez-moi", *model.TABLE_LABELS.values()]
+    for table, label in model.TABLE_LABELS.items():
+        assert [c.value for c in wb[label][1]] == model.TABLE_COLUMNS[table]
+    readme = "\n".join(str(c.value) for row in wb["lisez-moi"].iter_rows() for c in row
+                       if c.value)
+    assert "continuite_educative" in readme and "Cité éducative" in readme
+    assert "contact_email" in readme
+    cat, problems = read_exchange(path)
+    assert problems == [] and len(cat) == 0
+
+
+def _one(title: str = "=HYPERLINK(\"x\")", email: str | None = "a@b.fr") -> model.Catalogue:
+    ini = pd.DataFrame([{"id": "a", "title": title, "themes": ["culture"],
+                         "maturity": "emergence", "summary": "+33 1 23", "contact_email": email,
+                         "start_date": dt.date(2020, 1, 1)}])
+    terr = pd.DataFrame([{"initiative_id": "a", "level": "commune", "code": "33119"},
+                         {"initiative_id": "a", "level": "qpv", "code": "QN09301M"},
+                         {"initiative_id": "a", "level": "qpv", "code": "QN03307M"}])
+    fund = pd.DataFrame([{"id": "f", "funder": "@ville", "funder_type": "collectivite",
+                          "scheme": "autre", "amount_eur": 1234.5, "year_start": 2022,
+                          "year_end": 2022, "territory_level": "commune",
+                          "territory_code": "33119", "initiative_id": "a"}])
+    return model.Catalogue(initiatives=ini, territories=terr, funding=fund)
+
+
+def test_formula_neutralised_and_private_dropped(tmp_path: Path) -> None:
+    cat = _one()
+    data = export_bytes(cat, "csv")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        text = zf.read("initiatives.csv").decode("utf-8")
+        fund_text = zf.read("financements.csv").decode("utf-8")
+    assert text.startswith("\ufeffid;title;")
+    assert "'=HYPERLINK" in text and "'+33 1 23" in text
+    assert "a@b.fr" not in text
+    assert "'@ville" in fund_text and "1234,5" in fund_text
+    assert "01/01/2020" in text
+    xlsx = tmp_path / "e.xlsx"
+    xlsx.write_bytes(export_bytes(cat, "xlsx", include_private=True))
+    ws = openpyxl.load_workbook(xlsx)["initiatives"]
+    assert ws["B2"].value == "'=HYPERLINK(\"x\")"
+    assert ws["B2"].data_type == "s"
+    back, problems = read_exchange(xlsx)
+    assert problems == []
+    assert back.initiatives.iloc[0]["title"] == "=HYPERLINK(\"x\")"
+    assert back.initiatives.iloc[0]["contact_email"] == "a@b.fr"
+    assert back.funding.iloc[0]["funder"] == "@ville"
+
+
+def test_geo_exports(tiny_layers: Layers, index, tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    cat = _one()
+    data = json.loads(export_bytes(cat, "geojson", layers=tiny_layers, index=index))
+    feats = data["features"]
+    assert len(feats) == 3
+    kinds = {f["properties"]["territory_code"]: f["geometry"]["type"] for f in feats}
+    assert kinds == {"33119": "Polygon", "QN09301M": "Point", "QN03307M": "Polygon"}
+    assert feats[0]["properties"]["territory_name"] == "Cenon"
+    assert feats[0]["properties"]["funding_eur"] == 1234.5
+    assert "contact_email" not in feats[0]["properties"]
+    path = tmp_path / "x.gpkg"
+    path.write_bytes(export_bytes(cat, "gpkg", layers=tiny_layers, index=index,
+                                  include_private=True))
+    gdf = gpd.read_file(path)
+    assert len(gdf) == 3 and gdf.crs.to_epsg() == 4326
+    assert set(gdf["contact_email"]) == {"a@b.fr"}
+    from territoires.errors import ExportError
+
+    with pytest.raises(ExportError, match="couches"):
+        export_bytes(cat, "geojson")
+    with pytest.raises(ExportError, match="inconnu"):
+        export_bytes(cat, "pdf")
+
+
+def test_export_filename() -> None:
+    name = export_filename("Territoires", "Gironde, thème : Culture & sport", "XLSX",
+                           dt.date(2026, 3, 1))
+    assert name == "territoires_gironde-theme-culture-sport_2026-03-01.xlsx"
+    assert export_filename("cat", "", "csv", dt.date(2026, 3, 1)) == "cat_2026-03-01.csv"
+
+
+# ------------------------------------------------------------------------ round trip
+
+TEXT = st.text(
+    alphabet=st.characters(categories=["L", "N", "P", "S", "Zs"], exclude_characters="\x85"),
+    max_size=20,
+).map(str.strip)
+OPT_TEXT = st.one_of(st.none(), TEXT.filter(bool))
+SLUG = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,8}", fullmatch=True)
+
+
+def _pick(voc_codes: list[str]) -> st.SearchStrategy[list[str]]:
+    return st.lists(st.sampled_from(voc_codes), max_size=3, unique=True)
+
+
+@st.composite
+def catalogues(draw: st.DrawFn) -> model.Catalogue:
+    from territoires import vocab
+
+    ids = draw(st.lists(SLUG, min_size=0, max_size=3, unique=True))
+    ts = st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2090, 1, 1),
+                      timezones=st.just(dt.UTC))
+    ini = []
+    for iid in ids:
+        ini.append({
+            "id": iid, "title": draw(TEXT.filter(bool)), "summary": draw(OPT_TEXT),
+            "scale": draw(st.one_of(st.none(), st.sampled_from(vocab.SCALES.codes))),
+            "start_date": draw(st.one_of(st.none(), st.dates(dt.date(1990, 1, 1)))),
+            "end_date": None,
+            "themes": draw(_pick(vocab.THEMES.codes).filter(bool)),
+            "publics": draw(_pick(vocab.PUBLICS.codes)),
+            "alliance_levels": draw(_pick(vocab.ALLIANCE_LEVELS.codes)),
+            "maturity": draw(st.sampled_from(vocab.MATURITY.codes)),
+            "actions": draw(OPT_TEXT), "contact_email": draw(OPT_TEXT),
+            "created_at": pd.Timestamp(draw(ts)), "updated_at": pd.Timestamp(draw(ts)),
+            "version": draw(st.integers(1, 50)),
+        })
+    orgs, terr, ind, fund = [], [], [], []
+    for iid in ids:
+        for _ in range(draw(st.integers(0, 2))):
+            orgs.append({"initiative_id": iid,
+                         "role": draw(st.sampled_from(vocab.ORG_ROLES.codes)),
+                         "name": draw(TEXT.filter(bool)),
+                         "type": draw(st.sampled_from(vocab.ORG_TYPES.codes)),
+                         "siret": draw(st.one_of(st.none(),
+                                                 st.from_regex(r"\d{14}", fullmatch=True)))})
+        for _ in range(draw(st.integers(0, 2))):
+            terr.append({"initiative_id": iid, "level": "commune",
+                         "code": draw(st.sampled_from(["33063", "33119", "01004"]))})
+        for _ in range(draw(st.integers(0, 2))):
+            ind.append({"initiative_id": iid, "label": draw(TEXT.filter(bool)),
+                        "value": round(draw(st.floats(-1e9, 1e9, allow_nan=False)), 4),
+                        "unit": draw(OPT_TEXT),
+                        "year": draw(st.one_of(st.none(), st.integers(1990, 2100)))})
+    for n in range(draw(st.integers(0, 3))):
+        ys = draw(st.integers(2000, 2030))
+        fund.append({"id": f"f{n}", "funder": draw(TEXT.filter(bool)),
+                     "funder_type": draw(st.sampled_from(vocab.FUNDER_TYPES.codes)),
+                     "scheme": draw(st.sampled_from(vocab.SCHEMES.codes)),
+                     "amount_eur": round(draw(st.floats(0, 1e8, allow_nan=False)), 2),
+                     "year_start": ys, "year_end": ys + draw(st.integers(0, 3)),
+                     "beneficiary": draw(OPT_TEXT), "beneficiary_siret": None,
+                     "territory_level": "qpv", "territory_code": "QN03307M",
+                     "initiative_id": draw(st.one_of(st.none(), st.sampled_from(ids)))
+                     if ids else None,
+                     "source": draw(OPT_TEXT)})
+    frames = {"initiatives": ini, "organisations": orgs, "territories": terr,
+              "indicators": ind, "funding": fund}
+    return model.Catalogue(**{
+        name: pd.DataFrame(rows, columns=model.TABLE_COLUMNS[name], dtype=object)
+        for name, rows in frames.items()
+    })
+
+
+def _canon(cat: model.Catalogue) -> dict[str, list[list[Any]]]:
+    out = {}
+    for name, df in cat.tables().items():
+        rows = []
+        for rec in df.astype(object).to_dict("records"):
+            row = []
+            for col in model.TABLE_COLUMNS[name]:
+                v = rec.get(col)
+                if isinstance(v, list):
+                    row.append(list(v))
+                elif is_missing(v):
+                    row.append(None)
+                elif isinstance(v, pd.Timestamp | dt.datetime):
+                    row.append(pd.Timestamp(v).tz_convert("UTC").isoformat())
+                elif isinstance(v, float | int) and not isinstance(v, bool):
+                    row.append(float(v))
+                else:
+                    row.append(v)
+            rows.append(row)
+        out[name] = rows
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(cat=catalogues())
+def test_round_trip(fmt: str, cat: model.Catalogue, tmp_path: Path) -> None:
+    path = tmp_path / f"rt.{'zip' if fmt == 'csv' else 'xlsx'}"
+    path.write_bytes(export_bytes(cat, fmt, include_private=True))
+    back, problems = read_exchange(path)
+    assert problems == []
+    assert validate(back, None, file=path.name) == []
+    assert _canon(back) == _canon(cat)

@@ -1,0 +1,320 @@
+"""Tests of the catalogue database (SQLite always; PostgreSQL when reachable)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from territoires import model, storage
+from territoires.errors import StorageError
+from territoires.storage import Migration, Store
+
+PG_URL = os.environ.get("TERRITOIRES_TEST_PG_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _pg_reachable() -> bool:
+    try:
+        engine = sa.create_engine(PG_URL)
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_factory(request: pytest.FixtureRequest, tmp_path) -> Iterator:
+    """Factory of fresh, empty stores (``factory()``), on SQLite or PostgreSQL."""
+    created: list[Store] = []
+    if request.param == "sqlite":
+        def factory() -> Store:
+            s = Store(f"sqlite:///{tmp_path / 'sub' / 'cat.sqlite'}")
+            created.append(s)
+            return s
+    else:
+        if not _pg_reachable():
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"PostgreSQL injoignable ({PG_URL})")
+            pytest.skip(f"PostgreSQL injoignable ({PG_URL})")
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+
+        def factory() -> Store:
+            s = Store(PG_URL, schema=schema)
+            created.append(s)
+            return s
+    yield factory
+    for s in created:
+        s.dispose()
+    if request.param == "postgres":
+        engine = sa.create_engine(PG_URL)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def sample_catalogue() -> model.Catalogue:
+    """Two initiatives with child rows and three funding lines."""
+    ini = pd.DataFrame([
+        {"id": "cite-cenon", "title": "Cité éducative de Cenon", "summary": "Résumé",
+         "scale": "commune", "start_date": dt.date(2019, 9, 1), "end_date": None,
+         "themes": ["continuite_educative", "parentalite"], "publics": ["college"],
+         "alliance_levels": ["meso", "macro"], "maturity": "deploiement",
+         "contact_email": "x@example.org"},
+        {"id": "mireuil", "title": "Mireuil", "scale": "quartier",
+         "start_date": "2021-01-15", "end_date": dt.date(2023, 6, 30),
+         "themes": ["culture"], "publics": [], "alliance_levels": [], "maturity": "emergence"},
+    ])
+    orgs = pd.DataFrame([
+        {"initiative_id": "cite-cenon", "role": "porteur", "name": "Ville de Cenon",
+         "type": "collectivite", "siret": "21330119700019"},
+        {"initiative_id": "cite-cenon", "role": "partenaire", "name": "Collège",
+         "type": "etablissement_scolaire", "siret": None},
+    ])
+    terr = pd.DataFrame([
+        {"initiative_id": "cite-cenon", "level": "commune", "code": "33119"},
+        {"initiative_id": "cite-cenon", "level": "qpv", "code": "QN03312M"},
+        {"initiative_id": "mireuil", "level": "qpv", "code": "QN01701M"},
+    ])
+    ind = pd.DataFrame([
+        {"initiative_id": "cite-cenon", "label": "Élèves", "value": 1200.0, "unit": "élèves",
+         "year": 2023},
+        {"initiative_id": "mireuil", "label": "Familles", "value": 40, "unit": None,
+         "year": None},
+    ])
+    fund = pd.DataFrame([
+        {"id": "f-1", "funder": "ANCT", "funder_type": "etat", "scheme": "cite_educative",
+         "amount_eur": 150000.5, "year_start": 2022, "year_end": 2024,
+         "territory_level": "commune", "territory_code": "33119",
+         "initiative_id": "cite-cenon", "source": "fiche"},
+        {"id": "f-2", "funder": "CAF", "funder_type": "caf", "scheme": "caf_parentalite",
+         "amount_eur": 5000, "year_start": 2023, "year_end": None,
+         "territory_level": "qpv", "territory_code": "QN01701M", "initiative_id": None,
+         "source": None},
+        {"id": "f-3", "funder": "État (ANCT)", "funder_type": "etat",
+         "scheme": "adultes_relais", "amount_eur": 20000.0, "year_start": 2024,
+         "year_end": 2024, "territory_level": "contrat_ville", "territory_code": "CN03301I",
+         "initiative_id": None, "source": "national:adulte-relais-2024"},
+    ])
+    return model.Catalogue(initiatives=ini, organisations=orgs, territories=terr,
+                           indicators=ind, funding=fund)
+
+
+def test_sqlite_file_and_parent_created(tmp_path) -> None:
+    path = tmp_path / "a" / "b" / "cat.sqlite"
+    store = Store(f"sqlite:///{path}")
+    assert store.schema_version() == 0
+    assert store.create_or_upgrade() == storage.SCHEMA_VERSION
+    assert path.exists()
+    assert store.create_or_upgrade() == storage.SCHEMA_VERSION  # idempotent
+    names = set(sa.inspect(store.engine).get_table_names())
+    assert {"schema_version", *model.TABLE_COLUMNS} <= names
+    indexes = {i["name"] for i in sa.inspect(store.engine).get_indexes("funding")}
+    assert {"ix_funding_territory", "ix_funding_scheme_year"} <= indexes
+    store.dispose()
+
+
+def test_round_trip_types(store_factory) -> None:
+    store = store_factory()
+    store.create_or_upgrade()
+    report = store.upsert(sample_catalogue())
+    assert (report.inserted, report.updated, report.unchanged) == (2, 0, 0)
+    assert report.funding_inserted == 3
+    cat = store.load_catalogue()
+    for name, cols in model.TABLE_COLUMNS.items():
+        assert list(getattr(cat, name).columns) == cols
+    ini = cat.initiatives.set_index("id")
+    assert ini.loc["cite-cenon", "themes"] == ["continuite_educative", "parentalite"]
+    assert ini.loc["mireuil", "publics"] == []
+    assert ini.loc["cite-cenon", "start_date"] == dt.date(2019, 9, 1)
+    assert ini.loc["cite-cenon", "end_date"] is None
+    assert ini.loc["mireuil", "start_date"] == dt.date(2021, 1, 15)
+    assert str(cat.initiatives["created_at"].dt.tz) == "UTC"
+    assert list(cat.initiatives["version"]) == [1, 1]
+    assert cat.initiatives["version"].dtype == "int64"
+    fund = cat.funding.set_index("id")
+    assert fund.loc["f-1", "amount_eur"] == 150000.5
+    assert fund.loc["f-2", "year_end"] == 2023  # defaulted to year_start
+    assert cat.funding["year_start"].dtype == "int64"
+    assert cat.funding["amount_eur"].dtype == "float64"
+    assert list(cat.organisations["name"]) == ["Ville de Cenon", "Collège"]
+    assert cat.indicators.set_index("label").loc["Familles", "value"] == 40.0
+    assert pd.isna(cat.indicators.set_index("label").loc["Familles", "year"])
+    assert store.counts() == {"initiatives": 2, "organisations": 2, "territories": 3,
+                              "indicators": 2, "funding": 3, "funding_national": 1}
+    without = store.load_catalogue(include_national=False)
+    assert sorted(without.funding["id"]) == ["f-1", "f-2"]
+
+
+def test_upsert_versions(store_factory) -> None:
+    store = store_factory()
+    store.create_or_upgrade()
+    store.upsert(sample_catalogue())
+    first = store.load_catalogue().initiatives.set_index("id")
+    again = store.upsert(sample_catalogue())
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
+    assert again.funding_replaced == 3
+    same = store.load_catalogue().initiatives.set_index("id")
+    assert (same["version"] == 1).all()
+    assert (same["updated_at"] == first["updated_at"]).all()
+
+    changed = sample_catalogue()
+    changed.initiatives.loc[1, "title"] = "Mireuil (nouveau titre)"
+    changed.territories = changed.territories.iloc[:2]  # mireuil loses its territory
+    report = store.upsert(changed)
+    assert (report.inserted, report.updated, report.unchanged) == (0, 1, 1)
+    cat = store.load_catalogue()
+    ini = cat.initiatives.set_index("id")
+    assert ini.loc["mireuil", "version"] == 2
+    assert ini.loc["mireuil", "title"] == "Mireuil (nouveau titre)"
+    assert ini.loc["mireuil", "created_at"] == first.loc["mireuil", "created_at"]
+    assert ini.loc["mireuil", "updated_at"] > first.loc["mireuil", "updated_at"]
+    assert ini.loc["cite-cenon", "version"] == 1
+    assert "mireuil" not in set(cat.territories["initiative_id"])
+    # a child-only change also bumps the version
+    child = sample_catalogue()
+    child.initiatives.loc[1, "title"] = "Mireuil (nouveau titre)"
+    child.organisations.loc[1, "name"] = "Collège Jean Zay"
+    report = store.upsert(child)
+    assert report.updated == 2
+    assert store.load_catalogue().initiatives.set_index("id").loc["cite-cenon", "version"] == 2
+
+
+def test_cascade_delete(store_factory) -> None:
+    store = store_factory()
+    store.create_or_upgrade()
+    store.upsert(sample_catalogue())
+    assert store.delete_initiatives(["cite-cenon"]) == 1
+    counts = store.counts()
+    assert counts["organisations"] == 0
+    assert counts["territories"] == 1
+    assert counts["indicators"] == 1
+    assert counts["funding"] == 3  # funding lines are independent
+
+
+def test_upsert_rolls_back_on_failure(store_factory) -> None:
+    store = store_factory()
+    store.create_or_upgrade()
+    store.upsert(sample_catalogue())
+    before = store.load_catalogue()
+    bad = sample_catalogue()
+    bad.initiatives.loc[0, "title"] = "Titre changé"  # would be an update
+    bad.initiatives = pd.concat([bad.initiatives, pd.DataFrame([
+        {"id": "nouvelle", "title": "Nouvelle", "themes": ["sport"], "maturity": "emergence"}
+    ])], ignore_index=True)
+    extra = pd.DataFrame([{"id": "f-bad", "funder": None, "funder_type": "etat",
+                           "scheme": "autre", "amount_eur": 1.0, "year_start": 2024,
+                           "territory_level": "commune", "territory_code": "33063"}])
+    bad.funding = pd.concat([bad.funding, extra], ignore_index=True)
+    with pytest.raises(StorageError, match="Rien n'a été écrit"):
+        store.upsert(bad)
+    after = store.load_catalogue()
+    assert list(after.initiatives["id"]) == list(before.initiatives["id"])
+    assert list(after.initiatives["title"]) == list(before.initiatives["title"])
+    assert store.counts()["funding"] == 3
+
+
+def _national(n: int, year: int, source: str) -> pd.DataFrame:
+    return pd.DataFrame({
+        "id": [f"adultes_relais-{year}-{i}" for i in range(n)],
+        "funder": "État (ANCT)", "funder_type": "etat", "scheme": "adultes_relais",
+        "amount_eur": [1000.0 + i for i in range(n)], "year_start": year, "year_end": year,
+        "beneficiary": "Asso", "beneficiary_siret": None, "territory_level": "contrat_ville",
+        "territory_code": "CN03301I", "initiative_id": None, "source": source,
+    })
+
+
+def test_replace_funding_source(store_factory) -> None:
+    store = store_factory()
+    store.create_or_upgrade()
+    store.upsert(sample_catalogue())
+    assert store.replace_funding_source("national:", _national(3000, 2024, "national:a")) == 3000
+    counts = store.counts()
+    assert counts["funding"] == 3002  # f-3 (national) replaced, f-1/f-2 kept
+    assert counts["funding_national"] == 3000
+    store.replace_funding_source("national:", _national(10, 2025, "national:b"))
+    assert store.counts()["funding_national"] == 10
+    # failure midway: nothing changes
+    bad = _national(2500, 2023, "national:c")
+    bad.loc[2400, "scheme"] = None
+    with pytest.raises(StorageError):
+        store.replace_funding_source("national:", bad)
+    assert store.counts()["funding_national"] == 10
+    # the prefix is literal (no LIKE wildcards)
+    store.replace_funding_source("n%", _national(0, 2025, "x"))
+    assert store.counts()["funding_national"] == 10
+
+
+def _create_v0(store: Store) -> None:
+    """A pre-versioned database: initiatives without outlook/version/publics, no other table."""
+    md = sa.MetaData(schema=store.schema)
+    sa.Table("initiatives", md,
+             sa.Column("id", sa.String(200), primary_key=True),
+             sa.Column("title", sa.Text, nullable=False),
+             sa.Column("themes", sa.Text, nullable=False),
+             sa.Column("maturity", sa.String(40), nullable=False),
+             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+             sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False))
+    with store.engine.begin() as conn:
+        if store.schema:
+            conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{store.schema}"'))
+        md.create_all(conn)
+        now = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+        conn.execute(md.tables[next(iter(md.tables))].insert().values(
+            id="ancienne", title="Ancienne fiche", themes='["culture"]', maturity="emergence",
+            created_at=now, updated_at=now))
+
+
+def test_upgrade_from_v0(store_factory) -> None:
+    store = store_factory()
+    _create_v0(store)
+    assert store.schema_version() == 0
+    assert store.create_or_upgrade() == 1
+    assert store.schema_version() == 1
+    cat = store.load_catalogue()
+    row = cat.initiatives.set_index("id").loc["ancienne"]
+    assert row["title"] == "Ancienne fiche"
+    assert row["version"] == 1
+    assert row["publics"] == []
+    assert row["outlook"] is None
+    assert row["created_at"] == pd.Timestamp("2024-01-02 03:04:05", tz="UTC")
+    store.upsert(sample_catalogue())  # every table usable now
+    assert store.counts()["initiatives"] == 3
+
+
+def test_ordered_migrations_and_newer_database(store_factory, monkeypatch) -> None:
+    store = store_factory()
+    store.create_or_upgrade()
+
+    def add_notes(conn: sa.Connection, md: sa.MetaData) -> None:
+        sa.Table("notes", sa.MetaData(schema=md.schema),
+                 sa.Column("id", sa.Integer, primary_key=True)).create(conn)
+
+    monkeypatch.setattr(storage, "MIGRATIONS",
+                        [*storage.MIGRATIONS, Migration(2, "notes", add_notes)])
+    monkeypatch.setattr(storage, "SCHEMA_VERSION", 2)
+    assert store.create_or_upgrade() == 2
+    assert sa.inspect(store.engine).has_table("notes", schema=store.schema)
+    assert store.create_or_upgrade() == 2
+    monkeypatch.setattr(storage, "SCHEMA_VERSION", 1)
+    with pytest.raises(StorageError, match="plus récente"):
+        store.create_or_upgrade()
+
+
+def test_errors_in_french(tmp_path) -> None:
+    with pytest.raises(StorageError, match="invalide"):
+        Store("pas une url")
+    store = Store(f"sqlite:///{tmp_path / 'vide.sqlite'}")
+    with pytest.raises(StorageError, match="n'est pas initialisée"):
+        store.load_catalogue()
+    (tmp_path / "fichier").write_text("x")
+    with pytest.raises(StorageError):
+        Store(f"sqlite:///{tmp_path / 'fichier' / 'sous' / 'x.sqlite'}")
+    store.dispose()
