@@ -1,0 +1,178 @@
+"""Map payload and Carte page server time on the real built layers.
+
+Usage: ``.venv/bin/python bench/bench_map.py [--geo DIR] [--initiatives N] [--funding N]
+[--repeat R]``
+
+1. HTML payload of the map (what the browser receives) for the national view and for the
+   Gironde (33) view, against a naive ``folium.GeoJson`` of the same layers at full
+   geometry. Goal: <= 1 MB and >= 5x smaller.
+2. Server time (Streamlit AppTest, whole script run without the browser) of the Carte page:
+   cold start to first map (empty caches), then a filter change (territory = Gironde) and a
+   measure change, at seed scale (data/initiatives) and at national synthetic scale
+   (bench/synthetic.py, when present).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from territoires import layers as layers_mod  # noqa: E402
+from territoires import maps, queries, storage  # noqa: E402
+from territoires.seeds import load_seed_dir  # noqa: E402
+from territoires.territories import TerritoryIndex  # noqa: E402
+
+APP = str(REPO / "app.py")
+
+
+def size(n: int) -> str:
+    """Bytes as "123.4 kB"."""
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+
+def bench_payload(geo: Path, index: TerritoryIndex, catalogue) -> None:
+    """Print payload sizes of our map and of the naive one."""
+    full = layers_mod.load_layers(geo)
+    national = {n: layers_mod.load_display(n, "national", geo)
+                for n in ("regions", "departements", "epci", "communes", "qpv")}
+    local = {n: layers_mod.load_display(n, "local", geo)
+             for n in ("regions", "departements", "epci", "communes", "qpv")}
+    for extra in ("contrats_ville", "cites_educatives"):
+        national[extra] = local[extra] = full.layer(extra)
+    points = maps.territory_points(national)
+    print("== map payload (HTML bytes) ==")
+    print(f"{'view':<28} {'ours':>10} {'naive':>10} {'ratio':>7}  build s")
+    for label, territories, level in (
+        ("national, départements", (), "departement"),
+        ("Gironde (33), communes", (("departement", "33"),), "commune"),
+    ):
+        t0 = time.perf_counter()
+        filters = queries.Filters(territories=territories)
+        sel = queries.select(catalogue, index, filters)
+        area = maps.area_from_filters(territories, index)
+        spec = maps.MapSpec(area=area, choropleth_level=level, measure="funding_eur",
+                            values=queries.aggregate(sel, index, level),
+                            initiatives=maps.initiative_points(sel.catalogue, points))
+        ours = len(maps.map_html(maps.build_map(national, local, spec)))
+        seconds = time.perf_counter() - t0
+        if area.national:
+            naive_layers = {"regions": full.regions, "departements": full.departements,
+                            "qpv": full.qpv, "contrats_ville": full.contrats_ville,
+                            "cites_educatives": full.cites_educatives}
+        else:
+            communes = area.communes or frozenset()
+            naive_layers = {
+                "regions": full.regions, "departements": full.departements,
+                "communes": full.communes[full.communes["code_insee"].isin(communes)],
+                "qpv": full.qpv[full.qpv["code_qp"].isin(area.qpv or frozenset())],
+                "contrats_ville": full.contrats_ville[full.contrats_ville["code_dep"] == "33"],
+                "cites_educatives": full.cites_educatives[
+                    full.cites_educatives["code_dep"] == "33"],
+            }
+        naive = len(maps.map_html(maps.naive_map(naive_layers)))
+        print(f"{label:<28} {size(ours):>10} {size(naive):>10} {naive / ours:6.1f}x  "
+              f"{seconds:.2f}", flush=True)
+
+
+def bench_server(label: str, repeat: int) -> None:
+    """Print AppTest server times of the Carte page."""
+    from streamlit.testing.v1 import AppTest
+
+    print(f"\n== Carte page server time, {label} (ms) ==")
+    t0 = time.perf_counter()
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.switch_page("pages/carte.py")
+    at.run()
+    cold = (time.perf_counter() - t0) * 1000
+    problem = "" if not (at.exception or at.error) else "ERREUR: " + "; ".join(
+        str(e.value)[:120] for e in [*at.exception, *at.error])
+    print(f"cold start to first map (national view): {cold:8.0f}  {problem}", flush=True)
+    warm = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        at.run()
+        warm.append((time.perf_counter() - t0) * 1000)
+    print(f"rerun, same filters (median of {repeat}): {statistics.median(warm):8.0f}")
+    timings = []
+    for i in range(repeat):
+        labels = [o for o in at.multiselect(key="flt_t").options if o.startswith("Gironde (33)")]
+        t0 = time.perf_counter()
+        at.multiselect(key="flt_t").set_value(labels if i % 2 == 0 else []).run()
+        timings.append((time.perf_counter() - t0) * 1000)
+    print(f"filter change (Gironde <-> France), median: {statistics.median(timings):8.0f}")
+    at.multiselect(key="flt_t").set_value(
+        [o for o in at.multiselect(key="flt_t").options if o.startswith("Gironde (33)")]).run()
+    timings = []
+    for i in range(repeat):
+        t0 = time.perf_counter()
+        at.radio(key="prm_mesure").set_value(
+            "funding_eur" if i % 2 == 0 else "initiatives").run()
+        timings.append((time.perf_counter() - t0) * 1000)
+    print(f"measure change in Gironde, median:        {statistics.median(timings):8.0f}")
+
+
+class _FakeStore:
+    """Stands for :class:`territoires.storage.Store`: serves an in-memory catalogue."""
+
+    catalogue = None
+
+    def __init__(self, url: str, **_: object) -> None:
+        self.url = url
+
+    def load_catalogue(self):
+        return _FakeStore.catalogue
+
+
+def main() -> None:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--geo", default=str(REPO / "geo"))
+    parser.add_argument("--initiatives", type=int, default=20_000)
+    parser.add_argument("--funding", type=int, default=80_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    geo = Path(args.geo)
+    if not (geo / "layers.json").exists():
+        print(f"geo/ pas construit ({geo}) : lancez « territoires data fetch » puis "
+              "« territoires data build » (TERRITOIRES_MIRROR=/work/shared/data).")
+        raise SystemExit(1)
+    os.environ["TERRITOIRES_GEO_DIR"] = str(geo.resolve())
+    t0 = time.perf_counter()
+    index = TerritoryIndex.from_layers(layers_mod.load_layers(geo))
+    print(f"layers + index: {time.perf_counter() - t0:.1f} s")
+    seeds = load_seed_dir(REPO / "data" / "initiatives")
+    bench_payload(geo, index, seeds)
+
+    tmp = Path(tempfile.mkdtemp(prefix="territoires-bench-map-"))
+    url = f"sqlite:///{tmp / 'seeds.sqlite'}"
+    store = storage.Store(url)
+    store.create_or_upgrade()
+    store.upsert(seeds)
+    store.dispose()
+    os.environ["TERRITOIRES_DATABASE_URL"] = url
+    bench_server(f"seed scale ({len(seeds)} fiches)", args.repeat)
+
+    try:
+        from synthetic import make_synthetic
+    except ImportError:
+        print("\nbench/synthetic.py absent: no national-scale figures")
+        return
+    synthetic = make_synthetic(index, args.initiatives, args.funding, seed=0)
+    bench_payload(geo, index, synthetic)
+    _FakeStore.catalogue = synthetic
+    storage.Store = _FakeStore  # type: ignore[misc,assignment]
+    os.environ["TERRITOIRES_DATABASE_URL"] = f"sqlite:///{tmp / 'synthetic.sqlite'}"
+    bench_server(f"synthetic ({args.initiatives} initiatives, {args.funding} lines)",
+                 args.repeat)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,538 @@
+"""Streamlit glue of the dashboard (the only module importing streamlit).
+
+- cached loaders (``st.cache_resource``: loaded once per process, shared by sessions);
+- the shared filters: one sidebar widget set, kept in the URL (``st.query_params``) through
+  :meth:`Filters.to_params` / :meth:`Filters.from_params`, carried across pages;
+- page state in the URL (:func:`param_select`), French metrics, tables and the map.
+
+Pages stay thin: ``with ui.guard(): data = ui.app_data(); filters =
+ui.render_filters_sidebar(); …`` then call :mod:`territoires.queries` and render.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import streamlit as st
+
+from territoires import config, maps
+from territoires.errors import LayersMissingError, TerritoiresError
+from territoires.formatting import (
+    MISSING,
+    NNBSP,
+    filters_summary,
+    fmt_eur,
+    fmt_eur_short,
+    fmt_int,
+    fmt_pct,
+)
+from territoires.layers import DISPLAY_LEVELS, LAYER_SCHEMAS, Layers, load_display, load_layers
+from territoires.model import Catalogue
+from territoires.queries import Filters
+from territoires.territories import TerritoryIndex
+from territoires.vocab import (
+    ALLIANCE_LEVELS,
+    FUNDER_TYPES,
+    MATURITY,
+    ORG_TYPES,
+    PUBLICS,
+    SCHEMES,
+    THEMES,
+    Vocabulary,
+)
+
+APP_TITLE = "Territoires — alliances éducatives"
+SOURCES_FOOTER = (
+    "Sources : ANCT (QPV, contrats de ville, cités éducatives), INSEE (population, communes), "
+    "IGN / Etalab (contours), © contributeurs OpenStreetMap (fond de carte). "
+    "Données sous Licence Ouverte 2.0 ; fond de carte sous ODbL."
+)
+
+#: Query-string keys used by the shared filters (see Filters.to_params).
+FILTER_KEYS: tuple[str, ...] = (
+    "t", "themes", "publics", "maturity", "alliance_levels", "porteur_types", "funder_types",
+    "schemes", "years", "amount", "q",
+)
+YEAR_RANGE: tuple[int, int] = (2014, 2030)
+AMOUNT_STEPS: list[float] = [
+    0, 1_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 5_000_000,
+    math.inf,
+]
+#: Filters field -> (widget label, vocabulary), in sidebar order.
+LIST_WIDGETS: list[tuple[str, str, Vocabulary]] = [
+    ("themes", "Thèmes", THEMES),
+    ("publics", "Publics", PUBLICS),
+    ("maturity", "Maturité", MATURITY),
+    ("alliance_levels", "Niveau d'alliance", ALLIANCE_LEVELS),
+    ("porteur_types", "Type de porteur", ORG_TYPES),
+    ("funder_types", "Type de financeur", FUNDER_TYPES),
+    ("schemes", "Dispositif de financement", SCHEMES),
+]
+_W = "flt_"  # prefix of the filter widgets' keys
+
+
+# ------------------------------------------------------------------------------ data
+
+
+@st.cache_resource(show_spinner="Chargement des couches géographiques…")
+def _layers(geo: str) -> Layers:
+    return load_layers(_path(geo))
+
+
+def _path(geo: str) -> Path:
+    return Path(geo)
+
+
+@st.cache_resource(show_spinner="Chargement des contours simplifiés…")
+def _display(geo: str, level: str) -> dict[str, gpd.GeoDataFrame]:
+    out: dict[str, gpd.GeoDataFrame] = {}
+    for name in LAYER_SCHEMAS:
+        try:
+            out[name] = load_display(name, level, _path(geo))
+        except LayersMissingError:
+            layer = _layers(geo).layer(name)
+            if not layer.geometry.dropna().geom_type.isin(["Point", "MultiPoint"]).all():
+                raise
+            out[name] = layer  # point layers have no simplified version: they are small
+    return out
+
+
+@st.cache_resource(show_spinner="Construction de l'index des territoires…")
+def _index(geo: str) -> TerritoryIndex:
+    return TerritoryIndex.from_layers(_layers(geo))
+
+
+@st.cache_resource(show_spinner=False)
+def _points(geo: str) -> pd.DataFrame:
+    return maps.territory_points(_display(geo, "national"))
+
+
+@st.cache_resource(show_spinner=False)
+def _territory_options(geo: str) -> tuple[list[str], dict[str, tuple[str, str]]]:
+    """Labels offered without searching (everything but communes without QPV nor cité)
+    and the label -> (level, code) lookup of all territories."""
+    index = _index(geo)
+    table = index.table
+    lookup = {
+        str(lbl): (str(lvl), str(code))
+        for lbl, lvl, code in zip(table["label"], table["level"], table["code"], strict=True)
+    }
+    with_qpv = set(index.commune_qpv["code_insee"].astype(str))
+    keep = (table["level"] != "commune") | table["code"].astype(str).isin(with_qpv)
+    return [str(x) for x in table.loc[keep, "label"]], lookup
+
+
+@st.cache_resource(show_spinner=False)
+def _data_version() -> dict[str, int]:
+    return {"v": 0}
+
+
+@st.cache_resource(show_spinner="Chargement du catalogue…")
+def _catalogue(url: str, version: int) -> Catalogue:
+    from territoires.storage import Store
+
+    return Store(url).load_catalogue()
+
+
+def invalidate_catalogue() -> None:
+    """Make every session reload the catalogue (call after an import)."""
+    _data_version()["v"] += 1
+
+
+@dataclass
+class AppData:
+    """Read-only data shared by the pages."""
+
+    geo: str
+    layers: Layers
+    index: TerritoryIndex
+    catalogue: Catalogue
+
+    def display(self, level: str) -> dict[str, gpd.GeoDataFrame]:
+        """Display layers at ``level`` (see :data:`territoires.layers.DISPLAY_LEVELS`)."""
+        if level not in DISPLAY_LEVELS:
+            raise ValueError(level)
+        return _display(self.geo, level)
+
+    def points(self) -> pd.DataFrame:
+        """Representative point of every territory (``level, code, lat, lon``)."""
+        return _points(self.geo)
+
+
+def app_data() -> AppData:
+    """Layers, index and catalogue (cached per process; raises TerritoiresError)."""
+    geo = str(config.geo_dir())
+    url = config.database_url()
+    return AppData(geo, _layers(geo), _index(geo), _catalogue(url, _data_version()["v"]))
+
+
+# ------------------------------------------------------------------------------ pages
+
+
+def setup_page() -> None:
+    """Page configuration (call first in app.py)."""
+    st.set_page_config(page_title=APP_TITLE, page_icon="🗺️", layout="wide")
+
+
+@contextmanager
+def guard() -> Iterator[None]:
+    """Show a TerritoiresError as ``st.error`` (its message is meant for users)."""
+    try:
+        yield
+    except TerritoiresError as exc:
+        st.error(str(exc))
+
+
+def empty_selection_info() -> None:
+    """Message for an empty selection."""
+    st.info(
+        "Aucune initiative ne correspond aux filtres actifs. Élargissez la sélection dans le "
+        "panneau de gauche ou cliquez sur « Réinitialiser les filtres »."
+    )
+
+
+def footer() -> None:
+    """Sources credit shown under every page."""
+    st.divider()
+    st.caption(SOURCES_FOOTER)
+
+
+def navigation(pages: Sequence[tuple[str, str, str, str]]) -> st.navigation:  # type: ignore[valid-type]
+    """Router: ``pages`` = (file, title, icon, url_path) in menu order, the first is the home
+    page. The menu is drawn by hand so that links carry the filters' query parameters."""
+    objs = [
+        st.Page(file, title=title, icon=icon or None, url_path=path or None, default=i == 0)
+        for i, (file, title, icon, path) in enumerate(pages)
+    ]
+    pg = st.navigation(objs, position="hidden")
+    keep_filters_across_pages(pg.url_path)
+    params = current_filters().to_params()
+    with st.sidebar:
+        st.markdown(f"### {APP_TITLE}")
+        for page in objs:
+            st.page_link(page, query_params=params or None)
+    return pg
+
+
+def keep_filters_across_pages(page_path: str) -> None:
+    """When the page changed and the URL lost the filters, put them back."""
+    last = st.session_state.get("_page")
+    saved = st.session_state.get("_filters_params") or {}
+    if (last is not None and last != page_path and saved
+            and not any(k in st.query_params for k in FILTER_KEYS)):
+        st.query_params.update(saved)
+    st.session_state["_page"] = page_path
+
+
+def current_filters() -> Filters:
+    """The filters of the URL (the single source of truth)."""
+    filters = Filters.from_params(
+        {k: st.query_params.get_all(k) for k in FILTER_KEYS if k in st.query_params}
+    )
+    st.session_state["_filters_params"] = filters.to_params()
+    return filters
+
+
+def set_filters(filters: Filters) -> None:
+    """Write ``filters`` to the URL (page parameters are kept)."""
+    for key in FILTER_KEYS:
+        if key in st.query_params:
+            del st.query_params[key]
+    params = filters.to_params()
+    if params:
+        st.query_params.update(params)
+    st.session_state["_filters_params"] = params
+
+
+def widget_values(filters: Filters, lookup_label: Mapping[tuple[str, str], str]) -> dict:
+    """Sidebar widget values showing ``filters``."""
+    values: dict[str, object] = {
+        f"{_W}t": [lookup_label.get(t, f"{t[1]} ({t[0]})") for t in filters.territories],
+        f"{_W}q": filters.text,
+    }
+    for name, _label, vocab in LIST_WIDGETS:
+        values[f"{_W}{name}"] = [v for v in getattr(filters, name) if v in vocab.items]
+    lo, hi = filters.years or YEAR_RANGE
+    values[f"{_W}years"] = (max(YEAR_RANGE[0], min(lo, YEAR_RANGE[1])),
+                            max(YEAR_RANGE[0], min(hi, YEAR_RANGE[1])))
+    lo_amount, hi_amount = filters.amount or (AMOUNT_STEPS[0], AMOUNT_STEPS[-1])
+    values[f"{_W}amount_min"] = float(lo_amount)
+    values[f"{_W}amount_max"] = float(hi_amount)
+    return values
+
+
+def filters_from_widgets(state: Mapping[str, object],
+                         lookup: Mapping[str, tuple[str, str]]) -> Filters:
+    """Filters read from the sidebar widget values (inverse of :func:`widget_values`)."""
+    territories = []
+    for label in state.get(f"{_W}t") or []:
+        if label in lookup:
+            territories.append(lookup[label])
+        elif label.endswith(")") and " (" in label:  # unknown code kept from a shared link
+            code, _, level = label[:-1].rpartition(" (")
+            territories.append((level, code))
+    kwargs: dict[str, object] = {"territories": tuple(territories),
+                                 "text": str(state.get(f"{_W}q") or "").strip()}
+    for name, _label, _vocab in LIST_WIDGETS:
+        kwargs[name] = tuple(state.get(f"{_W}{name}") or ())
+    years = tuple(state.get(f"{_W}years") or YEAR_RANGE)
+    kwargs["years"] = None if years == YEAR_RANGE else (int(years[0]), int(years[1]))
+    lo = state.get(f"{_W}amount_min")
+    hi = state.get(f"{_W}amount_max")
+    lo = float(AMOUNT_STEPS[0] if lo is None else lo)  # type: ignore[arg-type]
+    hi = float(AMOUNT_STEPS[-1] if hi is None else hi)  # type: ignore[arg-type]
+    full = (AMOUNT_STEPS[0], AMOUNT_STEPS[-1])
+    kwargs["amount"] = None if (lo, hi) == full else (min(lo, hi), max(lo, hi))
+    return Filters(**kwargs)  # type: ignore[arg-type]
+
+
+def _on_filters_changed() -> None:
+    _, lookup = _territory_options(str(config.geo_dir()))
+    set_filters(filters_from_widgets(st.session_state, lookup))
+
+
+def _on_reset() -> None:
+    set_filters(Filters())
+    st.session_state[f"{_W}tsearch"] = ""
+
+
+def _fmt_amount(v: float) -> str:
+    return "sans limite" if math.isinf(v) else fmt_eur_short(v)
+
+
+def render_filters_sidebar() -> Filters:
+    """Draw the shared filters in the sidebar and return the active filters."""
+    data = app_data()
+    filters = current_filters()
+    options, lookup = _territory_options(data.geo)
+    label_of = {v: k for k, v in lookup.items()}
+    expected = widget_values(filters, label_of)
+    for key, value in expected.items():
+        if st.session_state.get(key) != value:
+            st.session_state[key] = value
+    with st.sidebar:
+        st.markdown("### Filtres")
+        search = st.text_input(
+            "Chercher un territoire", key=f"{_W}tsearch",
+            placeholder="nom ou code : Cenon, 33119, QN03307M…",
+            help="Ajoute à la liste ci-dessous les territoires (de tout niveau) trouvés.",
+        )
+        choices = list(expected[f"{_W}t"])  # type: ignore[arg-type]
+        if search.strip():
+            found = data.index.search(search.strip(), limit=30)
+            choices += [str(x) for x in found["label"]]
+        seen = set()
+        all_options = [x for x in [*choices, *options] if not (x in seen or seen.add(x))]
+        st.multiselect(
+            "Territoires", all_options, key=f"{_W}t", on_change=_on_filters_changed,
+            placeholder="Région, département, EPCI, commune, QPV…",
+            help="Tapez pour filtrer la liste. Une initiative est retenue si elle touche l'un "
+                 "de ces territoires.",
+        )
+        for name, label, vocab in LIST_WIDGETS:
+            st.multiselect(label, vocab.codes, format_func=vocab.label_of, key=f"{_W}{name}",
+                           on_change=_on_filters_changed, placeholder="Tous")
+        st.slider("Années", YEAR_RANGE[0], YEAR_RANGE[1], key=f"{_W}years",
+                  on_change=_on_filters_changed)
+        steps = sorted({float(x) for x in AMOUNT_STEPS}
+                       | {expected[f"{_W}amount_min"], expected[f"{_W}amount_max"]})
+        low, high = st.columns(2)
+        low.selectbox("Montant min. d'une ligne", steps, key=f"{_W}amount_min",
+                      format_func=_fmt_amount, on_change=_on_filters_changed)
+        high.selectbox("Montant max.", steps, key=f"{_W}amount_max",
+                       format_func=_fmt_amount, on_change=_on_filters_changed)
+        st.text_input("Recherche libre", key=f"{_W}q", on_change=_on_filters_changed,
+                      placeholder="titre, porteur, action…")
+        st.button("Réinitialiser les filtres", on_click=_on_reset, icon=":material/restart_alt:")
+        st.caption(filters_summary(filters, data.index))
+    return filters
+
+
+def param_select(label: str, name: str, options: Mapping[str, str], default: str,
+                 horizontal: bool = True) -> str:
+    """A radio choice kept in the URL as ``?name=code`` (page state)."""
+    value = st.query_params.get(name, default)
+    if value not in options:
+        value = default
+    key = f"prm_{name}"
+    if st.session_state.get(key) != value:
+        st.session_state[key] = value
+
+    def changed() -> None:
+        st.query_params[name] = st.session_state[key]
+
+    st.radio(label, list(options), format_func=lambda c: options[c], key=key,
+             on_change=changed, horizontal=horizontal)
+    return value
+
+
+def metrics(items: Sequence[tuple[str, str, str | None]], per_row: int = 4) -> None:
+    """``st.metric`` tiles from (label, formatted value, help) triples."""
+    for start in range(0, len(items), per_row):
+        cols = st.columns(per_row)
+        for col, (label, value, help_text) in zip(cols, items[start:start + per_row],
+                                                  strict=False):
+            col.metric(label, value, help=help_text)
+
+
+def territory_table(values: pd.DataFrame, level_label: str, measure: str) -> None:
+    """Accessible alternative to the map: the territories with their figures."""
+    if values.empty:
+        st.info("Aucun territoire à afficher.")
+        return
+    table = values[["nom", "code", "population", "initiatives", "funding_eur",
+                    "funding_per_inhabitant"]].sort_values(measure, ascending=False)
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "nom": st.column_config.TextColumn(level_label),
+            "code": st.column_config.TextColumn("Code"),
+            "population": st.column_config.NumberColumn("Population", format="localized"),
+            "initiatives": st.column_config.NumberColumn("Initiatives", format="localized"),
+            "funding_eur": st.column_config.NumberColumn("Financements (€)", format="euro"),
+            "funding_per_inhabitant": st.column_config.NumberColumn(
+                "Financement par habitant (€)", format="%.2f"),
+        },
+    )
+
+
+# ------------------------------------------------------------------------------ map
+
+
+def render_map(data: AppData, filters: Filters, spec: maps.MapSpec, height: int = 620) -> None:
+    """Draw the map; a click on a territory makes it the territory filter (and reruns)."""
+    from streamlit_folium import st_folium
+
+    area_key = filters.territories
+    view = st.session_state.get("_map_view")
+    if view and view[0] == area_key:
+        spec.center, spec.zoom = view[1], view[2]
+    else:
+        spec.center, spec.zoom = maps.view_for(
+            maps.area_bounds(data.display("local"), spec.area))
+        st.session_state["_map_view"] = (area_key, spec.center, spec.zoom)
+    fmap = maps.build_map(data.display("national"), data.display("local"), spec)
+    returned = st_folium(
+        fmap, key="carte", height=height, use_container_width=True,
+        returned_objects=["last_active_drawing"], center=spec.center, zoom=spec.zoom,
+    )
+    clicked = maps.clicked_territory(returned)
+    if clicked and clicked != st.session_state.get("_last_click"):
+        st.session_state["_last_click"] = clicked
+        if filters.territories != (clicked,):
+            set_filters(filters.replace(territories=(clicked,)))
+            st.rerun()
+
+
+def fmt_big(value: float | None) -> str:
+    """Amount for a metric tile ("1 234 567 €")."""
+    return fmt_eur(value) if value is not None else MISSING
+
+
+__all__ = [
+    "APP_TITLE", "NNBSP", "AppData", "app_data", "current_filters", "empty_selection_info",
+    "filters_summary", "fmt_big", "fmt_eur", "fmt_int", "fmt_pct", "footer", "guard",
+    "invalidate_catalogue", "metrics", "navigation", "param_select", "render_filters_sidebar",
+    "render_map", "set_filters", "territory_table",
+]
+
+
+# --- helpers for the catalogue/fiche/comparer/couverture/exporter pages
+
+#: Static print style sheet (no catalogue text): hides the menu and widgets when printing.
+PRINT_CSS = """<style>
+@media print {
+  [data-testid="stSidebar"], [data-testid="stHeader"], [data-testid="stToolbar"],
+  [data-testid="stSidebarCollapsedControl"], iframe, .stButton, .stDownloadButton,
+  .stSelectbox { display: none !important; }
+  .main .block-container { max-width: 100% !important; padding: 0 !important; }
+  a { color: inherit; text-decoration: underline; }
+}
+</style>"""
+
+
+def page_params(**extra: str) -> dict[str, str]:
+    """The current filters' query parameters plus ``extra`` (for links between pages)."""
+    params = current_filters().to_params()
+    params.update({k: v for k, v in extra.items() if v})
+    return params
+
+
+def print_style() -> None:
+    """Inject :data:`PRINT_CSS` (static CSS only)."""
+    st.html(PRINT_CSS)
+
+
+def static_map(fmap: object, key: str, height: int = 420) -> None:
+    """Draw a folium map that returns nothing to the app (no rerun on interaction)."""
+    from streamlit_folium import st_folium
+
+    st_folium(fmap, key=key, height=height, use_container_width=True, returned_objects=[])
+
+
+def url_territories_picker(label: str, name: str, max_selections: int = 4,
+                           help_text: str | None = None) -> list[tuple[str, str]]:
+    """Multiselect of territories (any level, with a search box) kept in the URL as
+    ``?name=commune:33063,qpv:QN03307M``; returns the chosen (level, code) pairs."""
+    data = app_data()
+    options, lookup = _territory_options(data.geo)
+    label_of = {v: k for k, v in lookup.items()}
+    chosen = []
+    for part in (st.query_params.get(name) or "").split(","):
+        lvl, _, code = part.strip().partition(":")
+        if lvl and code and (lvl, code) in label_of and (lvl, code) not in chosen:
+            chosen.append((lvl, code))
+    chosen = chosen[:max_selections]
+    key = f"prm_{name}"
+    expected = [label_of[t] for t in chosen]
+    if st.session_state.get(key) != expected:
+        st.session_state[key] = expected
+
+    def changed() -> None:
+        pairs = [lookup[x] for x in st.session_state[key] if x in lookup]
+        if pairs:
+            st.query_params[name] = ",".join(f"{lvl}:{code}" for lvl, code in pairs)
+        elif name in st.query_params:
+            del st.query_params[name]
+
+    search = st.text_input("Chercher un territoire à comparer", key=f"prm_{name}_search",
+                           placeholder="nom ou code : Lormont, 64445, QN03307M…")
+    extra: list[str] = []
+    if search.strip():
+        extra = [str(x) for x in data.index.search(search.strip(), limit=30)["label"]]
+    seen: set[str] = set()
+    all_options = [x for x in [*expected, *extra, *options] if not (x in seen or seen.add(x))]
+    st.multiselect(label, all_options, key=key, on_change=changed,
+                   max_selections=max_selections, help=help_text,
+                   placeholder="Tapez un nom : Bordeaux, Cenon, Pau…")
+    return chosen
+
+
+def url_ids_picker(label: str, name: str, options: Mapping[str, str],
+                   max_selections: int = 3) -> list[str]:
+    """Multiselect of initiatives (id -> title) kept in the URL as ``?name=a,b``."""
+    wanted = [x for x in (st.query_params.get(name) or "").split(",") if x in options]
+    wanted = list(dict.fromkeys(wanted))[:max_selections]
+    key = f"prm_{name}"
+    if st.session_state.get(key) != wanted:
+        st.session_state[key] = wanted
+
+    def changed() -> None:
+        ids = list(st.session_state[key])
+        if ids:
+            st.query_params[name] = ",".join(ids)
+        elif name in st.query_params:
+            del st.query_params[name]
+
+    st.multiselect(label, list(options), format_func=lambda i: options.get(i, i), key=key,
+                   on_change=changed, max_selections=max_selections,
+                   placeholder="Choisissez des initiatives")
+    return wanted

@@ -1,0 +1,128 @@
+"""AppTest runs of the dashboard shell (app.py, Accueil, Carte, À propos) on tiny data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app_env import make_env
+from territoires.layers import Layers
+from territoires.queries import Filters
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+NNBSP = "\u202f"
+
+
+@pytest.fixture
+def app_env(tmp_path: Path, tiny_layers: Layers, monkeypatch: pytest.MonkeyPatch) -> dict:
+    env = make_env(tmp_path, tiny_layers)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def _run(params: dict[str, str] | None = None, page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in (params or {}).items():
+        at.query_params[key] = value
+    if page:
+        at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_accueil_key_figures(app_env: dict) -> None:
+    at = _run()
+    figures = _metrics(at)
+    assert figures["Initiatives"] == "3"
+    assert figures["Porteurs"] == "3"
+    assert figures["Financement des initiatives"] == f"35{NNBSP}000{NNBSP}€"
+    assert figures["Financement, toutes lignes"] == f"65{NNBSP}000{NNBSP}€"
+    assert figures["QPV touchés / QPV de la zone"].endswith("/ 8")
+
+
+def test_shared_link_filters_figures(app_env: dict) -> None:
+    at = _run({"t": "commune:33119"})
+    figures = _metrics(at)
+    assert figures["Initiatives"] == "1"
+    assert figures["Financement des initiatives"] == f"10{NNBSP}000{NNBSP}€"
+    assert at.multiselect(key="flt_t").value == ["Cenon (33119) — Commune"] or \
+        "33119" in at.multiselect(key="flt_t").value[0]
+    assert any("Cenon" in c.value for c in at.caption)
+
+
+def test_widget_change_updates_url_and_figures(app_env: dict) -> None:
+    at = _run()
+    at.multiselect(key="flt_themes").set_value(["sport"]).run()
+    assert at.query_params.get("themes") == "sport"
+    assert _metrics(at)["Initiatives"] == "1"
+    at.button[0].click().run()  # Réinitialiser (the only button)
+    assert "themes" not in at.query_params
+    assert _metrics(at)["Initiatives"] == "3"
+    assert at.multiselect(key="flt_themes").value == []
+
+
+def test_url_round_trip(app_env: dict) -> None:
+    filters = Filters(territories=(("departement", "33"),), themes=("culture", "parentalite"),
+                      years=(2020, 2025), amount=(1000.0, 50000.0), text="lecture")
+    at = _run(filters.to_params())
+    assert Filters.from_params(at.query_params) == filters
+    assert at.slider(key="flt_years").value == (2020, 2025)
+    assert at.text_input(key="flt_q").value == "lecture"
+    # a widget change rewrites the URL from the widgets: the other filters survive it
+    at.multiselect(key="flt_publics").set_value(["parents"]).run()
+    assert Filters.from_params(at.query_params) == filters.replace(publics=("parents",))
+
+
+def test_filters_kept_across_pages(app_env: dict) -> None:
+    at = _run({"t": "commune:33119"})
+    at.switch_page("pages/carte.py").run()
+    assert not at.exception
+    assert at.query_params.get("t") == "commune:33119"
+    assert any("Cenon" in c.value for c in at.caption)
+    at.switch_page("pages/accueil.py").run()
+    assert _metrics(at)["Initiatives"] == "1"
+
+
+def test_carte_page(app_env: dict) -> None:
+    at = _run({"t": "departement:33", "niveau": "commune", "mesure": "funding_eur"},
+              "pages/carte.py")
+    assert at.radio(key="prm_niveau").value == "commune"
+    assert at.radio(key="prm_mesure").value == "funding_eur"
+    table = at.dataframe[0].value
+    assert set(table["code"]) == {"33063", "33119", "33249", "33069", "33162"}
+    assert table.iloc[0]["code"] in {"33119", "33063"}  # sorted by funding, the largest first
+    at.radio(key="prm_niveau").set_value("qpv").run()
+    assert at.query_params.get("niveau") == "qpv"
+    assert at.query_params.get("t") == "departement:33"
+    assert "QN03307M" in set(at.dataframe[0].value["code"])
+
+
+def test_carte_empty_selection_message(app_env: dict) -> None:
+    at = _run({"q": "aucune-initiative-ne-contient-ceci"}, "pages/carte.py")
+    assert any("Aucune initiative" in i.value for i in at.info)
+
+
+def test_a_propos(app_env: dict) -> None:
+    at = _run(page="pages/a_propos.py")
+    text = " ".join(m.value for m in at.markdown)
+    for source in ("ANCT", "INSEE", "IGN", "OpenStreetMap", "Licence Ouverte 2.0"):
+        assert source in text
+    assert "2024" in set(at.dataframe[0].value["Millésime"])
+
+
+def test_missing_layers_show_french_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          app_env: dict) -> None:
+    monkeypatch.setenv("TERRITOIRES_GEO_DIR", str(tmp_path / "vide"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert any("territoires data build" in e.value for e in at.error)
