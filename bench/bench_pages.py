@@ -1,0 +1,177 @@
+"""Server time of the Catalogue, Fiche, Comparer, Couverture and Exporter pages, and export
+sizes/times.
+
+Usage: ``.venv/bin/python bench/bench_pages.py [--initiatives N] [--funding N] [--repeat R]
+[--export-rows N] [--geo DIR]``
+
+Pages are rendered with Streamlit's AppTest (the whole script run on the server, without the
+browser): once cold (caches empty), then ``--repeat`` times warm; the median warm time is the
+figure to compare with the goals (<= 300 ms at seed scale, <= 1 s at national synthetic
+scale). Seed scale = the fiches of ``data/initiatives`` in a temporary SQLite database;
+national scale = :func:`synthetic.make_synthetic` (served to the app in-process, without a
+database). Layers: ``--geo``, else ``geo/`` if built, else built from the mirror
+(``TERRITOIRES_MIRROR``, default /work/shared/data) into a temporary folder. Then the export
+of ``--export-rows`` synthetic initiatives in every format: time and size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synthetic import make_synthetic  # noqa: E402
+from territoires import layers as layers_mod  # noqa: E402
+from territoires import queries, storage, views  # noqa: E402
+from territoires.errors import LayersMissingError  # noqa: E402
+from territoires.territories import TerritoryIndex  # noqa: E402
+
+APP = str(REPO / "app.py")
+
+
+def geo_dir(arg: str | None) -> Path:
+    """A built geo/ folder (see module docstring)."""
+    if arg:
+        return Path(arg)
+    try:
+        layers_mod.load_layers()
+        return REPO / "geo"
+    except LayersMissingError:
+        from territoires.build import build_all
+        from territoires.sources import fetch_all
+
+        mirror = Path(os.environ.get("TERRITOIRES_MIRROR", "/work/shared/data"))
+        tmp = Path(tempfile.mkdtemp(prefix="territoires-bench-"))
+        print(f"geo/ not built: building from {mirror} into {tmp}", flush=True)
+        fetch_all(tmp / "cache", mirror=mirror, progress=False)
+        build_all(tmp / "cache", tmp / "geo")
+        return tmp / "geo"
+
+
+def render_ms(page: str, params: dict[str, str], repeat: int) -> tuple[float, float, str]:
+    """(cold ms, median warm ms, problem or "") of one page run with AppTest."""
+    from streamlit.testing.v1 import AppTest
+
+    times = []
+    problem = ""
+    for _ in range(repeat + 1):
+        at = AppTest.from_file(APP, default_timeout=600)
+        for key, value in params.items():
+            at.query_params[key] = value
+        at.switch_page(page)
+        t0 = time.perf_counter()
+        at.run()
+        times.append((time.perf_counter() - t0) * 1000)
+        if at.exception or at.error:
+            problem = "; ".join(str(e.value)[:120] for e in [*at.exception, *at.error])
+    return times[0], statistics.median(times[1:]), problem
+
+
+def page_cases(first_id: str, dep: str) -> list[tuple[str, str, dict[str, str]]]:
+    """(name, page, query parameters) of the measured renders."""
+    return [
+        ("catalogue, no filter", "pages/catalogue.py", {}),
+        (f"catalogue, département {dep}", "pages/catalogue.py", {"t": f"departement:{dep}"}),
+        ("fiche", "pages/fiche.py", {"id": first_id}),
+        ("fiche, no id (choice)", "pages/fiche.py", {"t": f"departement:{dep}"}),
+        ("comparer 4 communes + 2 initiatives", "pages/comparer.py",
+         {"cmp": "commune:33063,commune:33119,commune:33249,commune:64445",
+          "ini": first_id}),
+        ("couverture QPV, no filter", "pages/couverture.py", {}),
+        ("couverture QPV, parentalité + collège", "pages/couverture.py",
+         {"themes": "parentalite", "publics": "college"}),
+        ("couverture communes, département", "pages/couverture.py",
+         {"t": f"departement:{dep}", "unite": "commune"}),
+        (f"exporter xlsx, département {dep}", "pages/exporter.py",
+         {"t": f"departement:{dep}", "format": "xlsx"}),
+        ("exporter csv, no filter", "pages/exporter.py", {"format": "csv"}),
+    ]
+
+
+def bench_pages(label: str, first_id: str, repeat: int) -> None:
+    """Print the render times of every case."""
+    print(f"\n== pages at {label} (AppTest server time, ms) ==")
+    print(f"{'page':<45} {'cold':>8} {'warm median':>12}")
+    for name, page, params in page_cases(first_id, "33"):
+        cold, warm, problem = render_ms(page, params, repeat)
+        print(f"{name:<45} {cold:8.0f} {warm:12.0f}  {problem}", flush=True)
+
+
+class _FakeStore:
+    """Stands for :class:`territoires.storage.Store`: serves an in-memory catalogue."""
+
+    catalogue = None
+
+    def __init__(self, url: str, **_: object) -> None:
+        self.url = url
+
+    def load_catalogue(self) -> object:
+        return _FakeStore.catalogue
+
+
+def main() -> None:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--initiatives", type=int, default=50_000)
+    parser.add_argument("--funding", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--export-rows", type=int, default=50_000)
+    parser.add_argument("--geo", default=None)
+    parser.add_argument("--skip-pages", action="store_true")
+    parser.add_argument("--formats", default="csv,xlsx,geojson,gpkg")
+    args = parser.parse_args()
+
+    geo = geo_dir(args.geo)
+    os.environ["TERRITOIRES_GEO_DIR"] = str(geo)
+    layers = layers_mod.load_layers(geo)
+    index = TerritoryIndex.from_layers(layers)
+    tmp = Path(tempfile.mkdtemp(prefix="territoires-bench-db-"))
+
+    if not args.skip_pages:
+        from territoires.seeds import load_seed_dir
+
+        url = f"sqlite:///{tmp / 'seeds.sqlite'}"
+        store = storage.Store(url)
+        store.create_or_upgrade()
+        store.upsert(load_seed_dir(REPO / "data" / "initiatives"))
+        store.dispose()
+        os.environ["TERRITOIRES_DATABASE_URL"] = url
+        bench_pages("seed scale (12 fiches)", "cenon-erasmus-plus", args.repeat)
+
+    t0 = time.perf_counter()
+    synthetic = make_synthetic(index, args.initiatives, args.funding, seed=0)
+    print(f"\nsynthetic catalogue: {len(synthetic.initiatives)} initiatives, "
+          f"{len(synthetic.funding)} funding lines ({time.perf_counter() - t0:.1f} s)")
+    if not args.skip_pages:
+        _FakeStore.catalogue = synthetic
+        storage.Store = _FakeStore  # type: ignore[misc,assignment]
+        os.environ["TERRITOIRES_DATABASE_URL"] = f"sqlite:///{tmp / 'synthetic.sqlite'}"
+        bench_pages(f"national synthetic scale ({args.initiatives} initiatives, "
+                    f"{args.funding} lines)", str(synthetic.initiatives["id"].iloc[0]),
+                    args.repeat)
+
+    if args.export_rows <= 0:
+        return
+    print(f"\n== export of {args.export_rows} initiatives (with their tables) ==")
+    ids = synthetic.initiatives["id"].iloc[: args.export_rows]
+    sub = synthetic.subset(set(ids))
+    sel = queries.select(sub, index, queries.Filters())
+    print(f"rows: {len(sub.initiatives)} initiatives, {len(sub.organisations)} structures, "
+          f"{len(sub.territories)} territories, {len(sub.funding)} funding lines")
+    print(f"{'format':<8} {'seconds':>8} {'size':>12}")
+    for fmt in args.formats.split(","):
+        t0 = time.perf_counter()
+        data = views.export_file(sel, fmt, layers=layers, index=index)
+        print(f"{fmt:<8} {time.perf_counter() - t0:8.1f} {views.fmt_size(len(data)):>12}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Comparer: 2 to 4 territories side by side (``?cmp=``), then 2 or 3 initiatives (``?ini=``)."""
+
+from __future__ import annotations
+
+import altair as alt
+import streamlit as st
+
+from territoires import queries, ui, views
+
+st.title("Comparer")
+
+BY = {"themes": "Thème", "maturity": "Maturité", "funder_type": "Type de financeur"}
+
+with ui.guard():
+    data = ui.app_data()
+    filters = ui.render_filters_sidebar()
+    st.caption(f"Filtres actifs (hors territoires) — {ui.filters_summary(filters, data.index)}")
+    st.subheader("Territoires côte à côte")
+    chosen = ui.url_territories_picker(
+        "Territoires à comparer (2 à 4, tout niveau)", "cmp",
+        help_text="Les autres filtres du panneau de gauche s'appliquent à chaque territoire.")
+    others = filters.replace(territories=())
+    lists: list = []
+    if len(chosen) < 2:
+        st.info("Choisissez au moins deux territoires (commune, QPV, EPCI, département…) pour "
+                "les comparer.")
+    else:
+        names = views.territory_names(data.index, chosen)
+        figures = queries.compare_territories(data.catalogue, data.index, others, chosen)
+        st.dataframe(views.comparison_table(figures, names), width="stretch")
+        st.caption("Financements : lignes localisées dans le territoire (lignes plus larges "
+                   "réparties selon la population). Population des QPV : connue pour une "
+                   "partie des QPV seulement hors ligne.")
+        selections = views.territory_selections(data.catalogue, data.index, others, chosen)
+        for by, title in BY.items():
+            long = views.compare_distributions(selections, names, by)
+            measure = "funding_eur" if by == "funder_type" else "initiatives"
+            if long.empty:
+                continue
+            st.markdown(f"**Répartition par {title.lower()}** "
+                        f"({'financements, €' if measure == 'funding_eur' else 'initiatives'})")
+            st.altair_chart(alt.Chart(long).mark_bar().encode(
+                y=alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=220)),
+                x=alt.X(f"{measure}:Q", title=None),
+                color=alt.Color("territoire:N", legend=None),
+                column=alt.Column("territoire:N", title=None, sort=names),
+                tooltip=["territoire:N", "label:N", f"{measure}:Q"],
+            ).properties(width=170).resolve_scale(x="shared", y="shared"))
+        cols = st.columns(len(chosen))
+        lists = views.initiatives_by_territory(selections)
+        for col, name, items in zip(cols, names, lists, strict=True):
+            with col:
+                st.markdown(f"**{views.md_text(name)}** — {len(items)} initiative(s)")
+                for iid, title in items:
+                    st.page_link("pages/fiche.py", label=views.md_text(title),
+                                 query_params=ui.page_params(id=iid))
+
+    st.subheader("Initiatives champ par champ")
+    selection = queries.select(data.catalogue, data.index, filters)
+    options, too_many = views.initiative_choices(
+        selection.catalogue, data.catalogue, views.parse_ids(st.query_params.get("ini")), lists)
+    if too_many:
+        st.caption("Sélection trop large pour tout proposer : la liste reprend les initiatives "
+                   "des territoires comparés. Affinez les filtres pour en voir d'autres.")
+    ids = ui.url_ids_picker("Initiatives à comparer (2 ou 3)", "ini", options)
+    if len(ids) < 2:
+        st.info("Choisissez deux ou trois initiatives pour les comparer champ par champ.")
+    else:
+        st.dataframe(queries.compare_initiatives(data.catalogue, ids), width="stretch",
+                     row_height=60)

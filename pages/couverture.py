@@ -1,0 +1,55 @@
+"""Couverture: QPV (or communes with QPV) no selected initiative reaches, and overlaps."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from territoires import queries, ui, views
+from territoires.formatting import fmt_int
+
+st.title("Couverture")
+
+POPULATION = st.column_config.NumberColumn("Population", format="localized")
+
+with ui.guard():
+    data = ui.app_data()
+    filters = ui.render_filters_sidebar()
+    st.caption(f"Filtres actifs — {ui.filters_summary(filters, data.index)}")
+    st.markdown(
+        "Un territoire est **touché** quand le territoire déclaré d'au moins une initiative "
+        "retenue le contient ou le recoupe (une initiative déclarée sur Cenon touche les QPV "
+        "de Cenon ; une initiative déclarée sur un QPV touche ce QPV et ses communes). La "
+        "population des QPV est inconnue hors ligne pour une partie d'entre eux : ceux-là "
+        "sont classés après, par nombre de QPV."
+    )
+    level = ui.param_select("Territoires non touchés", "unite", views.COVERAGE_LEVELS, "qpv")
+    selection = queries.select(data.catalogue, data.index, filters)
+    if len(selection.catalogue) == 0:
+        ui.empty_selection_info()
+    uncovered = queries.coverage(selection, data.index, level)
+    label = views.COVERAGE_LEVELS[level]
+    st.subheader(f"{label} que ne touche aucune initiative : {fmt_int(len(uncovered))}")
+    if uncovered.empty:
+        st.success("Toute la zone filtrée est touchée par au moins une initiative.")
+    else:
+        shown = uncovered.head(views.MAX_HIGHLIGHTS)
+        fmap = views.territories_map(
+            data.display("national"), data.display("local"), data.index,
+            [(level, c) for c in shown["code"]], "Non touchés",
+            area_territories=list(filters.territories))
+        ui.static_map(fmap, key="couverture_map", height=480)
+        if len(uncovered) > len(shown):
+            st.caption(f"La carte montre les {fmt_int(len(shown))} premiers (les plus "
+                       "peuplés) ; le tableau les liste tous.")
+        st.dataframe(views.coverage_table(uncovered), hide_index=True, width="stretch",
+                     column_config={"Population": POPULATION})
+    st.subheader("Chevauchements : territoires touchés par plusieurs initiatives")
+    overlap = queries.overlaps(selection, data.index, level)
+    if overlap.empty:
+        st.info("Aucun territoire de la zone n'est touché par deux initiatives ou plus.")
+    else:
+        titles = views.initiative_options(selection.catalogue)
+        st.dataframe(views.overlaps_table(overlap, titles), hide_index=True, width="stretch",
+                     column_config={"Population": POPULATION,
+                                    "Titres": st.column_config.ListColumn("Initiatives "
+                                                                          "(titres)")})

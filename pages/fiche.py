@@ -1,0 +1,113 @@
+"""Fiche: one initiative (``?id=``), every public field, its map, funding and related ones."""
+
+from __future__ import annotations
+
+import altair as alt
+import streamlit as st
+
+from territoires import queries, ui, views
+from territoires.vocab import MATURITY
+
+ui.print_style()
+
+with ui.guard():
+    data = ui.app_data()
+    filters = ui.render_filters_sidebar()
+    ident = st.query_params.get("id", "")
+    if not ident:
+        st.title("Fiche initiative")
+        selection = queries.select(data.catalogue, data.index, filters)
+        options = views.initiative_options(selection.catalogue)
+        if not options:
+            ui.empty_selection_info()
+        else:
+            choice = st.selectbox("Choisissez une initiative (parmi les filtres actifs)",
+                                  list(options), format_func=options.get, index=None,
+                                  placeholder="Titre de l'initiative…")
+            if choice:
+                st.query_params["id"] = choice
+                st.rerun()
+        st.stop()
+    record = views.initiative_record(data.catalogue, ident)
+    if record is None:
+        st.title("Fiche initiative")
+        st.warning(f"Aucune initiative n'a l'identifiant « {ident} » : la fiche a peut-être été "
+                   "renommée ou supprimée.")
+        st.page_link("pages/catalogue.py", label="Retour au catalogue",
+                     icon=":material/arrow_back:", query_params=ui.page_params())
+        st.stop()
+    st.title(str(record["title"]))
+    if record.get("maturity") == "arretee":
+        st.warning(f"**Initiative {MATURITY.label_of('arretee').lower()}e** — maturité « "
+                   f"{MATURITY.label_of('arretee')} » : cette initiative n'est plus menée.",
+                 icon=":material/block:")
+    if not views.is_missing(record.get("summary")):
+        st.markdown(views.md_text(record["summary"]))
+    cols = st.columns(3)
+    for i, (label, value) in enumerate(views.fiche_facts(record)):
+        cols[i % 3].markdown(f"**{label}**  \n{views.md_text(value)}")
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Porteurs")
+        st.dataframe(views.organisations_table(data.catalogue, ident, "porteur"),
+                     hide_index=True, width="stretch")
+        st.subheader("Partenaires")
+        partners = views.organisations_table(data.catalogue, ident, "partenaire")
+        if len(partners):
+            st.dataframe(partners, hide_index=True, width="stretch")
+        else:
+            st.caption("Aucun partenaire renseigné.")
+        st.subheader("Territoires")
+        st.dataframe(views.territories_table(data.catalogue, data.index, ident),
+                     hide_index=True, width="stretch")
+    with right:
+        fmap = views.territories_map(data.display("national"), data.display("local"),
+                                     data.index, views.initiative_territories(data.catalogue,
+                                                                              ident),
+                                     "Territoires de l'initiative")
+        ui.static_map(fmap, key="fiche_map", height=430)
+    for field, title in views.FICHE_SECTIONS:
+        st.subheader(title)
+        st.markdown(views.md_text(record.get(field)))
+    st.subheader("Indicateurs de résultats")
+    indicators = views.indicators_table(data.catalogue, ident)
+    if len(indicators):
+        st.table(indicators.set_index("Indicateur"))
+    else:
+        st.caption("Aucun indicateur chiffré.")
+    st.subheader("Financements")
+    funding = views.funding_table(data.catalogue, ident)
+    if len(funding):
+        st.markdown(f"Total : **{views.funding_total(funding)}**")
+        st.table(funding[["Période", "Financeur", "Type de financeur", "Dispositif",
+                          "Montant"]].set_index("Période"))
+        st.altair_chart(alt.Chart(funding).mark_bar().encode(
+            x=alt.X("Période:N", title="Période", sort=None),
+            y=alt.Y("montant_eur:Q", title="Montant (€)", axis=alt.Axis(format=",.0f")),
+            color=alt.Color("financeur:N", title="Financeur", legend=alt.Legend(orient="bottom",
+                                                                                labelLimit=400)),
+            tooltip=[alt.Tooltip("Période:N"), alt.Tooltip("financeur:N", title="Financeur"),
+                     alt.Tooltip("Montant:N")],
+        ).properties(height=260), width="stretch")
+    else:
+        st.caption("Aucune ligne de financement renseignée.")
+    st.subheader("Source")
+    source = " — ".join(str(record[k]) for k in ("source_document", "source_sheet")
+                        if not views.is_missing(record.get(k)))
+    st.markdown(views.md_text(source or None))
+    url = record.get("source_url")
+    if not views.is_missing(url) and str(url).startswith(("http://", "https://")):
+        st.link_button("Ouvrir la source", str(url), icon=":material/open_in_new:")
+    if not views.is_missing(record.get("contact_organisation")):
+        contact = ", ".join(str(record[k]) for k in ("contact_organisation", "contact_role")
+                            if not views.is_missing(record.get(k)))
+        st.markdown(f"**Contact** : {views.md_text(contact)}")
+    st.subheader("Initiatives proches")
+    related = views.related_links(data.catalogue, data.index, ident)
+    for rid, title, themes in related:
+        st.page_link("pages/fiche.py", label=views.md_text(f"{title} — {themes}"),
+                     query_params=ui.page_params(id=rid))
+    if not related:
+        st.caption("Aucune initiative ne partage ses thèmes.")
+    st.page_link("pages/catalogue.py", label="Retour au catalogue",
+                 icon=":material/arrow_back:", query_params=ui.page_params())

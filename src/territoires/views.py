@@ -1,0 +1,673 @@
+"""Data shaping for the Catalogue, Fiche, Comparer, Couverture and Exporter pages.
+
+Pure functions (no Streamlit): they take a :class:`~territoires.model.Catalogue`, a
+:class:`~territoires.territories.TerritoryIndex` and :class:`~territoires.queries.Filters`
+and return small DataFrames or strings ready to render, so that the pages only read widgets,
+call these functions and draw. Private columns (``contact_email``) never leave this module.
+The two map builders return folium maps drawn with :mod:`territoires.maps`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from urllib.parse import quote_plus, urlencode
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from territoires import exchange, maps, queries
+from territoires.formatting import MISSING, fmt_eur, fmt_int, fmt_number
+from territoires.layers import LEVEL_LAYER
+from territoires.model import PRIVATE_COLUMNS, Catalogue
+from territoires.queries import Filters, Selection
+from territoires.territories import TerritoryIndex
+from territoires.vocab import (
+    ALLIANCE_LEVELS,
+    FUNDER_TYPES,
+    MATURITY,
+    ORG_TYPES,
+    PUBLICS,
+    SCALES,
+    SCHEMES,
+    TERRITORY_LEVELS,
+    THEMES,
+    Vocabulary,
+)
+
+#: Export formats offered by the Exporter page: code -> (French label, extension, MIME type).
+EXPORT_FORMATS: dict[str, tuple[str, str, str]] = {
+    "csv": ("CSV pour Excel (zip, séparateur « ; »)", "zip", "application/zip"),
+    "xlsx": ("Classeur Excel (XLSX)", "xlsx",
+             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    "geojson": ("GeoJSON", "geojson", "application/geo+json"),
+    "gpkg": ("GeoPackage", "gpkg", "application/geopackage+sqlite3"),
+    "html": ("Carte autonome (HTML)", "html", "text/html"),
+}
+#: Most territories highlighted on a map (the largest first).
+MAX_HIGHLIGHTS = 400
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~$>])")
+HIGHLIGHT_COLOUR = "#d7301f"
+
+
+# ----------------------------------------------------------------------------- basics
+
+
+def is_missing(value: object) -> bool:
+    """True for None, NaN, NA and empty strings."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return False
+    try:
+        return bool(pd.isna(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def as_list(value: object) -> list[str]:
+    """A list cell (list, array or "a | b" text) as a list of strings."""
+    if is_missing(value):
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split("|") if v.strip()]
+    try:
+        return [str(v) for v in value if not is_missing(v)]  # type: ignore[attr-defined]
+    except TypeError:
+        return [str(value)]
+
+
+def labels(value: object, vocab: Vocabulary) -> list[str]:
+    """French labels of a list cell of ``vocab`` codes."""
+    return [vocab.label_of(v) for v in as_list(value)]
+
+
+def md_text(value: object) -> str:
+    """Catalogue text made safe for ``st.markdown``: markup characters are backslash-escaped
+    (so no link, image, HTML or formula can be injected); line breaks and "- " list items are
+    kept. Missing -> "—"."""
+    if is_missing(value):
+        return MISSING
+    lines = []
+    for line in str(value).replace("\r\n", "\n").split("\n"):
+        stripped = line.lstrip()
+        bullet = stripped.startswith(("- ", "• "))
+        body = _MD_SPECIAL.sub(r"\\\1", stripped[2:] if bullet else stripped)
+        body = body.replace("&", "&amp;")
+        if not bullet and re.match(r"^\d+[.)]\s", body):
+            body = re.sub(r"^(\d+)([.)])", r"\1\\\2", body)
+        if not bullet and body.startswith(("-", "=")):
+            body = "\\" + body
+        lines.append(f"- {body}" if bullet else body)
+    # a single newline is a soft break in Markdown: make it a real one
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if line and nxt and not nxt.startswith("- ") and not line.startswith("- "):
+            out.append(line + "  ")
+        else:
+            out.append(line)
+    return "\n".join(out).strip()
+
+
+def fmt_amount(value: object) -> str:
+    """French euro amount, with cents only when there are some ("255 349,05 €")."""
+    if is_missing(value):
+        return MISSING
+    number = float(value)  # type: ignore[arg-type]
+    return fmt_eur(number, 0 if number == round(number) else 2)
+
+
+def fmt_date(value: object) -> str:
+    """A date as "01/09/2023" ("—" when missing)."""
+    if is_missing(value):
+        return MISSING
+    try:
+        return pd.Timestamp(value).strftime("%d/%m/%Y")  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def fmt_period(start: object, end: object) -> str:
+    """"2023" or "2023–2024" from funding years."""
+    if is_missing(start):
+        return MISSING
+    a = int(float(start))  # type: ignore[arg-type]
+    b = a if is_missing(end) else int(float(end))  # type: ignore[arg-type]
+    return str(a) if a == b else f"{a}–{b}"
+
+
+def _ids(df: pd.DataFrame, column: str) -> pd.Series:
+    return df[column].astype("str")
+
+
+# ----------------------------------------------------------------------------- URL state
+
+
+def parse_territories(text: str | None) -> list[tuple[str, str]]:
+    """``"commune:33063,qpv:QN03307M"`` -> ``[("commune", "33063"), ("qpv", "QN03307M")]``;
+    malformed parts and duplicates are dropped."""
+    out: list[tuple[str, str]] = []
+    for part in (text or "").split(","):
+        level, _, code = part.strip().partition(":")
+        pair = (level.strip(), code.strip())
+        if pair[0] and pair[1] and pair not in out:
+            out.append(pair)
+    return out
+
+
+def format_territories(territories: Sequence[tuple[str, str]]) -> str:
+    """Inverse of :func:`parse_territories`."""
+    return ",".join(f"{lvl}:{code}" for lvl, code in territories)
+
+
+def parse_ids(text: str | None) -> list[str]:
+    """``"a,b"`` -> ``["a", "b"]`` (empty parts and duplicates dropped)."""
+    out: list[str] = []
+    for part in (text or "").split(","):
+        part = part.strip()
+        if part and part not in out:
+            out.append(part)
+    return out
+
+
+def page_url(page: str, params: Mapping[str, str]) -> str:
+    """Relative URL of a page with query parameters (``fiche?id=a&t=commune%3A33119``)."""
+    query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
+    return f"{page}?{query}" if query else page
+
+
+# ----------------------------------------------------------------------------- catalogue
+
+
+CATALOGUE_COLUMNS = ["fiche", "title", "porteurs", "territoires", "themes", "publics",
+                     "maturity", "start_date", "end_date", "funding_eur", "id"]
+
+
+def catalogue_table(catalogue: Catalogue, index: TerritoryIndex | None,
+                    params: Mapping[str, str] | None = None,
+                    limit: int | None = None) -> pd.DataFrame:
+    """One row per initiative for the Catalogue table: ``fiche`` (relative link to the fiche
+    keeping ``params``), title, porteurs, territoires (names), themes and publics (lists of
+    French labels), maturity (label), start/end dates (datetime), funding_eur (own lines of
+    the catalogue) and id. Sorted by title; only the first ``limit`` rows when given."""
+    ini = catalogue.initiatives
+    if ini.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in CATALOGUE_COLUMNS})
+    order = np.argsort(ini["title"].astype("str").str.casefold().to_numpy(dtype=object),
+                       kind="stable")
+    ini = ini.iloc[order[:limit] if limit is not None else order]
+    ids = _ids(ini, "id")
+    orgs = catalogue.organisations
+    terr = catalogue.territories
+    fund = catalogue.funding
+    if limit is not None and len(ini) < len(catalogue.initiatives):
+        keep = set(ids)
+        orgs = orgs[_ids(orgs, "initiative_id").isin(keep)]
+        terr = terr[_ids(terr, "initiative_id").isin(keep)]
+        fund = fund[fund["initiative_id"].astype("str").isin(keep)]
+    is_porteur = (orgs["role"].astype("str") == "porteur").to_numpy(dtype=bool)
+    porteurs = _joined(_ids(orgs, "initiative_id").to_numpy(dtype=object)[is_porteur],
+                       orgs["name"].astype("str").to_numpy(dtype=object)[is_porteur])
+    codes = terr["code"].astype("str").to_numpy(dtype=object)
+    names = codes.copy()
+    if index is not None and len(terr):
+        tids = index.tids(terr["level"], terr["code"])
+        known = tids >= 0
+        names[known] = index.table["nom"].astype("str").to_numpy(dtype=object)[tids[known]]
+    terr_names = _joined(_ids(terr, "initiative_id").to_numpy(dtype=object), names)
+    totals = (pd.to_numeric(fund["amount_eur"], errors="coerce").fillna(0.0)
+              .groupby(fund["initiative_id"].astype("str")).sum())
+    base = {k: v for k, v in (params or {}).items() if k != "id" and v not in (None, "")}
+    suffix = f"&{urlencode(base)}" if base else ""
+    theme_labels, public_labels = THEMES.items, PUBLICS.items
+    id_list = ids.tolist()
+    out = pd.DataFrame({
+        "fiche": [f"fiche?id={quote_plus(i)}{suffix}" for i in id_list],
+        "title": ini["title"].astype("str").to_numpy(dtype=object),
+        "porteurs": [porteurs.get(i, "") for i in id_list],
+        "territoires": [terr_names.get(i, "") for i in id_list],
+        "themes": [[theme_labels.get(t, t) for t in _fast_list(v)] for v in ini["themes"]],
+        "publics": [[public_labels.get(t, t) for t in _fast_list(v)] for v in ini["publics"]],
+        "maturity": ini["maturity"].astype("str").map(MATURITY.items).fillna(
+            ini["maturity"].astype("str")).to_numpy(dtype=object),
+        "start_date": pd.to_datetime(ini["start_date"], errors="coerce").to_numpy(),
+        "end_date": pd.to_datetime(ini["end_date"], errors="coerce").to_numpy(),
+        "funding_eur": ids.map(totals).fillna(0.0).astype(float).to_numpy(),
+        "id": ids.to_numpy(dtype=object),
+    })
+    return out
+
+
+def _fast_list(value: object) -> list[str]:
+    """:func:`as_list` with a fast path for real lists of strings."""
+    if isinstance(value, list):
+        return value
+    return as_list(value)
+
+
+def _joined(keys: np.ndarray, values: np.ndarray) -> dict[str, str]:
+    """key -> ", ".join of its distinct values (in order)."""
+    groups: dict[str, dict[str, None]] = {}
+    for key, value in zip(keys.tolist(), values.tolist(), strict=True):
+        groups.setdefault(key, {})[value] = None
+    return {k: ", ".join(v) for k, v in groups.items()}
+
+
+def initiative_options(catalogue: Catalogue) -> dict[str, str]:
+    """id -> title of the catalogue's initiatives, sorted by title (for select boxes)."""
+    ini = catalogue.initiatives
+    pairs = sorted(zip(_ids(ini, "id"), ini["title"].astype("str"), strict=True),
+                   key=lambda p: p[1].casefold())
+    return dict(pairs)
+
+
+# ----------------------------------------------------------------------------- fiche
+
+
+def initiative_record(catalogue: Catalogue, initiative_id: str) -> dict[str, object] | None:
+    """The initiative's row as a dict (private columns removed), or None if unknown."""
+    ini = catalogue.initiatives
+    rows = ini[_ids(ini, "id") == initiative_id]
+    if rows.empty:
+        return None
+    record = rows.iloc[0].to_dict()
+    for col in PRIVATE_COLUMNS:
+        record.pop(col, None)
+    return record
+
+
+def fiche_facts(record: Mapping[str, object]) -> list[tuple[str, str]]:
+    """(French label, value) pairs of the short fields of a fiche (plain text)."""
+    start, end = fmt_date(record.get("start_date")), fmt_date(record.get("end_date"))
+    return [
+        ("Échelle", SCALES.label_of(str(record.get("scale"))) if not is_missing(
+            record.get("scale")) else MISSING),
+        ("Dates", f"du {start} au {end}" if end != MISSING else f"depuis le {start}"),
+        ("Maturité", MATURITY.label_of(str(record.get("maturity")))),
+        ("Thèmes", ", ".join(labels(record.get("themes"), THEMES)) or MISSING),
+        ("Publics", ", ".join(labels(record.get("publics"), PUBLICS)) or MISSING),
+        ("Niveau d'alliance",
+         ", ".join(labels(record.get("alliance_levels"), ALLIANCE_LEVELS)) or MISSING),
+    ]
+
+
+#: Long text fields of a fiche, in display order.
+FICHE_SECTIONS: list[tuple[str, str]] = [
+    ("objectives", "Objectifs"),
+    ("actions", "Actions"),
+    ("results", "Résultats"),
+    ("difficulties", "Difficultés"),
+    ("lessons", "Enseignements"),
+    ("outlook", "Perspectives"),
+]
+
+
+def organisations_table(catalogue: Catalogue, initiative_id: str, role: str) -> pd.DataFrame:
+    """``Structure, Type`` (French label) of the initiative's porteurs or partenaires."""
+    orgs = catalogue.organisations
+    sub = orgs[(_ids(orgs, "initiative_id") == initiative_id)
+               & (orgs["role"].astype("str") == role)]
+    return pd.DataFrame({
+        "Structure": sub["name"].astype("str").to_numpy(dtype=object),
+        "Type": [ORG_TYPES.label_of(str(t)) for t in sub["type"]],
+    }, columns=["Structure", "Type"])
+
+
+def territories_table(catalogue: Catalogue, index: TerritoryIndex,
+                      initiative_id: str) -> pd.DataFrame:
+    """``Niveau, Territoire, Code`` of the initiative's territories (names from the index)."""
+    terr = catalogue.territories
+    sub = terr[_ids(terr, "initiative_id") == initiative_id]
+    return pd.DataFrame({
+        "Niveau": [TERRITORY_LEVELS.label_of(str(lv)) for lv in sub["level"]],
+        "Territoire": [index.name(str(lv), str(c)) for lv, c in zip(sub["level"], sub["code"],
+                                                                   strict=True)],
+        "Code": sub["code"].astype("str").to_numpy(dtype=object),
+    }, columns=["Niveau", "Territoire", "Code"])
+
+
+def initiative_territories(catalogue: Catalogue, initiative_id: str) -> list[tuple[str, str]]:
+    """(level, code) pairs of the initiative's territories."""
+    terr = catalogue.territories
+    sub = terr[_ids(terr, "initiative_id") == initiative_id]
+    return [(str(lv), str(c)) for lv, c in zip(sub["level"], sub["code"], strict=True)]
+
+
+def indicators_table(catalogue: Catalogue, initiative_id: str) -> pd.DataFrame:
+    """``Indicateur, Valeur, Unité, Année`` (values in French format)."""
+    ind = catalogue.indicators
+    sub = ind[_ids(ind, "initiative_id") == initiative_id]
+    return pd.DataFrame({
+        "Indicateur": sub["label"].astype("str").to_numpy(dtype=object),
+        "Valeur": [fmt_number(v, 0 if is_missing(v) or float(v) == round(float(v)) else 2)
+                   for v in sub["value"]],
+        "Unité": ["" if is_missing(u) else str(u) for u in sub["unit"]],
+        "Année": ["" if is_missing(y) else str(int(y)) for y in sub["year"]],
+    }, columns=["Indicateur", "Valeur", "Unité", "Année"])
+
+
+def funding_table(catalogue: Catalogue, initiative_id: str) -> pd.DataFrame:
+    """Funding lines of an initiative: ``Période, Financeur, Type de financeur, Dispositif,
+    Montant`` (French strings) plus ``annee`` (first year), ``montant_eur`` (number) and
+    ``financeur`` (for charts); sorted by year then funder."""
+    fund = catalogue.funding
+    sub = fund[fund["initiative_id"].astype("str") == initiative_id]
+    amounts = pd.to_numeric(sub["amount_eur"], errors="coerce").fillna(0.0).astype(float)
+    out = pd.DataFrame({
+        "Période": [fmt_period(a, b) for a, b in zip(sub["year_start"], sub["year_end"],
+                                                     strict=True)],
+        "Financeur": sub["funder"].astype("str").to_numpy(dtype=object),
+        "Type de financeur": [FUNDER_TYPES.label_of(str(t)) for t in sub["funder_type"]],
+        "Dispositif": [SCHEMES.label_of(str(s)) for s in sub["scheme"]],
+        "Montant": [fmt_amount(a) for a in amounts],
+        "annee": pd.to_numeric(sub["year_start"], errors="coerce").astype("Int64").to_numpy(),
+        "montant_eur": amounts.to_numpy(),
+        "financeur": sub["funder"].astype("str").to_numpy(dtype=object),
+    })
+    return out.sort_values(["annee", "financeur"], kind="stable").reset_index(drop=True)
+
+
+def funding_total(table: pd.DataFrame) -> str:
+    """Total of a :func:`funding_table` as French text."""
+    return fmt_amount(float(table["montant_eur"].sum())) if len(table) else MISSING
+
+
+def related_links(catalogue: Catalogue, index: TerritoryIndex, initiative_id: str,
+                  limit: int = 5) -> list[tuple[str, str, str]]:
+    """(id, title, shared themes) of related initiatives, best first."""
+    rel = queries.related_initiatives(catalogue, index, initiative_id, limit=limit)
+    return [(str(i), str(t), str(s)) for i, t, s in zip(rel["id"], rel["title"],
+                                                        rel["shared_themes"], strict=True)]
+
+
+# ----------------------------------------------------------------------------- comparer
+
+
+COMPARE_ROWS: list[tuple[str, str]] = [
+    ("population", "Population"),
+    ("initiatives", "Initiatives"),
+    ("porteurs", "Porteurs"),
+    ("funding_eur", "Financements"),
+    ("funding_per_inhabitant", "Financement par habitant"),
+    ("qpv_population_reached", "Population des QPV touchés"),
+]
+
+
+def territory_names(index: TerritoryIndex, territories: Sequence[tuple[str, str]]) -> list[str]:
+    """Column names of the compared territories ("Cenon (commune)"), unique."""
+    out: list[str] = []
+    for level, code in territories:
+        name = f"{index.name(level, code)} ({TERRITORY_LEVELS.label_of(level).lower()})"
+        if name in out:
+            name = f"{name} {code}"
+        out.append(name)
+    return out
+
+
+def comparison_table(figures: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """:func:`queries.compare_territories` as French text: rows = figures, one column per
+    territory (``names``, in order)."""
+    columns: dict[str, list[str]] = {}
+    for name, (_, row) in zip(names, figures.iterrows(), strict=True):
+        values = []
+        for key, _label in COMPARE_ROWS:
+            v = row[key]
+            if key in ("funding_eur",):
+                values.append(fmt_eur(v))
+            elif key == "funding_per_inhabitant":
+                values.append(fmt_eur(v, 2))
+            elif key == "qpv_population_reached":
+                values.append(fmt_int(v) if v else "0 (population inconnue ou aucun QPV)")
+            else:
+                values.append(fmt_int(v))
+        columns[name] = values
+    return pd.DataFrame(columns, index=pd.Index([lbl for _, lbl in COMPARE_ROWS], name="Mesure"),
+                        dtype="str")
+
+
+def territory_selections(catalogue: Catalogue, index: TerritoryIndex, filters: Filters,
+                         territories: Sequence[tuple[str, str]]) -> list[Selection]:
+    """One :func:`queries.select` per territory, under the other ``filters``."""
+    return [queries.select(catalogue, index, filters.replace(territories=(pair,)))
+            for pair in territories]
+
+
+def compare_distributions(selections: Sequence[Selection], names: Sequence[str],
+                          by: str) -> pd.DataFrame:
+    """Long table ``territoire, value, label, initiatives, funding_eur`` of
+    :func:`queries.distribution` for each territory's selection (for charts on a shared
+    scale)."""
+    frames = [queries.distribution(sel, by).assign(territoire=name)
+              for name, sel in zip(names, selections, strict=True)]
+    columns = ["territoire", "value", "label", "initiatives", "funding_eur"]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def initiatives_by_territory(selections: Sequence[Selection]) -> list[list[tuple[str, str]]]:
+    """For each territory's selection, its initiatives as (id, title), sorted by title."""
+    return [list(initiative_options(sel.catalogue).items()) for sel in selections]
+
+
+def initiative_choices(selected: Catalogue, catalogue: Catalogue, wanted: Sequence[str],
+                       fallback: Sequence[Sequence[tuple[str, str]]] = (),
+                       limit: int = 2_000) -> tuple[dict[str, str], bool]:
+    """Options (id -> title) of the initiative comparison: the selected initiatives when
+    there are at most ``limit``, else those of ``fallback`` (the compared territories'
+    lists); the ``wanted`` ids of the catalogue are always offered. Second value: True when
+    the selection was too large to be offered whole."""
+    too_many = len(selected) > limit
+    options = {} if too_many else initiative_options(selected)
+    if too_many:
+        for items in fallback:
+            options.update(dict(items[:limit]))
+    known = set(_ids(catalogue.initiatives, "id"))
+    missing = [i for i in wanted if i in known and i not in options]
+    if missing:
+        options.update({i: t for i, t in initiative_options(
+            catalogue.subset(set(missing))).items()})
+    return options, too_many
+
+
+# ----------------------------------------------------------------------------- couverture
+
+
+COVERAGE_LEVELS: dict[str, str] = {"qpv": "QPV", "commune": "Communes ayant un QPV"}
+
+
+def coverage_table(uncovered: pd.DataFrame) -> pd.DataFrame:
+    """:func:`queries.coverage` with French column names and the rank."""
+    out = uncovered.rename(columns={"code": "Code", "nom": "Nom", "code_dep": "Département",
+                                    "population": "Population", "qpv_count": "QPV"})
+    out.insert(0, "Rang", np.arange(1, len(out) + 1))
+    return out
+
+
+def overlaps_table(overlap: pd.DataFrame, titles: Mapping[str, str]) -> pd.DataFrame:
+    """:func:`queries.overlaps` with French columns and initiative titles as lists."""
+    return pd.DataFrame({
+        "Code": overlap["code"].to_numpy(dtype=object),
+        "Nom": overlap["nom"].to_numpy(dtype=object),
+        "Population": overlap["population"].to_numpy(dtype=float),
+        "Initiatives": overlap["initiatives"].to_numpy(dtype=np.int64),
+        "Titres": [[titles.get(i, i) for i in ids] for ids in overlap["initiative_ids"]],
+    }, columns=["Code", "Nom", "Population", "Initiatives", "Titres"])
+
+
+# ----------------------------------------------------------------------------- maps
+
+
+def _layer_for(local: Mapping[str, gpd.GeoDataFrame], national: Mapping[str, gpd.GeoDataFrame],
+               level: str) -> gpd.GeoDataFrame | None:
+    name = LEVEL_LAYER.get(level)
+    if name is None:
+        return None
+    return local.get(name) if name in local else national.get(name)
+
+
+def highlight_layer(national: Mapping[str, gpd.GeoDataFrame],
+                    local: Mapping[str, gpd.GeoDataFrame],
+                    territories: Sequence[tuple[str, str]], name: str,
+                    colour: str = HIGHLIGHT_COLOUR) -> folium.FeatureGroup | None:
+    """A layer drawing ``territories``: polygons where the display layer has one, a circle
+    at the representative point otherwise (QPV without contour, cités, contrats)."""
+    group = folium.FeatureGroup(name=maps._esc(name))
+    drawn = 0
+    wanted: dict[str, set[str]] = {}
+    for level, code in territories:
+        wanted.setdefault(level, set()).add(str(code))
+    for level, codes in wanted.items():
+        gdf = _layer_for(local, national, level)
+        if gdf is None or gdf.empty:
+            continue
+        key = maps._key_col(level)
+        sub = gdf[gdf[key].astype(str).isin(codes)]
+        sub = sub[sub.geometry.notna() & ~sub.geometry.is_empty]
+        if sub.empty:
+            continue
+        is_poly = sub.geometry.geom_type.isin(["Polygon", "MultiPolygon"])
+        if "geom_kind" in sub.columns:
+            is_poly &= sub["geom_kind"].astype(str) == "polygon"
+        label = TERRITORY_LEVELS.label_of(level)
+        props = {"nom": sub["nom"].astype(str), "code": sub[key].astype(str),
+                 "lvl": [level] * len(sub)}
+        tooltip = folium.GeoJsonTooltip(fields=["nom", "code"],
+                                        aliases=[maps._esc(label), "Code"], sticky=True)
+        if is_poly.any():
+            poly = sub[is_poly]
+            data = maps.feature_collection(poly, {k: list(np.asarray(v)[is_poly.to_numpy()])
+                                                  for k, v in props.items()},
+                                           poly[key].astype(str))
+            style = {"color": colour, "weight": 2.5, "fillColor": colour, "fillOpacity": 0.35}
+            folium.GeoJson(data, style_function=lambda _f, s=style: s,
+                           tooltip=tooltip, control=False).add_to(group)
+            drawn += len(poly)
+        if (~is_poly).any():
+            pts = sub[~is_poly]
+            pts = pts.set_geometry(pts.geometry.representative_point())
+            data = maps.feature_collection(pts, {k: list(np.asarray(v)[(~is_poly).to_numpy()])
+                                                 for k, v in props.items()},
+                                           pts[key].astype(str))
+            style = {"color": colour, "fillColor": colour, "fillOpacity": 0.8, "weight": 2}
+            folium.GeoJson(data, marker=folium.CircleMarker(radius=8),
+                           style_function=lambda _f, s=style: s,
+                           tooltip=folium.GeoJsonTooltip(fields=["nom", "code"],
+                                                         aliases=[maps._esc(label), "Code"],
+                                                         sticky=True),
+                           control=False).add_to(group)
+            drawn += len(pts)
+    return group if drawn else None
+
+
+def territories_map(national: Mapping[str, gpd.GeoDataFrame],
+                    local: Mapping[str, gpd.GeoDataFrame], index: TerritoryIndex,
+                    territories: Sequence[tuple[str, str]], highlight_name: str,
+                    area_territories: Sequence[tuple[str, str]] | None = None,
+                    ) -> folium.Map:
+    """The dashboard's reference map (:func:`maps.build_map`) centred on the area of
+    ``area_territories`` (default: ``territories``), with ``territories`` highlighted."""
+    area_terr = list(territories if area_territories is None else area_territories)
+    area = maps.area_from_filters(area_terr, index)
+    spec = maps.MapSpec(area=area, selected=tuple(area_terr))
+    fmap = maps.build_map(national, local, spec)
+    layer = highlight_layer(national, local, territories, highlight_name)
+    if layer is not None:
+        layer.add_to(fmap)
+    return fmap
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def export_catalogue(selection: Selection, include_national: bool = False) -> Catalogue:
+    """The catalogue to export: the selected initiatives with their own lines, plus (if
+    ``include_national``) the unattached funding lines of the selection (adultes-relais,
+    FONJEP…). ``contact_email`` is always emptied."""
+    cat = selection.catalogue
+    funding = cat.funding
+    if include_national:
+        fund = selection.funding
+        unattached = fund[fund["initiative_id"].map(is_missing).astype(bool)]
+        funding = pd.concat([funding, unattached], ignore_index=True) if len(unattached) \
+            else funding
+    ini = cat.initiatives.copy()
+    for col in PRIVATE_COLUMNS:
+        if col in ini:
+            ini[col] = None
+    return Catalogue(ini, cat.organisations, cat.territories, cat.indicators, funding)
+
+
+def filters_short_text(filters: Filters, index: TerritoryIndex | None) -> str:
+    """Short text of the filters for file names: territory names, then list filter codes,
+    years and search text ("Gironde parentalite 2021-2024")."""
+    parts = [index.name(lvl, code) if index is not None else code
+             for lvl, code in filters.territories]
+    for name in ("themes", "publics", "maturity", "alliance_levels", "porteur_types",
+                 "funder_types", "schemes"):
+        parts.extend(getattr(filters, name))
+    if filters.years:
+        parts.append(f"{filters.years[0]}-{filters.years[1]}")
+    if filters.text:
+        parts.append(filters.text)
+    return " ".join(parts)
+
+
+def export_name(fmt: str, filters_text: str, today: dt.date,
+                include_national: bool = False) -> str:
+    """Download file name: ``territoires_<filters>_<date>.<ext>``."""
+    ext = EXPORT_FORMATS[fmt][1]
+    prefix = "territoires-carte" if fmt == "html" else "territoires"
+    if include_national and fmt != "html":
+        prefix += "-avec-lignes-nationales"
+    return exchange.export_filename(prefix, filters_text, ext, today)
+
+
+def selection_map(selection: Selection, index: TerritoryIndex,
+                  national: Mapping[str, gpd.GeoDataFrame], local: Mapping[str, gpd.GeoDataFrame],
+                  points: pd.DataFrame) -> folium.Map:
+    """The Carte page's default map of a selection (choropleth of initiatives by
+    département nationally, by commune within a territory filter), for the HTML export."""
+    filters = selection.filters
+    area = maps.area_from_filters(filters.territories, index)
+    level = "departement" if area.national else "commune"
+    values = queries.aggregate(selection, index, level)
+    spec = maps.MapSpec(area=area, choropleth_level=level, measure="initiatives",
+                        values=values,
+                        initiatives=maps.initiative_points(selection.catalogue, points),
+                        selected=filters.territories)
+    return maps.build_map(national, local, spec)
+
+
+def export_file(selection: Selection, fmt: str, *, layers: object | None,
+                index: TerritoryIndex, include_national: bool = False,
+                national: Mapping[str, gpd.GeoDataFrame] | None = None,
+                local: Mapping[str, gpd.GeoDataFrame] | None = None,
+                points: pd.DataFrame | None = None) -> bytes:
+    """Bytes of the export of ``selection`` in ``fmt`` (see :data:`EXPORT_FORMATS`); never
+    holds private e-mails. ``html`` needs the display layers and the points."""
+    if fmt == "html":
+        fmap = selection_map(selection, index, national or {}, local or {},
+                             points if points is not None else pd.DataFrame(
+                                 columns=["level", "code", "lat", "lon"]))
+        return maps.map_html(fmap).encode("utf-8")
+    cat = export_catalogue(selection, include_national)
+    return exchange.export_bytes(cat, fmt, layers=layers, index=index, include_private=False)
+
+
+def fmt_size(n_bytes: int) -> str:
+    """"12,3 ko" / "1,2 Mo"."""
+    if n_bytes < 1024:
+        return f"{n_bytes} o"
+    for unit, size in (("Mo", 1024 ** 2), ("ko", 1024)):
+        if n_bytes >= size:
+            return f"{fmt_number(n_bytes / size, 1)} {unit}"
+    return f"{n_bytes} o"  # pragma: no cover
+

@@ -1,0 +1,218 @@
+"""End-to-end: the real Streamlit server driven by Debian's chromium through Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests
+
+from app_env import make_env
+from territoires.layers import Layers
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "tests" / "artifacts"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+if not CHROMIUM.exists() and os.environ.get("CI") != "true":
+    pytest.skip("chromium absent (/usr/bin/chromium)", allow_module_level=True)
+
+
+ASSETS = Path(os.environ.get("TERRITOIRES_WEB_ASSETS", REPO / ".cache" / "webassets"))
+NPM_PACKAGES = {"leaflet": "1.9.3", "leaflet.markercluster": "1.1.0"}
+
+
+def _assets() -> dict[str, Path]:
+    """Offline copies of the map's JavaScript (the CDN is unreachable here): fetched once with
+    ``npm pack`` into the git-ignored .cache/webassets; jQuery comes from Debian."""
+    for name, version in NPM_PACKAGES.items():
+        folder = ASSETS / f"{name}-{version}"
+        if not folder.exists():
+            ASSETS.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["npm", "pack", f"{name}@{version}"], cwd=ASSETS, check=True,
+                           capture_output=True, timeout=180)
+            tmp = ASSETS / f"tmp-{name}"
+            tmp.mkdir(exist_ok=True)
+            subprocess.run(["tar", "xzf", str(ASSETS / f"{name}-{version}.tgz"), "-C",
+                            str(tmp)], check=True)
+            (tmp / "package").rename(folder)
+            tmp.rmdir()
+    leaflet = ASSETS / "leaflet-1.9.3" / "dist"
+    cluster = ASSETS / "leaflet.markercluster-1.1.0" / "dist"
+    return {
+        "leaflet@1.9.3/dist/leaflet.js": leaflet / "leaflet.js",
+        "leaflet@1.9.3/dist/leaflet.css": leaflet / "leaflet.css",
+        "markercluster/1.1.0/leaflet.markercluster.js": cluster / "leaflet.markercluster.js",
+        "markercluster/1.1.0/MarkerCluster.css": cluster / "MarkerCluster.css",
+        "markercluster/1.1.0/MarkerCluster.Default.css": cluster / "MarkerCluster.Default.css",
+        "jquery-3.7.1.min.js": Path("/usr/share/javascript/jquery/jquery.min.js"),
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, tiny_layers: Layers) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("browser")
+    env = {**os.environ, **make_env(root, tiny_layers)}
+    port = _free_port()
+    log = (root / "streamlit.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
+         "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{base}/_stcore/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError((root / "streamlit.log").read_text())
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("Streamlit did not become healthy in 60 s")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """A browser context whose requests outside 127.0.0.1 are served from local copies of the
+    map libraries or refused (tiles and fonts then stay blank, as offline)."""
+    from playwright.sync_api import sync_playwright
+
+    assets = _assets()
+
+    def route(r) -> None:
+        url = r.request.url
+        if url.startswith("http://127.0.0.1"):
+            r.continue_()
+            return
+        for suffix, path in assets.items():
+            if url.endswith(suffix) and path.exists():
+                r.fulfill(path=str(path))
+                return
+        if url.split("?")[0].endswith((".js", ".css")):
+            # other CDN files (bootstrap, fonts…) are not needed: an empty file lets the
+            # component's loader go on (a failed script load stops it)
+            r.fulfill(status=200, body="", content_type="text/plain")
+            return
+        r.abort()
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        context = b.new_context(viewport={"width": 1400, "height": 1000})
+        context.route("**/*", route)
+        yield context
+        context.close()
+        b.close()
+
+
+def test_accueil_key_figures(server: str, browser) -> None:
+    page = browser.new_page()
+    page.goto(f"{server}/?t=commune:33119")
+    page.get_by_test_id("stPageLink").first.wait_for(timeout=30_000)
+    metric = page.get_by_test_id("stMetric").filter(has_text="Initiatives").first
+    metric.wait_for(timeout=30_000)
+    assert metric.get_by_test_id("stMetricValue").inner_text().strip() == "1"
+    page.close()
+
+
+def test_shared_map_link_and_click(server: str, browser) -> None:
+    page = browser.new_page()
+    # Streamlit quirk: with a pages/ folder beside app.py, the first session of a server
+    # process runs in the legacy "pages directory" mode unless it starts at "/".
+    page.goto(f"{server}/")
+    page.get_by_test_id("stPageLink").first.wait_for(timeout=30_000)
+    page.goto(f"{server}/carte?t=departement:33&niveau=commune")
+    frame_el = page.locator("iframe[title*='streamlit_folium']").first
+    frame_el.wait_for(timeout=60_000)
+    frame = frame_el.content_frame
+    control = frame.locator(".leaflet-control-layers-overlays")
+    control.wait_for(timeout=30_000)
+    text = control.inner_text()
+    for name in ("Régions", "Départements", "Communes — nombre d'initiatives", "QPV",
+                 "Contrats de ville", "Cités éducatives", "Initiatives"):
+        assert name in text
+    legend = frame.locator(".territoires-legend").inner_text()
+    assert "Licence Ouverte 2.0" in legend
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "carte_gironde.png"), full_page=True)
+    # click the Lormont commune (a feature of the choropleth, drawn on a canvas)
+    frame_el.element_handle().content_frame().evaluate(
+        """() => {
+        const m = window.map;
+        let target = null;
+        m.eachLayer(l => { if (l.feature && l.feature.properties
+            && l.feature.properties.lvl === 'commune'
+            && l.feature.properties.code === '33249') target = l; });
+        target.fire('click', {latlng: target.getBounds().getCenter(), layer: target,
+                              sourceTarget: target, target: target});
+        }"""
+    )
+    page.wait_for_url(lambda url: "33249" in url, timeout=30_000)
+    params = parse_qs(urlparse(page.url).query)
+    assert params["t"] == ["commune:33249"]
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "carte_apres_clic.png"), full_page=True)
+    page.close()
+
+
+def test_comparer_and_xlsx_download(server: str, browser) -> None:
+    """Comparer with two territories in the URL shows both columns; Exporter's XLSX
+    download opens with openpyxl and holds the initiatives sheet."""
+    import io
+
+    from openpyxl import load_workbook
+
+    page = browser.new_page()
+    page.goto(f"{server}/comparer?cmp=commune:33119,commune:64445")
+    grid = page.get_by_test_id("stDataFrame").first
+    grid.wait_for(timeout=60_000)
+    for name in ("Cenon (commune)", "Pau (commune)"):  # the grid's (hidden) a11y table
+        page.locator("th[role=columnheader]", has_text=name).first.wait_for(
+            state="attached", timeout=30_000)
+    page.get_by_text("Pau (commune) — 1 initiative").first.wait_for(timeout=30_000)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "comparer_cenon_pau.png"), full_page=True)
+
+    page.goto(f"{server}/exporter?format=xlsx")
+    button = page.get_by_test_id("stDownloadButton").first
+    button.wait_for(timeout=60_000)
+    with page.expect_download(timeout=60_000) as info:
+        button.locator("button").click()
+    download = info.value
+    assert download.suggested_filename.endswith(".xlsx")
+    wb = load_workbook(io.BytesIO(Path(download.path()).read_bytes()), read_only=True)
+    assert "initiatives" in wb.sheetnames
+    rows = list(wb["initiatives"].iter_rows(values_only=True))
+    assert len(rows) == 4  # header + the three tiny initiatives
+    page.close()

@@ -1,0 +1,225 @@
+"""Tests of territoires.views (data shaping of the catalogue/fiche/comparer/couverture/exporter
+pages) on the tiny layers and small hand-made catalogues."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import zipfile
+
+import pandas as pd
+import pytest
+
+from catalogue_factory import funding_line, initiative, make_catalogue
+from territoires import queries, views
+from territoires.layers import Layers
+from territoires.model import Catalogue
+from territoires.queries import Filters
+from territoires.territories import TerritoryIndex
+
+NNBSP = "\u202f"
+SECRET = "prive@example.org"
+
+
+@pytest.fixture(scope="module")
+def index(tiny_layers: Layers) -> TerritoryIndex:
+    return TerritoryIndex.from_layers(tiny_layers)
+
+
+@pytest.fixture
+def cat() -> Catalogue:
+    return make_catalogue(
+        [
+            initiative("erasmus", [("commune", "33119"), ("cite_educative", "cite-141")],
+                       title="Erasmus+ à Cenon", themes=["mobilite_europeenne", "parentalite"],
+                       publics=["college", "parents"], maturity="deploiement",
+                       porteurs=[("Ville de Cenon", "collectivite")],
+                       partenaires=[("IEN", "education_nationale")],
+                       indicators=[("Élèves partis", 526, "élèves", None),
+                                   ("Taux", 0.5, None, 2024)],
+                       start_date=dt.date(2023, 9, 1), end_date=dt.date(2027, 1, 1),
+                       contact_email=SECRET, summary="Mobilités <b>européennes</b>"),
+            initiative("theatre", [("commune", "33063")], title="Théâtre-forum",
+                       themes=["culture", "parentalite"], maturity="arretee"),
+            initiative("pau", [("qpv", "QN06403M")], title="Ambassadeurs", themes=["sport"]),
+        ],
+        [
+            funding_line("e3", 647_066, "commune", "33119", initiative_id="erasmus",
+                         year_start=2025, year_end=2026, funder="Erasmus+",
+                         funder_type="europe", scheme="erasmus_plus"),
+            funding_line("e1", 267_555, "commune", "33119", initiative_id="erasmus",
+                         year_start=2023, year_end=2024, funder="Erasmus+",
+                         funder_type="europe", scheme="erasmus_plus"),
+            funding_line("e2", 255_349.05, "commune", "33119", initiative_id="erasmus",
+                         year_start=2024, year_end=2025, funder="Erasmus+",
+                         funder_type="europe", scheme="erasmus_plus"),
+            funding_line("ar", 30_000, "qpv", "QN03312M", scheme="adultes_relais"),
+        ],
+    )
+
+
+def test_md_text_escapes_markup() -> None:
+    text = views.md_text("Voir [ici](javascript:alert(1)) <b>gras</b> *x* $a$\n- un\n- deux")
+    assert "](" not in text.replace("\\]\\(", "")
+    assert "\\[ici\\]\\(javascript" in text
+    assert "\\<b\\>" in text and "\\*x\\*" in text and "\\$a\\$" in text
+    assert text.endswith("- un\n- deux")
+    assert views.md_text(None) == "—"
+    assert views.md_text("1. titre\nligne") == "1\\. titre  \nligne"
+    assert views.md_text("A & B") == "A &amp; B"
+
+
+def test_formats() -> None:
+    assert views.fmt_amount(255_349.05) == f"255{NNBSP}349,05{NNBSP}€"
+    assert views.fmt_amount(267_555.0) == f"267{NNBSP}555{NNBSP}€"
+    assert views.fmt_amount(None) == "—"
+    assert views.fmt_period(2023, 2024) == "2023–2024"
+    assert views.fmt_period(2023, None) == "2023"
+    assert views.fmt_date(dt.date(2023, 9, 1)) == "01/09/2023"
+    assert views.fmt_size(1536) == "1,5 ko"
+
+
+def test_url_helpers() -> None:
+    pairs = views.parse_territories("commune:33063, qpv:QN03307M,bad,commune:33063,:x")
+    assert pairs == [("commune", "33063"), ("qpv", "QN03307M")]
+    assert views.format_territories(pairs) == "commune:33063,qpv:QN03307M"
+    assert views.parse_ids("a,,b,a") == ["a", "b"]
+    assert views.page_url("fiche", {"id": "a b", "t": "commune:33119", "q": ""}) == \
+        "fiche?id=a+b&t=commune%3A33119"
+    assert views.page_url("fiche", {}) == "fiche"
+
+
+def test_catalogue_table(cat: Catalogue, index: TerritoryIndex) -> None:
+    table = views.catalogue_table(cat, index, {"themes": "parentalite", "id": "old"})
+    assert list(table["title"]) == ["Ambassadeurs", "Erasmus+ à Cenon", "Théâtre-forum"]
+    row = table.set_index("id").loc["erasmus"]
+    assert row["fiche"] == "fiche?id=erasmus&themes=parentalite"
+    assert row["themes"] == ["Mobilité européenne", "Parentalité et lien école-familles"]
+    assert row["funding_eur"] == pytest.approx(1_169_970.05)
+    assert row["territoires"] == "Cenon"
+    assert row["porteurs"] == "Ville de Cenon"
+    assert row["start_date"] == pd.Timestamp("2023-09-01")
+    assert table.set_index("id").loc["theatre", "maturity"] == "Arrêtée"
+    assert "contact_email" not in table.columns
+    first = views.catalogue_table(cat, index, limit=2)
+    assert list(first["title"]) == ["Ambassadeurs", "Erasmus+ à Cenon"]
+    assert first.set_index("id").loc["erasmus", "funding_eur"] == pytest.approx(1_169_970.05)
+    empty = views.catalogue_table(Catalogue(), index)
+    assert empty.empty and list(empty.columns) == views.CATALOGUE_COLUMNS
+
+
+def test_fiche_parts(cat: Catalogue, index: TerritoryIndex) -> None:
+    record = views.initiative_record(cat, "erasmus")
+    assert record is not None and "contact_email" not in record
+    assert views.initiative_record(cat, "nope") is None
+    facts = dict(views.fiche_facts(record))
+    assert facts["Dates"] == "du 01/09/2023 au 01/01/2027"
+    assert facts["Publics"] == "Collège, Parents"
+    assert facts["Maturité"] == "Déploiement"
+    assert list(views.organisations_table(cat, "erasmus", "partenaire")["Type"]) == [
+        "Éducation nationale"]
+    terr = views.territories_table(cat, index, "erasmus")
+    assert list(terr["Territoire"]) == ["Cenon", "Cenon"]
+    assert list(terr["Niveau"]) == ["Commune", "Cité éducative"]
+    ind = views.indicators_table(cat, "erasmus")
+    assert list(ind["Valeur"]) == ["526", "0,50"] and list(ind["Année"]) == ["", "2024"]
+    fund = views.funding_table(cat, "erasmus")
+    assert list(fund["Période"]) == ["2023–2024", "2024–2025", "2025–2026"]
+    assert list(fund["Montant"]) == [f"267{NNBSP}555{NNBSP}€", f"255{NNBSP}349,05{NNBSP}€",
+                                     f"647{NNBSP}066{NNBSP}€"]
+    assert list(fund["Type de financeur"]) == ["Europe"] * 3
+    assert views.funding_total(fund) == f"1{NNBSP}169{NNBSP}970,05{NNBSP}€"
+    assert views.funding_total(views.funding_table(cat, "pau")) == "—"
+    related = views.related_links(cat, index, "erasmus")
+    assert [r[0] for r in related] == ["theatre"]
+
+
+def test_comparison(cat: Catalogue, index: TerritoryIndex) -> None:
+    terrs = [("commune", "33119"), ("commune", "33063"), ("qpv", "QN06403M")]
+    names = views.territory_names(index, terrs)
+    assert names == ["Cenon (commune)", "Bordeaux (commune)", "Saragosse (qpv)"]
+    figures = queries.compare_territories(cat, index, Filters(), terrs)
+    table = views.comparison_table(figures, names)
+    assert list(table.columns) == names
+    assert table.loc["Initiatives", "Cenon (commune)"] == "1"
+    # the three Erasmus+ lines plus the national adultes-relais line on a QPV of Cenon
+    assert table.loc["Financements", "Cenon (commune)"] == f"1{NNBSP}199{NNBSP}970{NNBSP}€"
+    selections = views.territory_selections(cat, index, Filters(), terrs)
+    long = views.compare_distributions(selections, names, "themes")
+    cenon = long[long["territoire"] == "Cenon (commune)"]
+    assert set(cenon["value"]) == {"mobilite_europeenne", "parentalite"}
+    assert set(long["territoire"]) == set(names)
+    lists = views.initiatives_by_territory(
+        views.territory_selections(cat, index, Filters(themes=("culture",)), terrs))
+    assert lists == [[], [("theatre", "Théâtre-forum")], []]
+
+
+def test_initiative_choices(cat: Catalogue) -> None:
+    sel = cat.subset({"theatre", "pau"})
+    options, too_many = views.initiative_choices(sel, cat, ["erasmus", "inconnu"])
+    assert options == {"pau": "Ambassadeurs", "theatre": "Théâtre-forum",
+                       "erasmus": "Erasmus+ à Cenon"} and not too_many
+    options, too_many = views.initiative_choices(sel, cat, [], [[("x", "X")]], limit=1)
+    assert options == {"x": "X"} and too_many
+
+
+def test_coverage_and_overlaps_tables(cat: Catalogue, index: TerritoryIndex) -> None:
+    sel = queries.select(cat, index, Filters(territories=(("departement", "33"),)))
+    table = views.coverage_table(queries.coverage(sel, index, "qpv"))
+    assert list(table.columns) == ["Rang", "Code", "Nom", "Département", "Population", "QPV"]
+    assert list(table["Rang"]) == list(range(1, len(table) + 1))
+    assert "QN03312M" not in set(table["Code"])  # Cenon's QPV: reached through the commune
+    over = views.overlaps_table(queries.overlaps(sel, index, "qpv"),
+                                views.initiative_options(sel.catalogue))
+    assert list(over["Code"]) == ["QN03309M"]  # Benauge spans Bordeaux and Cenon
+    assert sorted(over["Titres"][0]) == ["Erasmus+ à Cenon", "Théâtre-forum"]
+
+
+def test_maps(cat: Catalogue, index: TerritoryIndex, tiny_layers: Layers) -> None:
+    layers = dict(tiny_layers.items())
+    fmap = views.territories_map(layers, layers, index,
+                                 [("qpv", "QN09301M"), ("commune", "33119")], "Surlignés")
+    html = fmap.get_root().render()
+    assert "Quartier Nord" in html and "Surlign" in html
+    assert views.highlight_layer(layers, layers, [("qpv", "INCONNU")], "x") is None
+    sel = queries.select(cat, index, Filters())
+    points = pd.DataFrame({"level": ["commune"], "code": ["33119"], "lat": [44.84],
+                           "lon": [-0.56]})
+    html = views.export_file(sel, "html", layers=tiny_layers, index=index, national=layers,
+                             local=layers, points=points).decode("utf-8")
+    assert "Erasmus+ \\u00e0 Cenon" in html and "Voir la fiche" in html
+    assert SECRET not in html
+
+
+def test_export(cat: Catalogue, index: TerritoryIndex, tiny_layers: Layers) -> None:
+    sel = queries.select(cat, index, Filters(territories=(("commune", "33119"),)))
+    plain = views.export_catalogue(sel)
+    assert set(plain.funding["id"]) == {"e1", "e2", "e3"}
+    assert plain.initiatives["contact_email"].isna().all()
+    assert cat.initiatives["contact_email"].notna().any()  # the source is untouched
+    national = views.export_catalogue(sel, include_national=True)
+    assert set(national.funding["id"]) == {"e1", "e2", "e3", "ar"}
+    for fmt in ("csv", "xlsx", "geojson", "gpkg"):
+        data = views.export_file(sel, fmt, layers=tiny_layers, index=index,
+                                 include_national=True)
+        assert SECRET.encode() not in data
+    data = views.export_file(sel, "csv", layers=tiny_layers, index=index)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.read("financements.csv").startswith(b"\xef\xbb\xbf")
+    geo = json.loads(views.export_file(sel, "geojson", layers=tiny_layers, index=index))
+    assert {f["properties"]["territory_code"] for f in geo["features"]} == {"33119",
+                                                                          "cite-141"}
+
+
+def test_export_names(index: TerritoryIndex) -> None:
+    filters = Filters(territories=(("departement", "33"),), themes=("parentalite",),
+                      publics=("college",), years=(2021, 2024))
+    text = views.filters_short_text(filters, index)
+    assert text == "Gironde parentalite college 2021-2024"
+    day = dt.date(2026, 3, 1)
+    assert views.export_name("xlsx", text, day) == \
+        "territoires_gironde-parentalite-college-2021-2024_2026-03-01.xlsx"
+    assert views.export_name("csv", "", day, include_national=True) == \
+        "territoires-avec-lignes-nationales_2026-03-01.zip"
+    assert views.export_name("html", "Cenon", day) == "territoires-carte_cenon_2026-03-01.html"
