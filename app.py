@@ -21,5 +21,5 @@ PAGES: list[tuple[str, str, str, str]] = [
 
 ui.setup_page()
 page = ui.navigation(PAGES)
-page.run()
+ui.run_page(page)
 ui.footer()

@@ -3,9 +3,11 @@
 Usage: ``.venv/bin/python bench/bench_map.py [--geo DIR] [--initiatives N] [--funding N]
 [--repeat R]``
 
-1. HTML payload of the map (what the browser receives) for the national view and for the
-   Gironde (33) view, against a naive ``folium.GeoJson`` of the same layers at full
-   geometry. Goal: <= 1 MB and >= 5x smaller.
+1. HTML payload of the map (UTF-8 bytes the browser receives) for the national view and
+   for the Gironde (33) view, against the naive map of the same view built in the same run
+   (:func:`territoires.maps.naive_map`: every full layer of geo/*.parquet with all its
+   properties in a ``folium.GeoJson``, one ``folium.Marker`` per initiative point), with the
+   seed catalogue and a synthetic one. Goal: <= 1 MB and >= 5x smaller.
 2. Server time (Streamlit AppTest, whole script run without the browser) of the Carte page:
    cold start to first map (empty caches), then a filter change (territory = Gironde) and a
    measure change, at seed scale (data/initiatives) and at national synthetic scale
@@ -38,18 +40,40 @@ def size(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
+def naive_layers(full: layers_mod.Layers, area: maps.Area) -> dict:
+    """The full (unsimplified) layers of a view, with all their properties: régions,
+    départements, communes of the area, QPV polygons, QPV centroids, contrats de ville and
+    cités éducatives (of the area's départements when a territory is selected)."""
+    qpv = full.qpv
+    cv, cites = full.contrats_ville, full.cites_educatives
+    out = {"regions": full.regions, "departements": full.departements}
+    if not area.national:
+        communes = area.communes or frozenset()
+        deps = {maps._dep_of(c) for c in communes}
+        out["communes"] = full.communes[full.communes["code_insee"].isin(communes)]
+        qpv = qpv[qpv["code_qp"].isin(area.qpv or frozenset())]
+        cv = cv[cv["code_dep"].isin(deps)]
+        cites = cites[cites["code_dep"].isin(deps)]
+    poly = qpv["geom_kind"] == "polygon"
+    out.update({"qpv_polygons": qpv[poly], "qpv_centroids": qpv[~poly],
+                "contrats_ville": cv, "cites_educatives": cites})
+    return out
+
+
 def bench_payload(geo: Path, index: TerritoryIndex, catalogue) -> None:
-    """Print payload sizes of our map and of the naive one."""
+    """Print payload sizes (UTF-8 bytes of the HTML) of our map and of the naive one."""
     full = layers_mod.load_layers(geo)
     national = {n: layers_mod.load_display(n, "national", geo)
                 for n in ("regions", "departements", "epci", "communes", "qpv")}
     local = {n: layers_mod.load_display(n, "local", geo)
              for n in ("regions", "departements", "epci", "communes", "qpv")}
+    for display in (national, local):
+        display["qpv"] = maps.with_qpv_centroids(display["qpv"], full.qpv)
     for extra in ("contrats_ville", "cites_educatives"):
         national[extra] = local[extra] = full.layer(extra)
     points = maps.territory_points(national)
-    print("== map payload (HTML bytes) ==")
-    print(f"{'view':<28} {'ours':>10} {'naive':>10} {'ratio':>7}  build s")
+    print(f"== map payload (HTML bytes), {len(catalogue)} initiatives ==")
+    print(f"{'view':<28} {'ours':>10} {'naive':>10} {'ratio':>7}  build s  points")
     for label, territories, level in (
         ("national, départements", (), "departement"),
         ("Gironde (33), communes", (("departement", "33"),), "commune"),
@@ -58,28 +82,14 @@ def bench_payload(geo: Path, index: TerritoryIndex, catalogue) -> None:
         filters = queries.Filters(territories=territories)
         sel = queries.select(catalogue, index, filters)
         area = maps.area_from_filters(territories, index)
+        ini = maps.initiative_points(sel.catalogue, points)
         spec = maps.MapSpec(area=area, choropleth_level=level, measure="funding_eur",
-                            values=queries.aggregate(sel, index, level),
-                            initiatives=maps.initiative_points(sel.catalogue, points))
-        ours = len(maps.map_html(maps.build_map(national, local, spec)))
+                            values=queries.aggregate(sel, index, level), initiatives=ini)
+        ours = len(maps.map_html(maps.build_map(national, local, spec)).encode())
         seconds = time.perf_counter() - t0
-        if area.national:
-            naive_layers = {"regions": full.regions, "departements": full.departements,
-                            "qpv": full.qpv, "contrats_ville": full.contrats_ville,
-                            "cites_educatives": full.cites_educatives}
-        else:
-            communes = area.communes or frozenset()
-            naive_layers = {
-                "regions": full.regions, "departements": full.departements,
-                "communes": full.communes[full.communes["code_insee"].isin(communes)],
-                "qpv": full.qpv[full.qpv["code_qp"].isin(area.qpv or frozenset())],
-                "contrats_ville": full.contrats_ville[full.contrats_ville["code_dep"] == "33"],
-                "cites_educatives": full.cites_educatives[
-                    full.cites_educatives["code_dep"] == "33"],
-            }
-        naive = len(maps.map_html(maps.naive_map(naive_layers)))
+        naive = len(maps.map_html(maps.naive_map(naive_layers(full, area), ini)).encode())
         print(f"{label:<28} {size(ours):>10} {size(naive):>10} {naive / ours:6.1f}x  "
-              f"{seconds:.2f}", flush=True)
+              f"{seconds:7.2f}  {len(ini)}", flush=True)
 
 
 def bench_server(label: str, repeat: int) -> None:
@@ -135,8 +145,8 @@ def main() -> None:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--geo", default=str(REPO / "geo"))
-    parser.add_argument("--initiatives", type=int, default=20_000)
-    parser.add_argument("--funding", type=int, default=80_000)
+    parser.add_argument("--initiatives", type=int, default=50_000)
+    parser.add_argument("--funding", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     geo = Path(args.geo)

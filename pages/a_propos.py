@@ -5,9 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from territoires import ui
 from territoires.errors import TerritoiresError
 from territoires.formatting import fmt_int
 from territoires.layers import read_status
+
+ui.ensure_routed(__file__)
 
 st.title("À propos")
 st.markdown(

@@ -7,6 +7,8 @@ import streamlit as st
 from territoires import queries, ui
 from territoires.formatting import fmt_eur, fmt_int
 
+ui.ensure_routed(__file__)
+
 st.title(ui.APP_TITLE)
 st.markdown(
     "Ce tableau de bord rassemble les **initiatives d'alliances éducatives** (écoles, familles, "

@@ -6,6 +6,8 @@ import streamlit as st
 
 from territoires import maps, queries, ui
 
+ui.ensure_routed(__file__)
+
 st.title("Carte")
 
 with ui.guard():

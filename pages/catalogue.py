@@ -7,6 +7,8 @@ import streamlit as st
 from territoires import queries, ui, views
 from territoires.formatting import fmt_int
 
+ui.ensure_routed(__file__)
+
 st.title("Catalogue des initiatives")
 
 #: Most rows sent to the browser (the export has them all).

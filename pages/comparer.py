@@ -7,6 +7,8 @@ import streamlit as st
 
 from territoires import queries, ui, views
 
+ui.ensure_routed(__file__)
+
 st.title("Comparer")
 
 BY = {"themes": "Thème", "maturity": "Maturité", "funder_type": "Type de financeur"}

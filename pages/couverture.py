@@ -7,6 +7,8 @@ import streamlit as st
 from territoires import queries, ui, views
 from territoires.formatting import fmt_int
 
+ui.ensure_routed(__file__)
+
 st.title("Couverture")
 
 POPULATION = st.column_config.NumberColumn("Population", format="localized")

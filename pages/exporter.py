@@ -9,6 +9,8 @@ import streamlit as st
 from territoires import queries, ui, views
 from territoires.formatting import fmt_int
 
+ui.ensure_routed(__file__)
+
 st.title("Exporter")
 
 #: Above this many initiatives the file is generated when the button is clicked.

@@ -8,6 +8,8 @@ import streamlit as st
 from territoires import queries, ui, views
 from territoires.vocab import MATURITY
 
+ui.ensure_routed(__file__)
+
 ui.print_style()
 
 with ui.guard():

@@ -37,13 +37,26 @@ def _layer_names(page: str) -> set[str]:
     return {html.unescape(json.loads(r)) for r in raw}
 
 
+_PAYLOAD = re.compile(r"\.addData\(\(function\(d\).*?\)\((\{.*?\})\)\);\n")
+
+
+def _payloads(page: str) -> list[dict]:
+    """The compact layer payloads embedded in the page (JSON-decoded)."""
+    return [json.loads(blob) for blob in _PAYLOAD.findall(page)]
+
+
 def _embedded_strings(page: str) -> list[str]:
-    """Every string property of the GeoJSON data embedded in the page (JSON-decoded)."""
+    """Every string property of the layer data embedded in the page (JSON-decoded)."""
     out = []
-    for blob in re.findall(r"_add\((\{.*?\})\);\n", page):
-        for feature in json.loads(blob)["features"]:
-            out += [v for v in feature["properties"].values() if isinstance(v, str)]
+    for payload in _payloads(page):
+        for props in maps.decode_rows(payload):
+            out += [v for v in props.values() if isinstance(v, str)]
     return out
+
+
+def _codes(page: str) -> set[str]:
+    return {p["code"] for payload in _payloads(page) for p in maps.decode_rows(payload)
+            if "code" in p}
 
 
 def test_area_map_has_every_layer(display: dict) -> None:
@@ -62,7 +75,7 @@ def test_area_map_has_every_layer(display: dict) -> None:
     assert "openstreetmap.org" in page and "OpenStreetMap" in page
     assert "Licence Ouverte 2.0" in page
     # communes of the area only: Pau (64445) is not drawn as a commune
-    assert '"code": "33119"' in page and '"code": "64445", "lvl": "commune"' not in page
+    assert "33119" in _codes(page) and "64445" not in _codes(page)
     # legend with French-formatted class bounds (narrow no-break spaces, escaped in JSON)
     assert "k\\u20ac" in page
 
@@ -74,7 +87,7 @@ def test_national_map_has_no_commune_layer_and_qpv_points(display: dict) -> None
     names = _layer_names(page)
     assert "Communes de la zone" not in names
     assert "QPV" in names
-    assert '"lvl": "commune"' not in page
+    assert 'p.lvl="commune"' not in page
     assert "Départements — nombre d'initiatives" in names
     assert "Départements" not in names  # the choropleth stands for the outlines
 
@@ -90,9 +103,64 @@ def test_area_outlines_without_choropleth(display: dict) -> None:
 def test_centroid_qpv_drawn_as_point(display: dict) -> None:
     area = maps.Area(frozenset(["93066"]), frozenset(["QN09301M"]))
     page = maps.map_html(maps.build_map(display, display, maps.MapSpec(area=area)))
-    assert '"code": "QN09301M"' in page
-    assert "L.CircleMarker" in page or "new L.circleMarker" in page.replace("L.CircleMarker",
-                                                                            "L.CircleMarker")
+    assert "QN09301M" in _codes(page)
+    assert "L.circleMarker(ll," in page
+
+
+def test_one_layer_per_point_kind(display: dict) -> None:
+    """Points travel as one compact GeoJson per kind, never one folium object per point."""
+    page = maps.map_html(maps.build_map(display, display, maps.MapSpec(
+        area=maps.Area(GIRONDE, GIRONDE_QPV))))
+    assert "L.marker(" not in page and "L.circleMarker([" not in page
+    layers = {json.loads(k): v for k, v in re.findall(
+        r'("[^"]+") : (geo_json_[0-9a-f]+)', page)}
+    for name in ("Contrats de ville", "Cités éducatives"):
+        assert page.count(f"var {layers[name]} = L.geoJson(") == 1
+    # QPV: one group holding the polygons and (when any) one layer of centroids
+    assert 1 <= page.count('p.lvl="qpv"') <= 2
+    payloads = _payloads(page)
+    point_payloads = [p for p in payloads if p["f"] and isinstance(p["f"][0][-1][0], int)]
+    assert point_payloads and all(p["k"] == ["nom", "code"] for p in point_payloads
+                                  if "nom" in p["k"])
+
+
+def test_with_qpv_centroids(tiny_layers: Layers) -> None:
+    full = tiny_layers.qpv
+    polygons = full[full["geom_kind"] == "polygon"]
+    both = maps.with_qpv_centroids(polygons, full)
+    assert set(both["code_qp"]) == set(full[full.geometry.notna() & ~full.geometry.is_empty]
+                                      ["code_qp"])
+    assert both.crs == full.crs
+    assert maps.with_qpv_centroids(full, full) is full
+
+
+def test_encode_geometry_round_trip() -> None:
+    poly = shapely.Polygon([(-0.5, 44.8), (-0.4, 44.8), (-0.4, 44.9), (-0.5, 44.8)])
+    enc = maps.encode_geometry(poly, 4)
+    ring = enc[0]
+    xs = [sum(ring[0:i + 1:2]) / 1e4 for i in range(0, len(ring), 2)]
+    ys = [sum(ring[1:i + 2:2]) / 1e4 for i in range(0, len(ring), 2)]
+    flat = [c for xy in poly.exterior.coords for c in xy]
+    assert [c for xy in zip(xs, ys, strict=True) for c in xy] == pytest.approx(flat)
+    assert maps.encode_geometry(shapely.Point(-0.57912, 44.83781), 4) == [-5791, 448378]
+    assert maps.encode_geometry(shapely.Polygon(), 4) is None
+    multi = shapely.MultiPolygon([poly, shapely.affinity.translate(poly, 1, 0)])
+    assert len(maps.encode_geometry(multi, 3)) == 2
+
+
+def test_aggregated_initiatives_when_many(display: dict, monkeypatch) -> None:
+    points = maps.territory_points(display)
+    ini = maps.initiative_points(tiny_catalogue(), points)
+    monkeypatch.setattr(maps, "MAX_INITIATIVE_POINTS", 1)
+    page = maps.map_html(maps.build_map(display, display, maps.MapSpec(initiatives=ini)))
+    assert "Initiatives" in _layer_names(page)
+    assert "marker_cluster" not in page
+    assert "/catalogue?t=" in page
+    rows = [p for payload in _payloads(page) if payload["k"][0] == "n"
+            for p in maps.decode_rows(payload)]
+    assert rows and all(r["q"].startswith("departement:") for r in rows)
+    assert sum(r["n"] for r in rows) >= ini["id"].nunique() - 1  # overseas may fall outside
+    assert NASTY_TITLE not in page and "<script>alert" not in page
 
 
 def test_catalogue_text_is_escaped(display: dict) -> None:
@@ -108,8 +176,11 @@ def test_catalogue_text_is_escaped(display: dict) -> None:
             "&#x27;ensemble&#x27;") in strings
     assert "Asso &lt;b&gt;Lac&lt;/b&gt;" in strings
     assert not any("<script" in s or "<b>" in s for s in strings)
-    links = [s for s in strings if s.startswith("<a ")]
-    assert any('href="/fiche?id=lac-lecture" target="_top"' in link for link in links)
+    ids = [p["i"] for payload in _payloads(page) if "i" in payload["k"]
+           for p in maps.decode_rows(payload)]
+    assert "lac-lecture" in ids
+    assert "'/fiche?id='+p.i+'\\\" target=\\\"_top\\\">Voir la fiche" in page or \
+        "/fiche?id='+p.i+'\" target=\"_top\"" in page
 
 
 def test_class_breaks_and_classify() -> None:
@@ -145,9 +216,21 @@ def test_payload_smaller_than_naive_geojson(tiny_layers: Layers) -> None:
     spec = maps.MapSpec(area=maps.Area(GIRONDE, GIRONDE_QPV), choropleth_level="commune",
                         measure="initiatives",
                         values=_values(sorted(GIRONDE), [1, 2, 0, 0, 3], [0.0] * 5))
-    ours = len(maps.map_html(maps.build_map(simple, simple, spec)))
-    naive = len(maps.map_html(maps.naive_map(full)))
+    ours = len(maps.map_html(maps.build_map(simple, simple, spec)).encode())
+    naive = len(maps.map_html(maps.naive_map(full)).encode())
     assert ours * 3 < naive
+
+
+def test_point_layers_far_smaller_than_naive(tiny_layers: Layers) -> None:
+    """The point layers alone cost much less than the naive GeoJson of the same layers."""
+    points = {n: tiny_layers.layer(n) for n in ("contrats_ville", "cites_educatives")}
+    ours_map = maps.build_map({**points, "qpv": tiny_layers.qpv.iloc[0:0]}, points,
+                              maps.MapSpec())
+    base = len(maps.map_html(maps.build_map({}, {}, maps.MapSpec())).encode())
+    ours = len(maps.map_html(ours_map).encode()) - base
+    naive_base = len(maps.map_html(maps.naive_map({})).encode())
+    naive = len(maps.map_html(maps.naive_map(points)).encode()) - naive_base
+    assert 0 < ours * 2 < naive
 
 
 def test_clicked_territory() -> None:

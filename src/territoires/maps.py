@@ -16,6 +16,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 import folium
@@ -79,6 +80,11 @@ SOURCES_CREDIT = (
 #: Decimal places of the coordinates sent to the browser (3 ≈ 100 m, 4 ≈ 10 m).
 NATIONAL_DECIMALS = 3
 LOCAL_DECIMALS = 4
+#: Decimal places of point coordinates (4 ≈ 10 m).
+POINT_DECIMALS = 4
+#: Above this many (initiative, territory) points, initiatives are drawn as one circle per
+#: département (France) or commune (area) with their count and a link to the catalogue.
+MAX_INITIATIVE_POINTS = 800
 #: Areas with more communes than this are drawn from the "national" display layers.
 LOCAL_MAX_COMMUNES = 150
 FRANCE_CENTER: tuple[float, float] = (46.6, 2.4)
@@ -240,62 +246,207 @@ def feature_collection(
     return {"type": "FeatureCollection", "features": features}
 
 
-def _tooltip(fields: list[str], aliases: list[str]) -> folium.GeoJsonTooltip:
-    return folium.GeoJsonTooltip(
-        fields=fields, aliases=[_esc(a) for a in aliases], sticky=True, localize=False
-    )
-
-
 def _key_col(level: str) -> str:
     return LAYER_SCHEMAS[LEVEL_LAYER[level]][0]
 
 
 def _outline_layer(
     gdf: gpd.GeoDataFrame, level: str, name: str, style: dict, show: bool = True,
-    clickable: bool = True, decimals: int | None = None,
-) -> folium.GeoJson | None:
+    clickable: bool = True, decimals: int = LOCAL_DECIMALS,
+) -> CompactGeoJson | None:
     if gdf.empty:
         return None
-    key = _key_col(level)
-    codes = gdf[key].astype(str)
-    props = {"nom": gdf["nom"].astype(str), "code": codes}
-    if clickable:
-        props["lvl"] = [level] * len(gdf)
-    data = feature_collection(gdf, props, codes, decimals)
-    if not data["features"]:
+    codes = gdf[_key_col(level)].astype(str)
+    payload = compact_rows(gdf.geometry.to_numpy(), {"nom": gdf["nom"].astype(str),
+                                                     "code": codes}, decimals)
+    if not payload["f"]:
         return None
-    return folium.GeoJson(
-        data,
-        name=_esc(name),
-        style_function=lambda _f, s=style: s,
-        tooltip=_tooltip(["nom", "code"], [TERRITORY_LEVELS.label_of(level), "Code"]),
+    tooltip = _table_js([(TERRITORY_LEVELS.label_of(level), "nom"), ("Code", "code")])
+    return CompactGeoJson(
+        payload, _esc(name),
+        _options(tooltip=tooltip, style=f"function(){{return {_js(style)};}}",
+                 level=level if clickable else None, smooth=1.0),
         show=show,
-        smooth_factor=1.0,
     )
 
 
 def _points_layer(
     gdf: gpd.GeoDataFrame, level: str, name: str, colour: str, radius: int, show: bool = True,
-) -> folium.GeoJson | None:
+) -> CompactGeoJson | None:
+    """One layer for all the points of ``gdf`` (polygons drawn at a representative point),
+    circle markers made in the browser; properties ``nom``, ``code`` (+ ``lvl``)."""
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
     if gdf.empty:
         return None
-    if not gdf.geometry.geom_type.isin(["Point", "MultiPoint"]).all():
-        gdf = gdf.set_geometry(gdf.geometry.representative_point())
-    key = _key_col(level)
-    codes = gdf[key].astype(str)
-    data = feature_collection(
-        gdf, {"nom": gdf["nom"].astype(str), "code": codes, "lvl": [level] * len(gdf)}, codes
+    geoms = gdf.geometry
+    if not geoms.geom_type.isin(["Point"]).all():
+        geoms = geoms.representative_point()
+    codes = gdf[_key_col(level)].astype(str)
+    payload = compact_rows(geoms.to_numpy(), {"nom": gdf["nom"].astype(str), "code": codes},
+                           POINT_DECIMALS)
+    tooltip = _table_js([(TERRITORY_LEVELS.label_of(level), "nom"), ("Code", "code")])
+    return CompactGeoJson(payload, _esc(name),
+                          _options(tooltip=tooltip, point=_circle_js(radius, colour),
+                                   level=level), show=show)
+
+
+# --------------------------------------------------------------------------- compact layers
+
+#: JavaScript turning the compact payload ``{"s": scale, "k": keys, "f": rows}`` into a
+#: GeoJSON FeatureCollection: each row holds the property values (in ``k`` order) then the
+#: geometry: ``[x, y]`` (point) or rings of delta-encoded integer coordinates (polygon,
+#: multipolygon), divided by ``s``.
+_DECODER = (
+    "function(d){var s=d.s,k=d.k;"
+    "function R(a){var o=[],x=0,y=0;for(var i=0;i<a.length;i+=2){x+=a[i];y+=a[i+1];"
+    "o.push([x/s,y/s]);}return o;}"
+    "function G(g){if(typeof g[0]==='number')return{type:'Point',coordinates:[g[0]/s,g[1]/s]};"
+    "if(typeof g[0][0]==='number')return{type:'Polygon',coordinates:g.map(R)};"
+    "return{type:'MultiPolygon',coordinates:g.map(function(p){return p.map(R);})};}"
+    "return{type:'FeatureCollection',features:d.f.map(function(r){var p={};"
+    "for(var i=0;i<k.length;i++){p[k[i]]=r[i];}"
+    "return{type:'Feature',properties:p,geometry:G(r[k.length])};})};}"
+)
+
+
+def _js(value: object) -> str:
+    """``value`` as a JavaScript literal safe inside a ``<script>`` element."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def _ring(coords: np.ndarray, scale: float) -> list[int] | None:
+    ints = np.round(np.asarray(coords)[:, :2] * scale).astype(np.int64)
+    deltas = np.diff(ints, axis=0, prepend=np.zeros((1, 2), dtype=np.int64))
+    keep = np.any(deltas != 0, axis=1)
+    keep[0] = True
+    deltas = deltas[keep]
+    if len(deltas) < 3:
+        return None
+    return deltas.ravel().tolist()
+
+
+def encode_geometry(geom: object, decimals: int) -> list | None:
+    """Compact geometry: ``[x, y]`` integers (coordinates × 10^decimals) for a point, rings
+    of delta-encoded integers for (multi)polygons; None when empty or degenerate."""
+    if geom is None or geom.is_empty:  # type: ignore[attr-defined]
+        return None
+    scale = 10.0 ** decimals
+    kind = geom.geom_type  # type: ignore[attr-defined]
+    shape: Any = geom
+    if kind == "Point":
+        return [round(shape.x * scale), round(shape.y * scale)]
+    if kind == "Polygon":
+        rings = [_ring(np.asarray(r.coords), scale) for r in (shape.exterior, *shape.interiors)]
+        if rings[0] is None:
+            return None
+        return [r for r in rings if r is not None]
+    if kind == "MultiPolygon":
+        parts = [encode_geometry(p, decimals) for p in geom.geoms]  # type: ignore[attr-defined]
+        parts = [p for p in parts if p]
+        return parts or None
+    if kind == "MultiPoint":
+        return encode_geometry(geom.representative_point(), decimals)  # type: ignore[attr-defined]
+    return None
+
+
+def _prop(value: object) -> object:
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    return _esc(value)
+
+
+def compact_rows(
+    geoms: Iterable[object], properties: Mapping[str, Iterable[object]], decimals: int,
+) -> dict:
+    """The compact payload of a layer (see :data:`_DECODER`): strings HTML-escaped, numbers
+    kept, features without geometry dropped."""
+    cols = [list(v) for v in properties.values()]
+    rows = []
+    for i, geom in enumerate(geoms):
+        encoded = encode_geometry(geom, decimals)
+        if encoded is None:
+            continue
+        rows.append([_prop(col[i]) for col in cols] + [encoded])
+    return {"s": 10 ** decimals, "k": list(properties), "f": rows}
+
+
+def decode_rows(payload: Mapping) -> list[dict]:
+    """Properties of each feature of a compact payload (tests and debugging)."""
+    keys = payload["k"]
+    return [dict(zip(keys, row[: len(keys)], strict=True)) for row in payload["f"]]
+
+
+class CompactGeoJson(folium.GeoJson):
+    """A ``folium.GeoJson`` layer whose FeatureCollection travels as compact rows (short
+    keys, integer delta-encoded coordinates) decoded in the browser, styled, tooltipped
+    and popped up by small JavaScript functions instead of per-feature style maps."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.geoJson(null, {{ this.js_options }});
+        {{ this.get_name() }}.addData(({{ this.decoder }})({{ this.payload }}));
+        {% endmacro %}
+        """
     )
-    style = {"color": colour, "fillColor": colour, "fillOpacity": 0.7, "weight": 1}
-    return folium.GeoJson(
-        data,
-        name=_esc(name),
-        marker=folium.CircleMarker(radius=radius),
-        style_function=lambda _f, s=style: s,
-        tooltip=_tooltip(["nom", "code"], [TERRITORY_LEVELS.label_of(level), "Code"]),
-        show=show,
+
+    def __init__(self, payload: dict, name: str, js_options: str, show: bool = True,
+                 control: bool = True) -> None:
+        super().__init__({"type": "FeatureCollection", "features": []}, name=name, show=show,
+                         control=control)
+        self.payload = _js(payload)
+        self.rows = payload
+        self.js_options = js_options.replace("</", "<\\/")
+        self.decoder = _DECODER
+
+    def _get_self_bounds(self) -> list[list[float | None]]:
+        return [[None, None], [None, None]]
+
+
+def _table_js(rows: list[tuple[str, str]]) -> str:
+    """JS expression building an HTML table from ``p`` (properties, pre-escaped)."""
+    cells = "+".join(
+        f"'<tr><th>'+{_js(_esc(label))}+'</th><td>'+(p.{key}==null?'':p.{key})+'</td></tr>'"
+        for label, key in rows
     )
+    return f"'<table>'+{cells}+'</table>'"
+
+
+def _options(
+    tooltip: str | None = None, popup: str | None = None, style: str | None = None,
+    point: str | None = None, level: str | None = None, smooth: float | None = None,
+) -> str:
+    """Options object of ``L.geoJson``: ``tooltip``/``popup`` are JS expressions of ``p``;
+    ``level`` is set as property ``lvl`` of every feature (click-to-filter)."""
+    each = "var p=f.properties;"
+    if level:
+        each += f"p.lvl={_js(level)};"
+    if tooltip:
+        each += f"l.bindTooltip({tooltip},{{sticky:true}});"
+    if popup:
+        each += f"l.bindPopup({popup},{{maxWidth:320}});"
+    parts = [f"onEachFeature:function(f,l){{{each}}}"]
+    if style:
+        parts.append(f"style:{style}")
+    if point:
+        parts.append(f"pointToLayer:{point}")
+    if smooth is not None:
+        parts.append(f"smoothFactor:{smooth}")
+    return "{" + ",".join(parts) + "}"
+
+
+def _circle_js(radius: float | str, colour: str, fill_opacity: float = 0.7,
+               stroke: str | None = None) -> str:
+    line = _js(stroke or colour)
+    return (f"function(f,ll){{var p=f.properties;return L.circleMarker(ll,{{radius:{radius},"
+            f"color:{line},weight:1,fillColor:{_js(colour)},fillOpacity:{fill_opacity}}});}}")
 
 
 # --------------------------------------------------------------------------- legend
@@ -401,60 +552,78 @@ def initiative_points(catalogue: Catalogue, points: pd.DataFrame) -> pd.DataFram
     return out[cols].reset_index(drop=True)
 
 
-def _initiatives_layer(points: pd.DataFrame, colour_by: str, link_base: str) -> tuple[
-    MarkerCluster, list[tuple[str, str]]
-]:
+def _initiatives_layer(
+    points: pd.DataFrame, colour_by: str, link_base: str,
+) -> tuple[MarkerCluster, list[tuple[str, str]]]:
+    """One clustered layer, one circle per (initiative, territory); popups built in the
+    browser from the short properties ``t`` title, ``c`` theme, ``m`` maturity (indexes in
+    label tables sent once), ``p`` porteurs, ``i`` URL-quoted id (all escaped here)."""
     if colour_by == "maturity":
         colours, vocab, column = MATURITY_COLOURS, MATURITY, "maturity"
     else:
         colours, vocab, column = THEME_COLOURS, THEMES, "theme"
-    gdf = gpd.GeoDataFrame(
-        points, geometry=gpd.points_from_xy(points["lon"], points["lat"]), crs="EPSG:4326"
-    )
-    base = link_base.rstrip("/")
-    links = [
-        f'<a href="{_esc(base)}/fiche?id={_esc(quote(str(i), safe=""))}" target="_top">'
-        "Voir la fiche</a>"
-        for i in points["id"]
-    ]
-    ids = [str(n) for n in range(len(points))]
-    data = feature_collection(
-        gdf,
-        {
-            "titre": points["title"],
-            "theme": [THEMES.label_of(t) for t in points["theme"]],
-            "maturite": [MATURITY.label_of(m) for m in points["maturity"]],
-            "porteurs": points["porteurs"],
-        },
-        ids,
-    )
-    # The link is built from escaped parts: it is the only property holding markup.
-    for feature, link in zip(data["features"], links, strict=True):
-        feature["properties"]["fiche"] = link
-
-    colour_of = {fid: colours.get(str(cat), "#555555") for fid, cat in zip(ids, points[column],
-                                                                          strict=True)}
-
-    def style(feature: dict) -> dict:
-        colour = colour_of.get(str(feature["id"]), "#555555")
-        return {"color": "#333333", "weight": 1, "fillColor": colour, "fillOpacity": 0.9}
-
+    theme_pos = {c: i for i, c in enumerate(THEMES.codes)}
+    maturity_pos = {c: i for i, c in enumerate(MATURITY.codes)}
+    geoms = gpd.points_from_xy(points["lon"], points["lat"])
+    payload = compact_rows(geoms, {
+        "t": points["title"],
+        "c": [theme_pos.get(str(t), -1) for t in points["theme"]],
+        "m": [maturity_pos.get(str(m), -1) for m in points["maturity"]],
+        "p": points["porteurs"],
+        "i": [quote(str(i), safe="") for i in points["id"]],
+    }, POINT_DECIMALS)
+    themes = _js([_esc(THEMES.label_of(c)) for c in THEMES.codes])
+    maturities = _js([_esc(MATURITY.label_of(c)) for c in MATURITY.codes])
+    codes = THEMES.codes if column == "theme" else MATURITY.codes
+    palette = _js([colours.get(c, "#555555") for c in codes])
+    key = "c" if column == "theme" else "m"
+    base = _js(_esc(link_base.rstrip("/")))
+    popup = (f"'<b>'+p.t+'</b><br>Thème : '+({themes}[p.c]||'')"
+             f"+'<br>Maturité : '+({maturities}[p.m]||'')"
+             "+(p.p?'<br>Porteurs : '+p.p:'')"
+             f"+'<br><a href=\"'+{base}+'/fiche?id='+p.i+'\" target=\"_top\">Voir la fiche</a>'")
+    point = ("function(f,ll){var p=f.properties;return L.circleMarker(ll,{radius:7,"
+             f"color:'#333333',weight:1,fillColor:({palette}[p.{key}]||'#555555'),"
+             "fillOpacity:0.9});}")
     cluster = MarkerCluster(name="Initiatives", control=True)
-    folium.GeoJson(
-        data,
-        name="Initiatives (points)",
-        marker=folium.CircleMarker(radius=7),
-        style_function=style,
-        tooltip=_tooltip(["titre"], ["Initiative"]),
-        popup=folium.GeoJsonPopup(
-            fields=["titre", "theme", "maturite", "porteurs", "fiche"],
-            aliases=["Initiative", "Thème", "Maturité", "Porteurs", "Fiche"],
-            labels=True,
-        ),
-        control=False,
-    ).add_to(cluster)
+    CompactGeoJson(payload, "Initiatives (points)",
+                   _options(tooltip="p.t", popup=popup, point=point),
+                   control=False).add_to(cluster)
     used = [c for c in vocab.codes if c in set(points[column])]
     return cluster, [(colours.get(c, "#555555"), vocab.label_of(c)) for c in used]
+
+
+def _aggregated_initiatives_layer(
+    points: pd.DataFrame, units: gpd.GeoDataFrame, level: str, link_base: str,
+) -> tuple[CompactGeoJson | None, str]:
+    """One circle per territory of ``units`` (départements or communes) holding initiative
+    points: ``n`` distinct initiatives, ``nom``, ``q`` the catalogue filter (escaped)."""
+    key = _key_col(level)
+    units = units[units.geometry.notna() & ~units.geometry.is_empty][[key, "nom", "geometry"]]
+    pts = gpd.GeoDataFrame({"id": points["id"].astype(str).to_numpy()},
+                           geometry=gpd.points_from_xy(points["lon"], points["lat"]),
+                           crs=units.crs or "EPSG:4326")
+    joined = gpd.sjoin(pts, units, how="inner", predicate="intersects")
+    if joined.empty:
+        return None, ""
+    counts = joined.groupby(key)["id"].nunique()
+    shown = units[units[key].astype(str).isin(set(counts.index.astype(str)))].copy()
+    shown = shown.drop_duplicates(key)
+    shown["n"] = shown[key].map(counts).fillna(0).astype(int)
+    payload = compact_rows(shown.geometry.representative_point().to_numpy(), {
+        "n": shown["n"],
+        "nom": shown["nom"].astype(str),
+        "q": [quote(f"{level}:{c}", safe=":") for c in shown[key].astype(str)],
+    }, POINT_DECIMALS)
+    base = _js(_esc(link_base.rstrip("/")))
+    popup = ("'<b>'+p.nom+'</b><br>'+p.n.toLocaleString('fr-FR')+' initiative'+(p.n>1?'s':'')"
+             f"+'<br><a href=\"'+{base}+'/catalogue?t='+p.q+'\" target=\"_top\">"
+             "Voir dans le catalogue</a>'")
+    tooltip = "p.nom+' : '+p.n.toLocaleString('fr-FR')+' initiative'+(p.n>1?'s':'')"
+    point = _circle_js("Math.min(26,5+2.2*Math.sqrt(p.n))", "#08519c", 0.6, "#08306b")
+    layer = CompactGeoJson(payload, "Initiatives",
+                           _options(tooltip=tooltip, popup=popup, point=point))
+    return layer, f"Initiatives regroupées {_PER_LEVEL[level]} (cercle ∝ nombre)"
 
 
 # --------------------------------------------------------------------------- map
@@ -462,8 +631,8 @@ def _initiatives_layer(points: pd.DataFrame, colour_by: str, link_base: str) -> 
 
 def _choropleth_layer(
     display: gpd.GeoDataFrame, level: str, values: pd.DataFrame, measure: str, area: Area,
-    decimals: int | None = None,
-) -> tuple[folium.GeoJson | None, list[tuple[str, str]]]:
+    decimals: int = LOCAL_DECIMALS,
+) -> tuple[CompactGeoJson | None, list[tuple[str, str]]]:
     key = _key_col(level)
     gdf = display[[key, "nom", "geometry"]].copy()
     gdf[key] = gdf[key].astype(str)
@@ -482,39 +651,24 @@ def _choropleth_layer(
     classes = classify(list(gdf[measure]), breaks)
     n = len(breaks) - 1
     palette = PALETTE[len(PALETTE) - n:] if 0 < n < len(PALETTE) else PALETTE
-    colours = [
-        NO_DATA_COLOUR if c == -2 else ZERO_COLOUR if c == -1 else palette[c] for c in classes
-    ]
-    colour_of = dict(zip(gdf[key], colours, strict=True))
-    data = feature_collection(
-        gdf,
-        {
-            "nom": gdf["nom"].astype(str),
-            "code": gdf[key],
-            "lvl": [level] * len(gdf),
-            "ini": [format_measure(v, "initiatives") for v in gdf["initiatives"]],
-            "fin": [format_measure(v, "funding_eur") for v in gdf["funding_eur"]],
-            "hab": [format_measure(v, "funding_per_inhabitant")
-                    for v in gdf["funding_per_inhabitant"]],
-        },
-        gdf[key],
-        decimals,
-    )
-
-    def style(feature: dict) -> dict:
-        return {"fillColor": colour_of.get(str(feature["id"]), NO_DATA_COLOUR),
-                "color": "#666666", "weight": 0.5, "fillOpacity": 0.75}
-
-    layer = folium.GeoJson(
-        data,
-        name=_esc(f"{CHOROPLETH_LEVELS[level]} — {MEASURES[measure].lower()}"),
-        style_function=style,
-        tooltip=_tooltip(
-            ["nom", "code", "ini", "fin", "hab"],
-            [TERRITORY_LEVELS.label_of(level), "Code", "Initiatives", "Financements",
-             "Par habitant"],
-        ),
-        smooth_factor=1.0,
+    payload = compact_rows(gdf.geometry.to_numpy(), {
+        "nom": gdf["nom"].astype(str),
+        "code": gdf[key],
+        "k": classes,
+        "ini": [format_measure(v, "initiatives") for v in gdf["initiatives"]],
+        "fin": [format_measure(v, "funding_eur") for v in gdf["funding_eur"]],
+        "hab": [format_measure(v, "funding_per_inhabitant") for v in gdf["funding_per_inhabitant"]],
+    }, decimals)
+    # the class is computed here; the browser maps it to a colour
+    style = (f"function(f){{var k=f.properties.k;return{{fillColor:k==-2?{_js(NO_DATA_COLOUR)}:"
+             f"k==-1?{_js(ZERO_COLOUR)}:{_js(palette)}[k],color:'#666666',weight:0.5,"
+             "fillOpacity:0.75};}")
+    tooltip = _table_js([(TERRITORY_LEVELS.label_of(level), "nom"), ("Code", "code"),
+                         ("Initiatives", "ini"), ("Financements", "fin"),
+                         ("Par habitant", "hab")])
+    layer = CompactGeoJson(
+        payload, _esc(f"{CHOROPLETH_LEVELS[level]} — {MEASURES[measure].lower()}"),
+        _options(tooltip=tooltip, style=style, level=level, smooth=1.0),
     )
     labels = class_labels(breaks, measure)
     items = [(palette[i], label) for i, label in enumerate(labels)]
@@ -681,10 +835,27 @@ def build_map(
             lay.add_to(m)
 
     if spec.initiatives is not None and not spec.initiatives.empty:
-        cluster, items = _initiatives_layer(spec.initiatives, spec.colour_by, spec.link_base)
-        cluster.add_to(m)
-        legend_blocks.append(legend_html(f"Initiatives par {COLOUR_BY[spec.colour_by].lower()}",
-                                         items))
+        ini = spec.initiatives
+        units = None
+        if len(ini) > MAX_INITIATIVE_POINTS:
+            # too many circles: one per département (France) or commune (area) instead
+            if area.national:
+                units, unit_level = national.get("departements"), "departement"
+            else:
+                units = _in_area(detail.get("communes", national.get("communes")),
+                                 "code_insee", area.communes or frozenset())
+                unit_level = "commune"
+        if units is not None and not units.empty:
+            layer, title = _aggregated_initiatives_layer(ini, units, unit_level,
+                                                         spec.link_base)
+            if layer is not None:
+                layer.add_to(m)
+                legend_blocks.append(legend_html(title, [("#08519c", "Initiatives")]))
+        else:
+            cluster, items = _initiatives_layer(ini, spec.colour_by, spec.link_base)
+            cluster.add_to(m)
+            legend_blocks.append(legend_html(
+                f"Initiatives par {COLOUR_BY[spec.colour_by].lower()}", items))
 
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
     credit = f'<div style="font:10px sans-serif;margin-top:4px">{_esc(SOURCES_CREDIT)}</div>'
@@ -697,14 +868,41 @@ def map_html(m: folium.Map) -> str:
     return m.get_root().render()
 
 
-def naive_map(layers: Mapping[str, gpd.GeoDataFrame]) -> folium.Map:
-    """Reference for benchmarks/tests: every layer passed whole to ``folium.GeoJson``."""
+def naive_map(layers: Mapping[str, gpd.GeoDataFrame],
+              markers: pd.DataFrame | None = None) -> folium.Map:
+    """Reference for benchmarks/tests, written without care: every layer passed whole (all
+    its properties, full geometry) to ``folium.GeoJson`` with a tooltip of all its fields,
+    plus one ``folium.Marker`` with a popup per row of ``markers`` (``lat, lon, title``)."""
     m = folium.Map(location=list(FRANCE_CENTER), zoom_start=FRANCE_ZOOM)
     for name, gdf in layers.items():
+        if gdf.empty:
+            continue
+        fields = [c for c in gdf.columns if c != gdf.geometry.name]
         folium.GeoJson(gdf.to_json(default=str), name=name,
-                       style_function=lambda _f: {"color": "#333333"}).add_to(m)
+                       style_function=lambda _f: {"color": "#333333"},
+                       tooltip=folium.GeoJsonTooltip(fields=fields)).add_to(m)
+    if markers is not None and not markers.empty:
+        group = folium.FeatureGroup(name="initiatives").add_to(m)
+        for lat, lon, title in zip(markers["lat"], markers["lon"], markers["title"],
+                                   strict=True):
+            folium.Marker([lat, lon], popup=folium.Popup(_esc(title))).add_to(group)
     folium.LayerControl().add_to(m)
     return m
+
+
+def with_qpv_centroids(display_qpv: gpd.GeoDataFrame, full_qpv: gpd.GeoDataFrame
+                       ) -> gpd.GeoDataFrame:
+    """The display QPV layer completed with the QPV it lacks (those known only by a centroid
+    in the full layer), so that the map shows every QPV: polygon, else point."""
+    key = _key_col("qpv")
+    missing = full_qpv[~full_qpv[key].astype(str).isin(set(display_qpv[key].astype(str)))]
+    missing = missing[missing.geometry.notna() & ~missing.geometry.is_empty]
+    if missing.empty:
+        return display_qpv
+    missing = missing.to_crs(display_qpv.crs) if display_qpv.crs is not None else missing
+    return gpd.GeoDataFrame(pd.concat([display_qpv, missing[display_qpv.columns]],
+                                      ignore_index=True),
+                            geometry=display_qpv.geometry.name, crs=display_qpv.crs)
 
 
 def clicked_territory(returned: Mapping[str, object] | None) -> tuple[str, str] | None:

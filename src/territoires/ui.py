@@ -48,6 +48,8 @@ from territoires.vocab import (
 )
 
 APP_TITLE = "Territoires — alliances éducatives"
+#: The router script (relative to the app folder).
+MAIN_SCRIPT = "app.py"
 SOURCES_FOOTER = (
     "Sources : ANCT (QPV, contrats de ville, cités éducatives), INSEE (population, communes), "
     "IGN / Etalab (contours), © contributeurs OpenStreetMap (fond de carte). "
@@ -100,6 +102,8 @@ def _display(geo: str, level: str) -> dict[str, gpd.GeoDataFrame]:
             if not layer.geometry.dropna().geom_type.isin(["Point", "MultiPoint"]).all():
                 raise
             out[name] = layer  # point layers have no simplified version: they are small
+    # QPV known only by a centroid are not in the display files: add them as points
+    out["qpv"] = maps.with_qpv_centroids(out["qpv"], _layers(geo).qpv)
     return out
 
 
@@ -211,6 +215,12 @@ def navigation(pages: Sequence[tuple[str, str, str, str]]) -> st.navigation:  # 
         for i, (file, title, icon, path) in enumerate(pages)
     ]
     pg = st.navigation(objs, position="hidden")
+    pending = st.session_state.pop(_DEEPLINK, None)
+    if pending is not None:
+        stem, params = pending
+        for (file, *_), obj in zip(pages, objs, strict=True):
+            if Path(file).stem == stem and obj.url_path != pg.url_path:
+                st.switch_page(obj, query_params=params or None)
     keep_filters_across_pages(pg.url_path)
     params = current_filters().to_params()
     with st.sidebar:
@@ -218,6 +228,29 @@ def navigation(pages: Sequence[tuple[str, str, str, str]]) -> st.navigation:  # 
         for page in objs:
             st.page_link(page, query_params=params or None)
     return pg
+
+
+_ROUTED = "_territoires_routed"
+_DEEPLINK = "_territoires_deeplink"
+
+
+def run_page(page: st.Page) -> None:  # type: ignore[valid-type]
+    """Run the page chosen by :func:`navigation`, marking the session as routed (the flag is
+    never reset: writing session state after the page's widgets would drop their changes)."""
+    st.session_state[_ROUTED] = True
+    page.run()
+
+
+def ensure_routed(page_file: str) -> None:
+    """Call first in every page: when Streamlit runs a page file on its own (the first
+    session of a fresh server opened on a deep link such as ``/carte?…``, where Streamlit
+    still uses the ``pages/`` folder convention), send the user through the router with the
+    same page and query parameters."""
+    if st.session_state.get(_ROUTED):
+        return
+    params = {k: st.query_params.get_all(k) for k in st.query_params}
+    st.session_state[_DEEPLINK] = (Path(page_file).stem, params)
+    st.switch_page(MAIN_SCRIPT)
 
 
 def keep_filters_across_pages(page_path: str) -> None:
