@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -66,10 +67,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, tiny_layers: Layers) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("browser")
-    env = {**os.environ, **make_env(root, tiny_layers)}
+@contextmanager
+def _serve(root: Path, layers: Layers) -> Iterator[str]:
+    """Run ``streamlit run app.py`` on a free loopback port over the tiny test data."""
+    env = {**os.environ, **make_env(root, layers)}
     port = _free_port()
     log = (root / "streamlit.log").open("w")
     proc = subprocess.Popen(
@@ -100,6 +101,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_layers: Layers) -> Ite
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, tiny_layers: Layers) -> Iterator[str]:
+    with _serve(tmp_path_factory.mktemp("browser"), tiny_layers) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -147,10 +154,6 @@ def test_accueil_key_figures(server: str, browser) -> None:
 
 def test_shared_map_link_and_click(server: str, browser) -> None:
     page = browser.new_page()
-    # Streamlit quirk: with a pages/ folder beside app.py, the first session of a server
-    # process runs in the legacy "pages directory" mode unless it starts at "/".
-    page.goto(f"{server}/")
-    page.get_by_test_id("stPageLink").first.wait_for(timeout=30_000)
     page.goto(f"{server}/carte?t=departement:33&niveau=commune")
     frame_el = page.locator("iframe[title*='streamlit_folium']").first
     frame_el.wait_for(timeout=60_000)
@@ -216,3 +219,21 @@ def test_comparer_and_xlsx_download(server: str, browser) -> None:
     rows = list(wb["initiatives"].iter_rows(values_only=True))
     assert len(rows) == 4  # header + the three tiny initiatives
     page.close()
+
+
+def test_deep_link_on_fresh_server(tmp_path: Path, tiny_layers: Layers, browser) -> None:
+    """The very first session of a new server opened on a shared link (not on "/") gets the
+    app's own menu, the page asked for and its filters, not Streamlit's pages/ fallback."""
+    with _serve(tmp_path, tiny_layers) as base:
+        page = browser.new_page()
+        page.goto(f"{base}/catalogue?t=commune:33119&themes=culture")
+        page.get_by_test_id("stPageLink").filter(has_text="Accueil").first.wait_for(
+            timeout=60_000)
+        page.get_by_role("heading", name="Catalogue").first.wait_for(timeout=30_000)
+        page.wait_for_url(lambda url: "/catalogue" in url and "33119" in url, timeout=30_000)
+        params = parse_qs(urlparse(page.url).query)
+        assert params["t"] == ["commune:33119"]
+        assert params["themes"] == ["culture"]
+        assert page.get_by_test_id("stSidebarNav").count() == 0  # no pages/ fallback menu
+        page.get_by_text("Culture à Cenon").first.wait_for(state="attached", timeout=30_000)
+        page.close()

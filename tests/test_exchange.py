@@ -432,3 +432,86 @@ def test_round_trip(fmt: str, cat: model.Catalogue, tmp_path: Path) -> None:
     assert problems == []
     assert validate(back, None, file=path.name) == []
     assert _canon(back) == _canon(cat)
+
+
+# ------------------------------------------------------------- vectorised export cells
+
+MIXED: dict[str, list[Any]] = {
+    "title": ["=1+1", "+33", "-5", "@x", "\tA", "\rB", "'=x", "''-y", "'ok", "  ", "", None,
+              float("nan"), "a\x01b", "Été ; \"guillemets\"\nligne", 5, 2.5, True,
+              dt.date(2020, 1, 2)],
+    "themes": [["culture", "sport"], ("college",), [], None, float("nan"), ["=x"], [1, 2],
+               "culture | sport"],
+    "start_date": [dt.date(2020, 1, 2), dt.datetime(2021, 3, 4, 5, 6), "2015-09-01", None,
+                   pd.Timestamp("2020-05-06"), dt.date(999, 1, 1)],
+    "created_at": [pd.Timestamp("2024-01-02T03:04:05.5Z"), "2024-01-02", "pas une date", None,
+                   -5, pd.Timestamp("2024-01-02T03:04:05", tz="Europe/Paris")],
+    "amount_eur": [1234.5, 0.1, 1e16, 1e-5, -0.0, float("inf"), float("nan"), 3, None],
+    "year_start": [2022.0, 2020.5, 1e19, -3.0, float("nan"), 2021, None],
+}
+
+
+def _scalar_cells(column: str, values: pd.Series, xlsx: bool) -> list[Any]:
+    from territoires.exchange import _cell_for_csv, _cell_for_xlsx
+
+    convert = _cell_for_xlsx if xlsx else _cell_for_csv
+    return [convert(column, v) for v in values.astype(object)]
+
+
+def _typed_variants(column: str, values: list[Any]) -> list[pd.Series]:
+    """The column as object, and as the typed dtypes pandas would give clean data."""
+    out = [pd.Series(values, dtype=object)]
+    texts = [v for v in values if isinstance(v, str) or v is None]
+    numbers = [v for v in values if isinstance(v, float)]
+    out.append(pd.Series(texts, dtype="str"))
+    out.append(pd.Series(numbers, dtype="float64"))
+    out.append(pd.Series([3, -7, 2022], dtype="int64"))
+    out.append(pd.Series([True, False], dtype=bool))
+    out.append(pd.Series(pd.to_datetime(["2024-01-02T03:04:05Z", None, "2024-06-01T00:00:00Z"])))
+    out.append(pd.Series(pd.to_datetime(["2024-01-02T03:04:05.25", "2024-06-01T00:00:00.00"])))
+    return out
+
+
+@pytest.mark.parametrize("xlsx", [False, True])
+@pytest.mark.parametrize("column", list(MIXED))
+def test_vectorised_cells_match_scalar(column: str, xlsx: bool) -> None:
+    from territoires.exchange import _column_cells
+
+    for series in _typed_variants(column, MIXED[column]):
+        got = list(_column_cells(column, series, xlsx=xlsx))
+        want = _scalar_cells(column, series, xlsx)
+        assert [(type(v), v) for v in got] == [(type(v), v) for v in want], series.dtype
+
+
+@settings(max_examples=60, deadline=None)
+@given(texts=st.lists(st.one_of(
+    st.none(),
+    st.text(alphabet=st.sampled_from(list("=+-@'\t\r\n \u00a0\x01\x1fa;\"é|")), max_size=6),
+    st.text(max_size=8).filter(lambda t: not any(0xD800 <= ord(c) <= 0xDFFF for c in t)),
+), max_size=12))
+def test_vectorised_text_cells_match_scalar(texts: list[str | None]) -> None:
+    from territoires.exchange import _column_cells
+
+    for dtype in (object, "str"):
+        series = pd.Series(texts, dtype=dtype)
+        for xlsx in (False, True):
+            got = list(_column_cells("summary", series, xlsx=xlsx))
+            assert got == _scalar_cells("summary", series, xlsx)
+
+
+def test_geo_export_with_territory_index(tiny_layers: Layers) -> None:
+    from territoires.territories import TerritoryIndex
+
+    index = TerritoryIndex.from_layers(tiny_layers)
+    cat = _one()
+    cat.territories.loc[3] = {"initiative_id": "a", "level": "commune", "code": "00000"}
+    cat.territories.loc[4] = {"initiative_id": "absente", "level": "commune", "code": "33119"}
+    data = json.loads(export_bytes(cat, "geojson", layers=tiny_layers, index=index))
+    props = [f["properties"] for f in data["features"]]
+    assert [p["territory_code"] for p in props] == ["33119", "QN09301M", "QN03307M", "00000"]
+    assert [p["territory_name"] for p in props] == [
+        index.name(p["territory_level"], p["territory_code"]) for p in props]
+    assert props[0]["territory_name"] == "Cenon" and props[3]["territory_name"] == "00000"
+    assert data["features"][3]["geometry"] is None
+    assert {p["themes"] for p in props} == {"culture"}
+    assert all(p["publics"] is None and p["start_date"] == "2020-01-01" for p in props)

@@ -49,7 +49,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 
 from territoires import model, vocab
 from territoires.errors import ExportError, Problem, TerritoiresError
@@ -160,7 +162,10 @@ _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SIRET_RE = re.compile(r"^\d{14}$")
 _DATE_FR_RE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
 _SPACES = str.maketrans("", "", " \u00a0\u202f\u2009")
-_ILLEGAL_XLSX_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_ILLEGAL_XLSX_PATTERN = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+_ILLEGAL_XLSX_RE = re.compile(_ILLEGAL_XLSX_PATTERN)
+#: Text that :func:`neutralise` prefixes (vectorised form of its test).
+_FORMULA_PATTERN = r"^'*[=+\-@\t\r]"
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -666,18 +671,180 @@ def _public_tables(catalogue: model.Catalogue, include_private: bool) -> dict[st
 
 
 def _rows(df: pd.DataFrame, columns: list[str]) -> list[list[Any]]:
+    """Raw cells of ``df`` (reference path of the scalar converters, kept for tests)."""
     if not len(df):
         return []
     data = df.reindex(columns=columns).astype(object)
     return data.to_numpy().tolist()
 
 
-def _csv_bytes(columns: list[str], rows: list[list[Any]]) -> bytes:
+def _blank(strings: pd.Series) -> np.ndarray:
+    """Mask of the missing or blank (empty or white-space only) values of a text Series."""
+    return (strings.isna() | (strings == "") | strings.str.isspace()).to_numpy(
+        dtype=bool, na_value=True)
+
+
+def _neutralised(strings: pd.Series) -> pd.Series:
+    """Vectorised :func:`neutralise` of a text Series without missing values."""
+    dangerous = strings.str.contains(_FORMULA_PATTERN, regex=True).to_numpy(dtype=bool)
+    if not dangerous.any():
+        return strings
+    return strings.where(~dangerous, "'" + strings)
+
+
+def _scalar(column: str, values: np.ndarray, xlsx: bool) -> list[Any]:
+    """Per-cell conversion, for the rare values the vectorised paths do not handle."""
+    convert = _cell_for_xlsx if xlsx else _cell_for_csv
+    return [convert(column, v) for v in values.tolist()]
+
+
+def _text_cells(column: str, strings: pd.Series, out: np.ndarray, xlsx: bool) -> None:
+    """Fill ``out`` with the cells of a text Series (missing or blank -> empty)."""
+    try:
+        strings = strings.astype("str")
+    except (TypeError, ValueError, UnicodeError):  # e.g. lone surrogates: cell by cell
+        values = strings.to_numpy(dtype=object)
+        present = ~pd.isna(values)
+        out[present] = _scalar(column, values[present], xlsx)
+        return
+    keep = ~_blank(strings)
+    if not keep.any():
+        return
+    text = _neutralised(strings[keep])
+    if xlsx:
+        text = text.str.replace(_ILLEGAL_XLSX_PATTERN, "", regex=True)
+    out[keep] = text.to_numpy(dtype=object)
+
+
+def _list_cells(column: str, values: np.ndarray, present: np.ndarray, out: np.ndarray,
+                xlsx: bool) -> None:
+    """Fill ``out`` for a column holding lists of codes (joined with " | ")."""
+    idx = np.flatnonzero(present)
+    cells = values[idx]
+    is_list = np.fromiter((type(v) is list or type(v) is tuple for v in cells), dtype=bool,
+                          count=len(cells))
+    joined: list[str] = []
+    ok = np.zeros(len(cells), dtype=bool)
+    for k in np.flatnonzero(is_list).tolist():
+        try:
+            joined.append(model.LIST_SEPARATOR.join(cells[k]))
+            ok[k] = True
+        except TypeError:  # non-text items: str() them like the scalar path
+            pass
+    if ok.any():
+        out[idx[ok]] = _neutralised(pd.Series(joined, dtype="str")).to_numpy(dtype=object)
+    rest = idx[~ok]
+    if len(rest):
+        out[rest] = _scalar(column, values[rest], xlsx)
+
+
+def _date_cells(values: np.ndarray, present: np.ndarray, out: np.ndarray, xlsx: bool) -> None:
+    """Fill ``out`` for a date column whose present values are all ``datetime.date``."""
+    idx = np.flatnonzero(present)
+    codes, uniques = pd.factorize(values[idx])
+    if xlsx:
+        cells = [v.date() if isinstance(v, dt.datetime) else v for v in uniques]
+    else:
+        cells = [f"{v:%d/%m/%Y}" for v in uniques]
+    out[idx] = np.asarray(cells, dtype=object)[codes]
+
+
+def _timestamp_cells(column: str, series: pd.Series, out: np.ndarray, xlsx: bool) -> None:
+    """Fill ``out`` for a datetime64 column of the ``created_at``/``updated_at`` kind."""
+    present = series.notna().to_numpy(dtype=bool)
+    if not present.any():
+        return
+    ts = series[present]
+    ts = ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
+    whole = ((ts.dt.microsecond == 0) & (ts.dt.nanosecond == 0) & (ts.dt.year >= 1000)).all()
+    if whole:
+        out[present] = (ts.dt.strftime("%Y-%m-%dT%H:%M:%S") + "+00:00").to_numpy(dtype=object)
+    else:
+        out[present] = [t.isoformat() for t in ts]
+
+
+def _float_cells(column: str, values: np.ndarray, out: np.ndarray, xlsx: bool) -> None:
+    """Fill ``out`` for a float64 column (decimal comma in CSV, integers for years)."""
+    present = ~np.isnan(values)
+    if not present.any():
+        return
+    if xlsx:
+        out[present] = values[present].tolist()
+        return
+    cells = np.char.replace(values[present].astype(str), ".", ",").astype(object)
+    if column in INT_COLUMNS:
+        sub = values[present]
+        whole = np.isfinite(sub) & (np.floor(sub) == sub) & (np.abs(sub) < 2.0**62)
+        cells[whole] = sub[whole].astype(np.int64).astype(str).astype(object)
+        big = np.isfinite(sub) & (np.floor(sub) == sub) & ~whole
+        cells[big] = [str(int(v)) for v in sub[big].tolist()]
+    out[present] = cells
+
+
+def _column_cells(column: str, series: pd.Series, *, xlsx: bool) -> np.ndarray:
+    """The cells of one column, vectorised; same values as ``_cell_for_csv`` (strings) or
+    ``_cell_for_xlsx`` (None, str, int, float, date) applied to every value."""
+    n = len(series)
+    out = np.full(n, None if xlsx else "", dtype=object)
+    if not n:
+        return out
+    dtype = series.dtype
+    kind = getattr(dtype, "kind", "O")
+    timestamp_col = column in TIMESTAMP_COLUMNS
+    if kind == "b" and isinstance(dtype, np.dtype):
+        out[:] = np.where(series.to_numpy(dtype=bool), "True", "False")
+        return out
+    if kind in "iu" and isinstance(dtype, np.dtype) and not timestamp_col:
+        values = series.to_numpy()
+        out[:] = values.tolist() if xlsx else values.astype(str).astype(object)
+        return out
+    if kind == "f" and isinstance(dtype, np.dtype) and not timestamp_col:
+        _float_cells(column, series.to_numpy(dtype=float), out, xlsx)
+        return out
+    if kind == "M" and timestamp_col:
+        _timestamp_cells(column, series, out, xlsx)
+        return out
+    if isinstance(dtype, pd.StringDtype) and not timestamp_col:
+        _text_cells(column, series, out, xlsx)
+        return out
+    values = series.to_numpy(dtype=object)
+    present = ~pd.isna(values)
+    if not present.any():
+        return out
+    inferred = infer_dtype(values[present], skipna=False)
+    if inferred == "string" and not timestamp_col:
+        _text_cells(column, pd.Series(values), out, xlsx)
+    elif inferred == "date" and column in DATE_COLUMNS:
+        _date_cells(values, present, out, xlsx)
+    elif inferred == "mixed" and not timestamp_col:
+        _list_cells(column, values, present, out, xlsx)
+    else:
+        idx = np.flatnonzero(present)
+        out[idx] = _scalar(column, values[idx], xlsx)
+    return out
+
+
+def _table_cells(df: pd.DataFrame, columns: list[str], *, xlsx: bool) -> list[np.ndarray]:
+    """The converted cells of ``df``, one array per column of ``columns``."""
+    n = len(df)
+    out = []
+    for col in columns:
+        if col in df.columns:
+            series = df[col]
+            if isinstance(series, pd.DataFrame):  # duplicated column name: first one
+                series = series.iloc[:, 0]
+            out.append(_column_cells(col, series.reset_index(drop=True), xlsx=xlsx))
+        else:
+            out.append(np.full(n, None if xlsx else "", dtype=object))
+    return out
+
+
+def _csv_bytes(columns: list[str], df: pd.DataFrame) -> bytes:
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, delimiter=";", lineterminator="\r\n")
     writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell_for_csv(c, v) for c, v in zip(columns, row, strict=True)])
+    if len(df):
+        writer.writerows(zip(*_table_cells(df, columns, xlsx=False), strict=True))
     return b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8")
 
 
@@ -735,18 +902,37 @@ def _xlsx_bytes(tables: dict[str, pd.DataFrame], *, readme: bool) -> bytes:
             cell.font = bold
             header.append(cell)
         ws.append(header)
-        date_idx = {i for i, c in enumerate(columns) if c in DATE_COLUMNS}
-        for row in _rows(df, columns):
-            values: list[Any] = [_cell_for_xlsx(c, v) for c, v in zip(columns, row, strict=True)]
-            for i in date_idx:
-                if values[i] is not None:
-                    cell = WriteOnlyCell(ws, value=values[i])
-                    cell.number_format = "DD/MM/YYYY"
-                    values[i] = cell
-            ws.append(values)
+        if not len(df):
+            continue
+        cells = _table_cells(df, columns, xlsx=True)
+        for i, col in enumerate(columns):
+            if col in DATE_COLUMNS:
+                cells[i] = _date_format_cells(ws, cells[i])
+        for row in zip(*cells, strict=True):
+            ws.append(row)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+def _date_format_cells(ws: Any, values: np.ndarray) -> np.ndarray:
+    """Every present value of a date column as a cell formatted ``DD/MM/YYYY`` (one shared
+    cell per distinct value: the write-only sheet serialises each cell as it is appended)."""
+    from openpyxl.cell import WriteOnlyCell
+
+    present = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+    if not present.any():
+        return values
+    out = values.copy()
+    idx = np.flatnonzero(present)
+    codes, uniques = pd.factorize(values[idx])
+    shared = np.empty(len(uniques), dtype=object)
+    for k, value in enumerate(uniques):
+        cell = WriteOnlyCell(ws, value=value)
+        cell.number_format = "DD/MM/YYYY"
+        shared[k] = cell
+    out[idx] = shared[codes]
+    return out
 
 
 def write_template(path: Path) -> None:
@@ -756,67 +942,160 @@ def write_template(path: Path) -> None:
     path.write_bytes(_xlsx_bytes(model.Catalogue().tables(), readme=True))
 
 
-def _geo_frame(catalogue: model.Catalogue, layers: Any, index: Any | None,
-               include_private: bool) -> Any:
+def _missing_to_none(values: np.ndarray) -> np.ndarray:
+    """``values`` (object) with every missing or blank value replaced by None."""
+    out = values.astype(object, copy=True)
+    missing = pd.isna(out)
+    text_idx = np.flatnonzero(~missing)
+    if len(text_idx):
+        blank = np.fromiter((isinstance(v, str) and not v.strip() for v in out[text_idx]),
+                            dtype=bool, count=len(text_idx))
+        missing[text_idx[blank]] = True
+    out[missing] = None
+    return out
+
+
+def _geometry_lookup(layers: Any) -> tuple[pd.Index, Any]:
+    """(keys ``level\\x1fcode``, geometries) of every non-empty territory geometry."""
     import geopandas as gpd
 
     from territoires.layers import CRS, LAYER_SCHEMAS, LEVEL_LAYER
 
-    if layers is None:
-        raise ExportError("L'export géographique a besoin des couches territoriales : lancez "
-                          "« territoires data build ».")
-    ini = (catalogue.initiatives.reindex(columns=model.INITIATIVE_COLUMNS).astype(object)
-           .set_index("id", drop=False))
-    funding = catalogue.funding
-    totals = (funding.dropna(subset=["initiative_id"]).groupby("initiative_id")["amount_eur"]
-              .sum() if len(funding) else pd.Series(dtype=float))
-    geoms: dict[tuple[str, str], Any] = {}
+    parts = []
     for level, layer_name in LEVEL_LAYER.items():
         gdf = layers.layer(layer_name)
         key = LAYER_SCHEMAS[layer_name][0]
-        for code, geom in zip(gdf[key].astype(str), gdf.geometry, strict=True):
-            if geom is not None and not geom.is_empty:
-                geoms[(level, code)] = geom
-    records: list[dict[str, Any]] = []
-    geometries: list[Any] = []
-    territories = catalogue.territories.reindex(columns=model.TERRITORY_COLUMNS)
-    for _, terr in territories.astype(object).iterrows():
-        iid = terr["initiative_id"]
-        if iid not in ini.index:
-            continue
-        rec = ini.loc[iid]
-        level, code = str(terr["level"]), str(terr["code"])
-        geom = geoms.get((level, code))
-        row = {
-            "initiative_id": iid,
-            "title": rec["title"],
-            "scale": rec["scale"],
-            "maturity": rec["maturity"],
-            "themes": _join(rec["themes"]),
-            "publics": _join(rec["publics"]),
-            "alliance_levels": _join(rec["alliance_levels"]),
-            "start_date": _iso(rec["start_date"]),
-            "end_date": _iso(rec["end_date"]),
-            "territory_level": level,
-            "territory_code": code,
-            "territory_name": index.name(level, code) if index is not None else None,
-            "funding_eur": float(totals.get(iid, 0.0)),
-            "contact_organisation": rec["contact_organisation"],
-            "source_url": rec["source_url"],
-        }
-        if include_private:
-            row["contact_email"] = rec["contact_email"]
-        records.append({k: (None if is_missing(v) else v) for k, v in row.items()})
-        geometries.append(geom)
-    return gpd.GeoDataFrame(pd.DataFrame(records), geometry=geometries, crs=CRS)
+        geom = gdf.geometry
+        keep = (geom.notna() & ~geom.is_empty).to_numpy(dtype=bool)
+        codes = pd.Series(gdf[key].to_numpy(dtype=object)[keep]).map(str)
+        parts.append(gpd.GeoDataFrame({"key": (level + "\x1f" + codes).to_numpy(dtype=object)},
+                                      geometry=geom.to_numpy()[keep], crs=CRS))
+    table = pd.concat(parts, ignore_index=True)
+    table = table.drop_duplicates("key", keep="last")  # like a dict: the last one wins
+    return pd.Index(table["key"].to_numpy(dtype=object)), table.geometry.array
 
 
-def _join(value: Any) -> str:
-    return model.LIST_SEPARATOR.join(value) if isinstance(value, (list, tuple)) else ""
+def _territory_names(index: Any, levels: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``index.name(level, code)`` for every pair, vectorised when the index allows it."""
+    if hasattr(index, "tids") and isinstance(getattr(index, "table", None), pd.DataFrame):
+        tids = np.asarray(index.tids(levels, codes))
+        noms = index.table["nom"].to_numpy(dtype=object)
+        known = tids >= 0
+        out = codes.astype(object, copy=True)
+        out[known] = [str(v) for v in noms[tids[known]]]
+        return out
+    keys = pd.MultiIndex.from_arrays([levels, codes])
+    pos, uniques = pd.factorize(keys)
+    names = np.array([index.name(lv, cd) for lv, cd in uniques], dtype=object)
+    return names[pos]
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if isinstance(value, dt.date) else None
+def _geo_frame(catalogue: model.Catalogue, layers: Any, index: Any | None,
+               include_private: bool) -> Any:
+    import geopandas as gpd
+
+    from territoires.layers import CRS
+
+    if layers is None:
+        raise ExportError("L'export géographique a besoin des couches territoriales : lancez "
+                          "« territoires data build ».")
+    ini = catalogue.initiatives.reindex(columns=model.INITIATIVE_COLUMNS).astype(object)
+    ini = ini.drop_duplicates("id").reset_index(drop=True)
+    funding = catalogue.funding
+    totals = (funding.dropna(subset=["initiative_id"]).groupby("initiative_id")["amount_eur"]
+              .sum() if len(funding) else pd.Series(dtype=float))
+    terr = catalogue.territories.reindex(columns=model.TERRITORY_COLUMNS).astype(object)
+    terr_ids = terr["initiative_id"].to_numpy(dtype=object)
+    pos = pd.Index(ini["id"].to_numpy(dtype=object)).get_indexer(terr_ids)
+    rows = np.flatnonzero(pos >= 0)
+    if not len(rows):
+        return gpd.GeoDataFrame(pd.DataFrame([]), geometry=[], crs=CRS)
+    pos = pos[rows]
+    iids = terr_ids[rows]
+    levels = np.array([str(v) for v in terr["level"].to_numpy(dtype=object)[rows]],
+                      dtype=object)
+    codes = np.array([str(v) for v in terr["code"].to_numpy(dtype=object)[rows]],
+                     dtype=object)
+
+    def ini_col(col: str) -> np.ndarray:
+        return ini[col].to_numpy(dtype=object)[pos]
+
+    def joined(col: str) -> np.ndarray:
+        values = ini[col].to_numpy(dtype=object)
+        out = np.array([model.LIST_SEPARATOR.join(v) if isinstance(v, (list, tuple)) else ""
+                        for v in values] + [None], dtype=object)[:-1]
+        return out[pos]
+
+    def iso(col: str) -> np.ndarray:
+        values = ini[col].to_numpy(dtype=object)
+        out = np.array([v.isoformat() if isinstance(v, dt.date) else None for v in values]
+                       + [""], dtype=object)[:-1]
+        return out[pos]
+
+    tot_pos = totals.index.get_indexer(iids) if len(totals) else np.full(len(iids), -1)
+    tot_values = np.asarray(totals.to_numpy(), dtype=object)
+    funding_eur = np.array([0.0] * len(iids), dtype=object)
+    found = tot_pos >= 0
+    funding_eur[found] = [float(v) for v in tot_values[tot_pos[found]]]
+    columns: dict[str, np.ndarray] = {
+        "initiative_id": iids,
+        "title": ini_col("title"),
+        "scale": ini_col("scale"),
+        "maturity": ini_col("maturity"),
+        "themes": joined("themes"),
+        "publics": joined("publics"),
+        "alliance_levels": joined("alliance_levels"),
+        "start_date": iso("start_date"),
+        "end_date": iso("end_date"),
+        "territory_level": levels,
+        "territory_code": codes,
+        "territory_name": (_territory_names(index, levels, codes) if index is not None
+                           else np.full(len(iids), None, dtype=object)),
+        "funding_eur": funding_eur,
+        "contact_organisation": ini_col("contact_organisation"),
+        "source_url": ini_col("source_url"),
+    }
+    if include_private:
+        columns["contact_email"] = ini_col("contact_email")
+    frame = pd.DataFrame({k: _missing_to_none(v).tolist() for k, v in columns.items()})
+    keys, geoms = _geometry_lookup(layers)
+    gpos = keys.get_indexer(levels + "\x1f" + codes)
+    geometry = geoms.take(gpos, allow_fill=True)
+    return gpd.GeoDataFrame(frame, geometry=geometry, crs=CRS)
+
+
+def _geojson_bytes(gdf: Any) -> bytes:
+    """GeoJSON FeatureCollection of ``gdf`` (no ids; missing properties -> null), the same
+    text as ``json.dumps(json.loads(gdf.to_json(drop_id=True)), ensure_ascii=False)``, with
+    each distinct geometry serialised once."""
+    from shapely.geometry import mapping
+
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+    geometry_name = gdf.geometry.name
+    props = gdf.drop(columns=[geometry_name])
+    names = list(props.columns)
+    values = props.astype(object).to_numpy()
+    values[pd.isna(props).to_numpy(dtype=bool)] = None
+    geoms = np.asarray(gdf.geometry.array, dtype=object)
+    wkb = gdf.geometry.to_wkb().to_numpy(dtype=object)
+    codes, uniques = pd.factorize(wkb)
+    geo_text: list[str | None] = [None] * len(uniques)
+    features = []
+    for i, row in enumerate(values.tolist()):
+        k = codes[i]
+        if k < 0:
+            geometry = "null"
+        else:
+            geometry = geo_text[k]
+            if geometry is None:
+                geom = geoms[i]
+                geometry = encode(mapping(geom)) if geom else "null"
+                geo_text[k] = geometry
+        properties = encode(dict(zip(names, row, strict=True)))
+        features.append('{"type": "Feature", "properties": ' + properties
+                        + ', "geometry": ' + geometry + "}")
+    return ('{"type": "FeatureCollection", "features": [' + ", ".join(features)
+            + "]}").encode("utf-8")
 
 
 def export_bytes(
@@ -839,14 +1118,12 @@ def export_bytes(
             with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
                 for table, df in _public_tables(catalogue, include_private).items():
                     columns = model.TABLE_COLUMNS[table]
-                    zf.writestr(f"{model.TABLE_LABELS[table]}.csv",
-                                _csv_bytes(columns, _rows(df, columns)))
+                    zf.writestr(f"{model.TABLE_LABELS[table]}.csv", _csv_bytes(columns, df))
             return buf.getvalue()
         if fmt in ("geojson", "gpkg"):
             gdf = _geo_frame(catalogue, layers, index, include_private)
             if fmt == "geojson":
-                return json.dumps(json.loads(gdf.to_json(drop_id=True)),
-                                  ensure_ascii=False).encode("utf-8")
+                return _geojson_bytes(gdf)
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "export.gpkg"
                 gdf.to_file(out, driver="GPKG", layer="initiatives", engine="pyogrio")
