@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import altair as alt
 import streamlit as st
 
 from territoires import queries, ui, views
-from territoires.vocab import MATURITY
 
 ui.ensure_routed(__file__)
 
@@ -38,11 +36,10 @@ with ui.guard():
         st.page_link("pages/catalogue.py", label="Retour au catalogue",
                      icon=":material/arrow_back:", query_params=ui.page_params())
         st.stop()
-    st.title(str(record["title"]))
+    st.title(views.md_text(record["title"]))
     if record.get("maturity") == "arretee":
-        st.warning(f"**Initiative {MATURITY.label_of('arretee').lower()}e** — maturité « "
-                   f"{MATURITY.label_of('arretee')} » : cette initiative n'est plus menée.",
-                 icon=":material/block:")
+        st.warning("**Initiative arrêtée** : elle n'est plus menée (maturité « Arrêtée »).",
+                   icon=":material/block:")
     if not views.is_missing(record.get("summary")):
         st.markdown(views.md_text(record["summary"]))
     cols = st.columns(3)
@@ -83,26 +80,16 @@ with ui.guard():
         st.markdown(f"Total : **{views.funding_total(funding)}**")
         st.table(funding[["Période", "Financeur", "Type de financeur", "Dispositif",
                           "Montant"]].set_index("Période"))
-        st.altair_chart(alt.Chart(funding).mark_bar().encode(
-            x=alt.X("Période:N", title="Période", sort=None),
-            y=alt.Y("montant_eur:Q", title="Montant (€)", axis=alt.Axis(format=",.0f")),
-            color=alt.Color("financeur:N", title="Financeur", legend=alt.Legend(orient="bottom",
-                                                                                labelLimit=400)),
-            tooltip=[alt.Tooltip("Période:N"), alt.Tooltip("financeur:N", title="Financeur"),
-                     alt.Tooltip("Montant:N")],
-        ).properties(height=260), width="stretch")
+        st.altair_chart(views.funding_chart(funding), width="stretch")
     else:
         st.caption("Aucune ligne de financement renseignée.")
     st.subheader("Source")
-    source = " — ".join(str(record[k]) for k in ("source_document", "source_sheet")
-                        if not views.is_missing(record.get(k)))
-    st.markdown(views.md_text(source or None))
-    url = record.get("source_url")
-    if not views.is_missing(url) and str(url).startswith(("http://", "https://")):
-        st.link_button("Ouvrir la source", str(url), icon=":material/open_in_new:")
-    if not views.is_missing(record.get("contact_organisation")):
-        contact = ", ".join(str(record[k]) for k in ("contact_organisation", "contact_role")
-                            if not views.is_missing(record.get(k)))
+    st.markdown(views.md_text(views.source_text(record)))
+    url = views.source_link(record)
+    if url:
+        st.link_button("Ouvrir la source", url, icon=":material/open_in_new:")
+    contact = views.contact_text(record)
+    if contact:
         st.markdown(f"**Contact** : {views.md_text(contact)}")
     st.subheader("Initiatives proches")
     related = views.related_links(data.catalogue, data.index, ident)

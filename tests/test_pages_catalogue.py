@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from app_env import NASTY_TITLE, make_env, tiny_catalogue
 from catalogue_factory import funding_line, initiative, make_catalogue
+from territoires import views
 from territoires.layers import Layers
 from territoires.model import Catalogue
 
@@ -176,7 +177,9 @@ def test_fiche_arretee_warning(tiny_env: dict) -> None:
 
 def test_fiche_escapes_catalogue_text(tiny_env: dict) -> None:
     at = _run("pages/fiche.py", {"id": "lac-lecture"})
-    assert at.title[0].value == NASTY_TITLE  # st.title renders text, not HTML
+    # st.title renders Markdown: the title is backslash-escaped so it shows as plain text
+    assert at.title[0].value == views.md_text(NASTY_TITLE)
+    assert "<script>" not in at.title[0].value
     assert "<script>" not in " ".join(m.value for m in at.markdown)
 
 

@@ -188,7 +188,7 @@ def test_maps(cat: Catalogue, index: TerritoryIndex, tiny_layers: Layers) -> Non
                            "lon": [-0.56]})
     html = views.export_file(sel, "html", layers=tiny_layers, index=index, national=layers,
                              local=layers, points=points).decode("utf-8")
-    assert "Erasmus+ \\u00e0 Cenon" in html and "Voir la fiche" in html
+    assert "Erasmus+ à Cenon" in html and "Voir la fiche" in html
     assert SECRET not in html
 
 
@@ -223,3 +223,20 @@ def test_export_names(index: TerritoryIndex) -> None:
     assert views.export_name("csv", "", day, include_national=True) == \
         "territoires-avec-lignes-nationales_2026-03-01.zip"
     assert views.export_name("html", "Cenon", day) == "territoires-carte_cenon_2026-03-01.html"
+
+
+def test_fiche_source_contact_and_chart() -> None:
+    record = {"source_document": "Recueil PQN-A", "source_sheet": "Fiche n°6",
+              "source_url": "javascript:alert(1)", "contact_organisation": "Ville de Cenon",
+              "contact_role": "Cheffe de projet", "contact_email": "x@example.org"}
+    assert views.source_text(record) == "Recueil PQN-A — Fiche n°6"
+    assert views.source_link(record) is None  # only web addresses become a button
+    assert views.source_link({**record, "source_url": "https://pqn-a.fr"}) == "https://pqn-a.fr"
+    assert views.contact_text(record) == "Ville de Cenon, Cheffe de projet"
+    assert "example.org" not in (views.contact_text(record) or "")
+    assert views.source_text({}) is None and views.contact_text({}) is None
+    funding = pd.DataFrame({"Période": ["2023-2024", "2024-2025"], "montant_eur": [1.0, 2.0],
+                            "financeur": ["Erasmus+", "Erasmus+"], "Montant": ["1 €", "2 €"]})
+    spec = views.funding_chart(funding).to_dict()
+    assert spec["mark"]["type"] == "bar"
+    assert [len(rows) for rows in spec["datasets"].values()] == [2]

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import quote_plus, urlencode
 
+import altair as alt
 import folium
 import geopandas as gpd
 import numpy as np
@@ -671,3 +672,39 @@ def fmt_size(n_bytes: int) -> str:
             return f"{fmt_number(n_bytes / size, 1)} {unit}"
     return f"{n_bytes} o"  # pragma: no cover
 
+
+
+def funding_chart(funding: pd.DataFrame) -> alt.Chart:
+    """Bar chart of an initiative's funding lines (from :func:`funding_table`) by period,
+    coloured by funder."""
+    return alt.Chart(funding).mark_bar().encode(
+        x=alt.X("Période:N", title="Période", sort=None),
+        y=alt.Y("montant_eur:Q", title="Montant (€)", axis=alt.Axis(format=",.0f")),
+        color=alt.Color("financeur:N", title="Financeur",
+                        legend=alt.Legend(orient="bottom", labelLimit=400)),
+        tooltip=[alt.Tooltip("Période:N"), alt.Tooltip("financeur:N", title="Financeur"),
+                 alt.Tooltip("Montant:N")],
+    ).properties(height=260)
+
+
+def source_text(record: Mapping[str, object]) -> str | None:
+    """"Document — fiche" of an initiative's source, or None."""
+    parts = [str(record[k]) for k in ("source_document", "source_sheet")
+             if not is_missing(record.get(k))]
+    return " — ".join(parts) or None
+
+
+def source_link(record: Mapping[str, object]) -> str | None:
+    """The source URL when it is a web address (http or https), else None."""
+    url = record.get("source_url")
+    if is_missing(url) or not str(url).startswith(("http://", "https://")):
+        return None
+    return str(url)
+
+
+def contact_text(record: Mapping[str, object]) -> str | None:
+    """Public contact: organisation and role (never the private e-mail), or None."""
+    if is_missing(record.get("contact_organisation")):
+        return None
+    return ", ".join(str(record[k]) for k in ("contact_organisation", "contact_role")
+                     if not is_missing(record.get(k)))
