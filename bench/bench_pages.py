@@ -27,10 +27,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import built_geo_dir  # noqa: E402
 from synthetic import make_synthetic  # noqa: E402
 from territoires import layers as layers_mod  # noqa: E402
 from territoires import queries, storage, views  # noqa: E402
-from territoires.errors import LayersMissingError  # noqa: E402
 from territoires.territories import TerritoryIndex  # noqa: E402
 
 APP = str(REPO / "app.py")
@@ -38,21 +38,7 @@ APP = str(REPO / "app.py")
 
 def geo_dir(arg: str | None) -> Path:
     """A built geo/ folder (see module docstring)."""
-    if arg:
-        return Path(arg)
-    try:
-        layers_mod.load_layers()
-        return REPO / "geo"
-    except LayersMissingError:
-        from territoires.build import build_all
-        from territoires.sources import fetch_all
-
-        mirror = Path(os.environ.get("TERRITOIRES_MIRROR", "/work/shared/data"))
-        tmp = Path(tempfile.mkdtemp(prefix="territoires-bench-"))
-        print(f"geo/ not built: building from {mirror} into {tmp}", flush=True)
-        fetch_all(tmp / "cache", mirror=mirror, progress=False)
-        build_all(tmp / "cache", tmp / "geo")
-        return tmp / "geo"
+    return Path(arg) if arg else built_geo_dir()
 
 
 def render_ms(page: str, params: dict[str, str], repeat: int) -> tuple[float, float, str]:

@@ -11,19 +11,17 @@ aggregate <= 200 ms for 50,000 initiatives and 200,000 funding lines.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import built_geo_dir
 from synthetic import make_synthetic
 from territoires import layers as layers_mod
-from territoires.errors import LayersMissingError
 from territoires.queries import (
     Filters,
     aggregate,
@@ -37,18 +35,7 @@ from territoires.territories import TerritoryIndex
 
 def load_or_build() -> layers_mod.Layers:
     """Built layers, or layers built from the mirror into a temporary folder."""
-    try:
-        return layers_mod.load_layers()
-    except LayersMissingError:
-        from territoires.build import build_all
-        from territoires.sources import fetch_all
-
-        mirror = Path(os.environ.get("TERRITOIRES_MIRROR", "/work/shared/data"))
-        tmp = Path(tempfile.mkdtemp(prefix="territoires-bench-"))
-        print(f"geo/ not built: building from {mirror} into {tmp}", flush=True)
-        fetch_all(tmp / "cache", mirror=mirror, progress=False)
-        build_all(tmp / "cache", tmp / "geo")
-        return layers_mod.load_layers(tmp / "geo")
+    return layers_mod.load_layers(built_geo_dir())
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:

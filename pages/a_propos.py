@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from territoires import ui
+from territoires import ui, views
 from territoires.errors import TerritoiresError
-from territoires.formatting import fmt_int
 from territoires.layers import read_status
 
 ui.ensure_routed(__file__)
@@ -30,17 +28,7 @@ st.markdown(
 
 st.markdown("#### Millésimes des couches")
 try:
-    status = read_status().get("layers", {})
-    rows = [
-        {
-            "Couche": name,
-            "Source": info.get("source", ""),
-            "Millésime": info.get("vintage", ""),
-            "Entités": fmt_int(info.get("count")),
-            "Avec contour": fmt_int(info.get("with_polygon")),
-        }
-        for name, info in status.items()
-    ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    table = views.layer_status_table(read_status())
+    st.dataframe(table, hide_index=True, width="stretch")
 except TerritoiresError as exc:
     st.info(str(exc))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import altair as alt
 import streamlit as st
 
 from territoires import queries, ui, views
@@ -10,8 +9,6 @@ from territoires import queries, ui, views
 ui.ensure_routed(__file__)
 
 st.title("Comparer")
-
-BY = {"themes": "Thème", "maturity": "Maturité", "funder_type": "Type de financeur"}
 
 with ui.guard():
     data = ui.app_data()
@@ -34,20 +31,9 @@ with ui.guard():
                    "réparties selon la population). Population des QPV : connue pour une "
                    "partie des QPV seulement hors ligne.")
         selections = views.territory_selections(data.catalogue, data.index, others, chosen)
-        for by, title in BY.items():
-            long = views.compare_distributions(selections, names, by)
-            measure = "funding_eur" if by == "funder_type" else "initiatives"
-            if long.empty:
-                continue
-            st.markdown(f"**Répartition par {title.lower()}** "
-                        f"({'financements, €' if measure == 'funding_eur' else 'initiatives'})")
-            st.altair_chart(alt.Chart(long).mark_bar().encode(
-                y=alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=220)),
-                x=alt.X(f"{measure}:Q", title=None),
-                color=alt.Color("territoire:N", legend=None),
-                column=alt.Column("territoire:N", title=None, sort=names),
-                tooltip=["territoire:N", "label:N", f"{measure}:Q"],
-            ).properties(width=170).resolve_scale(x="shared", y="shared"))
+        for title, chart in views.distribution_charts(selections, names):
+            st.markdown(title)
+            st.altair_chart(chart)
         cols = st.columns(len(chosen))
         lists = views.initiatives_by_territory(selections)
         for col, name, items in zip(cols, names, lists, strict=True):

@@ -240,3 +240,20 @@ def test_fiche_source_contact_and_chart() -> None:
     spec = views.funding_chart(funding).to_dict()
     assert spec["mark"]["type"] == "bar"
     assert [len(rows) for rows in spec["datasets"].values()] == [2]
+
+
+def test_distribution_charts_and_layer_status(cat: Catalogue, index: TerritoryIndex) -> None:
+    chosen = [("commune", "33119"), ("commune", "64445")]
+    selections = views.territory_selections(cat, index, Filters(), chosen)
+    charts = views.distribution_charts(selections, ["Cenon", "Pau"])
+    titles = [title for title, _ in charts]
+    assert titles[0] == "**Répartition par thème** (initiatives)"
+    spec = charts[0][1].to_dict()
+    assert spec["resolve"]["scale"] == {"x": "shared", "y": "shared"}
+    assert spec["encoding"]["column"]["sort"] == ["Cenon", "Pau"]
+    table = views.layer_status_table(
+        {"layers": {"qpv": {"source": "ANCT", "vintage": "2024", "count": 1493,
+                            "with_polygon": 41}}})
+    assert table.to_dict("records") == [{"Couche": "qpv", "Source": "ANCT", "Millésime": "2024",
+                                         "Entités": "1\u202f493", "Avec contour": "41"}]
+    assert views.layer_status_table({}).empty

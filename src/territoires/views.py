@@ -708,3 +708,50 @@ def contact_text(record: Mapping[str, object]) -> str | None:
         return None
     return ", ".join(str(record[k]) for k in ("contact_organisation", "contact_role")
                      if not is_missing(record.get(k)))
+
+
+#: Distributions compared side by side: dimension -> (French title, measure column).
+COMPARE_DISTRIBUTIONS: dict[str, tuple[str, str]] = {
+    "themes": ("thème", "initiatives"),
+    "maturity": ("maturité", "initiatives"),
+    "funder_type": ("type de financeur", "funding_eur"),
+}
+
+
+def distribution_charts(selections: Sequence[Selection],
+                        names: Sequence[str]) -> list[tuple[str, alt.Chart]]:
+    """(Markdown title, faceted bar chart on a shared scale) per non-empty distribution of
+    :data:`COMPARE_DISTRIBUTIONS`, one facet per compared territory."""
+    charts = []
+    for by, (title, measure) in COMPARE_DISTRIBUTIONS.items():
+        long = compare_distributions(selections, names, by)
+        if long.empty:
+            continue
+        unit = "financements, €" if measure == "funding_eur" else "initiatives"
+        chart = alt.Chart(long).mark_bar().encode(
+            y=alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=220)),
+            x=alt.X(f"{measure}:Q", title=None),
+            color=alt.Color("territoire:N", legend=None),
+            column=alt.Column("territoire:N", title=None, sort=list(names)),
+            tooltip=["territoire:N", "label:N", f"{measure}:Q"],
+        ).properties(width=170).resolve_scale(x="shared", y="shared")
+        charts.append((f"**Répartition par {title}** ({unit})", chart))
+    return charts
+
+
+def layer_status_table(status: Mapping[str, object]) -> pd.DataFrame:
+    """The "millésimes des couches" table of the À propos page from ``geo/layers.json``."""
+    layers = status.get("layers", {}) if isinstance(status, Mapping) else {}
+    return pd.DataFrame(
+        [
+            {
+                "Couche": name,
+                "Source": info.get("source", ""),
+                "Millésime": info.get("vintage", ""),
+                "Entités": fmt_int(info.get("count")),
+                "Avec contour": fmt_int(info.get("with_polygon")),
+            }
+            for name, info in layers.items()
+        ],
+        columns=["Couche", "Source", "Millésime", "Entités", "Avec contour"],
+    )
