@@ -245,14 +245,28 @@ def test_clicked_territory() -> None:
     assert maps.clicked_territory(point) is None
 
 
-def test_feature_collection_escapes_and_drops_empty(display: dict) -> None:
-    communes = display["communes"].head(2).copy()
-    communes.loc[communes.index[1], "geometry"] = None
-    fc = maps.feature_collection(communes, {"nom": ["<i>A</i>", "B"], "n": [1, 2]},
-                                 communes["code_insee"])
-    assert len(fc["features"]) == 1
-    assert fc["features"][0]["properties"] == {"nom": "&lt;i&gt;A&lt;/i&gt;", "n": 1}
-    json.dumps(fc)
+def test_highlight_layers_polygons_points_escaping(display: dict) -> None:
+    communes = display["communes"].head(3).copy()
+    communes.loc[communes.index[0], "nom"] = "<i>A</i> & \"B\""
+    communes.loc[communes.index[1], "geometry"] = None  # dropped
+    communes.loc[communes.index[2], "geometry"] = communes.geometry.iloc[2].centroid
+    codes = list(communes["code_insee"].astype(str))
+    layers = maps.highlight_layers(communes, "commune", [*codes, "99999"], "Surlignés",
+                                   "#d7301f")
+    assert len(layers) == 2 and not any(lay.control for lay in layers)
+    polygons, points = ([maps.decode_rows(lay.rows) for lay in layers])
+    assert polygons == [{"nom": "&lt;i&gt;A&lt;/i&gt; &amp; &quot;B&quot;", "code": codes[0]}]
+    assert [p["code"] for p in points] == [codes[2]]
+    assert len(layers[1].rows["f"][0][-1]) == 2  # drawn as a point: [x, y]
+    assert maps.highlight_layers(communes, "commune", ["99999"], "x", "#000000") == []
+
+
+def test_representative_points_inside_and_none() -> None:
+    square = shapely.box(0, 0, 2, 2)
+    ring = shapely.box(0, 0, 4, 4).difference(shapely.box(1, 1, 3, 3))  # centroid outside
+    pts = maps.representative_points([square, ring, shapely.Point(5, 5), None])
+    assert shapely.contains(square, pts[0]) and shapely.contains(ring, pts[1])
+    assert pts[2].equals(shapely.Point(5, 5)) and pts[3] is None
 
 
 def test_view_for() -> None:

@@ -213,37 +213,15 @@ def _esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def feature_collection(
-    gdf: gpd.GeoDataFrame, properties: Mapping[str, Iterable[object]], ids: Iterable[str],
-    decimals: int | None = None,
-) -> dict:
-    """A GeoJSON FeatureCollection of ``gdf``'s geometries with the given ``properties``
-    (strings are HTML-escaped; numbers kept) and feature ``ids``; null/empty geometries are
-    dropped; coordinates are rounded to ``decimals`` places when given."""
-    geoms = gdf.geometry.to_numpy()
-    if decimals is not None:
-        geoms = shapely.transform(geoms, lambda c: np.round(c, decimals))
-    texts = shapely.to_geojson(geoms)
-    cols = {k: list(v) for k, v in properties.items()}
-    features = []
-    for i, (fid, geom, text) in enumerate(zip(ids, geoms, texts, strict=True)):
-        if geom is None or geom.is_empty or text is None:
-            continue
-        props: dict[str, object] = {}
-        for key, col in cols.items():
-            value = col[i]
-            if isinstance(value, (bool, np.bool_)):
-                props[key] = bool(value)
-            elif isinstance(value, (int, np.integer)):
-                props[key] = int(value)
-            elif isinstance(value, (float, np.floating)):
-                props[key] = None if math.isnan(value) else float(value)
-            else:
-                props[key] = _esc(value)
-        features.append(
-            {"type": "Feature", "id": str(fid), "properties": props, "geometry": json.loads(text)}
-        )
-    return {"type": "FeatureCollection", "features": features}
+def representative_points(geoms: gpd.GeoSeries | np.ndarray) -> np.ndarray:
+    """A point of each geometry (a point stays itself, a polygon gives a point inside it,
+    None stays None), as an array of shapely points.
+
+    Works on the bare geometry array: a GeoSeries built here would compare its CRS with the
+    source's, and pyproj rebuilds a CRS object in every new thread (Streamlit runs each
+    script in a new thread), about 15 to 60 ms per comparison."""
+    arr = geoms.to_numpy() if isinstance(geoms, gpd.GeoSeries) else np.asarray(geoms)
+    return shapely.point_on_surface(np.asarray(arr, dtype=object))
 
 
 def _key_col(level: str) -> str:
@@ -272,22 +250,45 @@ def _outline_layer(
 
 def _points_layer(
     gdf: gpd.GeoDataFrame, level: str, name: str, colour: str, radius: int, show: bool = True,
+    fill_opacity: float = 0.7, weight: float = 1,
 ) -> CompactGeoJson | None:
     """One layer for all the points of ``gdf`` (polygons drawn at a representative point),
     circle markers made in the browser; properties ``nom``, ``code`` (+ ``lvl``)."""
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
     if gdf.empty:
         return None
-    geoms = gdf.geometry
-    if not geoms.geom_type.isin(["Point"]).all():
-        geoms = geoms.representative_point()
     codes = gdf[_key_col(level)].astype(str)
-    payload = compact_rows(geoms.to_numpy(), {"nom": gdf["nom"].astype(str), "code": codes},
-                           POINT_DECIMALS)
+    payload = compact_rows(representative_points(gdf.geometry),
+                           {"nom": gdf["nom"].astype(str), "code": codes}, POINT_DECIMALS)
     tooltip = _table_js([(TERRITORY_LEVELS.label_of(level), "nom"), ("Code", "code")])
     return CompactGeoJson(payload, _esc(name),
-                          _options(tooltip=tooltip, point=_circle_js(radius, colour),
+                          _options(tooltip=tooltip,
+                                   point=_circle_js(radius, colour, fill_opacity, weight=weight),
                                    level=level), show=show)
+
+
+def highlight_layers(gdf: gpd.GeoDataFrame, level: str, codes: Iterable[str], name: str,
+                     colour: str) -> list[CompactGeoJson]:
+    """Compact layers drawing the territories ``codes`` of ``gdf`` (a display layer of
+    ``level``) in ``colour``: polygons where the layer has one, a circle at a point inside
+    otherwise (QPV known by a centroid, cités, contrats). Tooltip: name and code."""
+    key = _key_col(level)
+    sub = gdf[gdf[key].astype(str).isin(set(map(str, codes)))]
+    sub = sub[sub.geometry.notna() & ~sub.geometry.is_empty]
+    if sub.empty:
+        return []
+    is_poly = sub.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+    if "geom_kind" in sub.columns:
+        is_poly = is_poly & (sub["geom_kind"].astype(str) == "polygon").to_numpy()
+    style = {"color": colour, "weight": 2.5, "fillColor": colour, "fillOpacity": 0.35}
+    layers = [
+        _outline_layer(sub[is_poly], level, name, style),
+        _points_layer(sub[~is_poly], level, name, colour, 8, fill_opacity=0.8, weight=2),
+    ]
+    out = [lay for lay in layers if lay is not None]
+    for lay in out:
+        lay.control = False
+    return out
 
 
 # --------------------------------------------------------------------------- compact layers
@@ -346,7 +347,7 @@ def encode_geometry(geom: object, decimals: int) -> list | None:
         parts = [p for p in parts if p]
         return parts or None
     if kind == "MultiPoint":
-        return encode_geometry(geom.representative_point(), decimals)  # type: ignore[attr-defined]
+        return encode_geometry(shapely.point_on_surface(geom), decimals)
     return None
 
 
@@ -443,10 +444,11 @@ def _options(
 
 
 def _circle_js(radius: float | str, colour: str, fill_opacity: float = 0.7,
-               stroke: str | None = None) -> str:
+               stroke: str | None = None, weight: float = 1) -> str:
     line = _js(stroke or colour)
     return (f"function(f,ll){{var p=f.properties;return L.circleMarker(ll,{{radius:{radius},"
-            f"color:{line},weight:1,fillColor:{_js(colour)},fillOpacity:{fill_opacity}}});}}")
+            f"color:{line},weight:{weight},fillColor:{_js(colour)},"
+            f"fillOpacity:{fill_opacity}}});}}")
 
 
 # --------------------------------------------------------------------------- legend
@@ -504,14 +506,14 @@ def territory_points(display: Mapping[str, gpd.GeoDataFrame]) -> pd.DataFrame:
         if gdf is None or gdf.empty:
             continue
         gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
-        pts = gdf.geometry.representative_point()
+        pts = representative_points(gdf.geometry)
         frames.append(
             pd.DataFrame(
                 {
                     "level": level,
                     "code": gdf[_key_col(level)].astype(str).to_numpy(),
-                    "lat": pts.y.round(5).to_numpy(),
-                    "lon": pts.x.round(5).to_numpy(),
+                    "lat": np.round(shapely.get_y(pts), 5),
+                    "lon": np.round(shapely.get_x(pts), 5),
                 }
             )
         )
@@ -600,17 +602,20 @@ def _aggregated_initiatives_layer(
     points: ``n`` distinct initiatives, ``nom``, ``q`` the catalogue filter (escaped)."""
     key = _key_col(level)
     units = units[units.geometry.notna() & ~units.geometry.is_empty][[key, "nom", "geometry"]]
-    pts = gpd.GeoDataFrame({"id": points["id"].astype(str).to_numpy()},
-                           geometry=gpd.points_from_xy(points["lon"], points["lat"]),
-                           crs=units.crs or "EPSG:4326")
-    joined = gpd.sjoin(pts, units, how="inner", predicate="intersects")
-    if joined.empty:
+    # initiative points are longitude/latitude (EPSG:4326), like every display layer; the
+    # join runs on the bare geometries (see representative_points on CRS comparisons)
+    pts = shapely.points(points["lon"].to_numpy(dtype=float), points["lat"].to_numpy(dtype=float))
+    p_idx, u_idx = shapely.STRtree(units.geometry.to_numpy()).query(pts, predicate="intersects")
+    if len(p_idx) == 0:
         return None, ""
-    counts = joined.groupby(key)["id"].nunique()
-    shown = units[units[key].astype(str).isin(set(counts.index.astype(str)))].copy()
+    unit_codes = units[key].astype(str).to_numpy(dtype=object)
+    pairs = pd.DataFrame({"unit": unit_codes[u_idx],
+                          "id": points["id"].astype(str).to_numpy(dtype=object)[p_idx]})
+    counts = pairs.drop_duplicates().groupby("unit").size()
+    shown = units[units[key].astype(str).isin(set(counts.index))].copy()
     shown = shown.drop_duplicates(key)
-    shown["n"] = shown[key].map(counts).fillna(0).astype(int)
-    payload = compact_rows(shown.geometry.representative_point().to_numpy(), {
+    shown["n"] = shown[key].astype(str).map(counts).fillna(0).astype(int)
+    payload = compact_rows(representative_points(shown.geometry), {
         "n": shown["n"],
         "nom": shown["nom"].astype(str),
         "q": [quote(f"{level}:{c}", safe=":") for c in shown[key].astype(str)],

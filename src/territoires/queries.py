@@ -642,6 +642,29 @@ def _labels(by: str) -> Vocabulary | None:
     }.get(by)
 
 
+def _amounts(series: pd.Series) -> np.ndarray:
+    return pd.to_numeric(series, errors="coerce").fillna(0.0).to_numpy(dtype=float)
+
+
+def _group_distinct(values: np.ndarray, owners: np.ndarray, amounts: np.ndarray,
+                    dedupe: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group rows by ``values`` (missing values dropped): (distinct values, number of distinct
+    non-missing ``owners`` per value, sum of ``amounts`` per value). With ``dedupe``, a
+    (value, owner) pair repeated counts its amount once."""
+    vcodes, uniques = pd.factorize(values, use_na_sentinel=True)
+    ocodes, owners_u = pd.factorize(owners, use_na_sentinel=True)
+    keep = vcodes >= 0
+    vcodes, ocodes, amounts = vcodes[keep], ocodes[keep], amounts[keep]
+    n = len(uniques)
+    pair = vcodes.astype(np.int64) * (len(owners_u) + 1) + (ocodes + 1)
+    _, first = np.unique(pair, return_index=True)
+    owned = first[ocodes[first] >= 0]
+    counts = np.bincount(vcodes[owned], minlength=n)
+    rows = first if dedupe else np.arange(len(vcodes))
+    sums = np.bincount(vcodes[rows], weights=amounts[rows], minlength=n)
+    return np.asarray(uniques, dtype=object), counts.astype(np.int64), sums.astype(float)
+
+
 def distribution(selection: Selection, by: str) -> pd.DataFrame:
     """Counts (initiatives) or sums (funding) by ``by`` in ``themes``, ``maturity``,
     ``publics``, ``alliance_levels``, ``funder_type``, ``scheme``, ``year``: columns
@@ -656,54 +679,48 @@ def distribution(selection: Selection, by: str) -> pd.DataFrame:
     if by in ("themes", "publics", "alliance_levels", "maturity"):
         ini = selection.catalogue.initiatives
         fund = selection.catalogue.funding
-        per_init = (
-            pd.to_numeric(fund["amount_eur"], errors="coerce").fillna(0.0)
-            .groupby(fund["initiative_id"].astype("str")).sum()
-        )
-        values = ini[by].to_numpy(dtype=object)
-        lists = [[str(v)] if by == "maturity" else _to_list(v) for v in values]
+        fcodes, fids = pd.factorize(fund["initiative_id"].astype("str").to_numpy(dtype=object))
+        per_init = np.bincount(fcodes, weights=_amounts(fund["amount_eur"]),
+                               minlength=len(fids)) if len(fids) else np.zeros(0)
         ids = ini["id"].astype("str").to_numpy(dtype=object)
-        long = pd.DataFrame(
-            {"id": np.repeat(ids, [len(x) for x in lists]),
-             "value": [x for v in lists for x in v]},
-            columns=["id", "value"],
-        )
-        long = long.drop_duplicates()
-        long["funding_eur"] = long["id"].map(per_init).fillna(0.0).astype(float)
-        grouped = long.groupby("value").agg(
-            initiatives=("id", "nunique"), funding_eur=("funding_eur", "sum")
-        )
+        pos = pd.Index(fids).get_indexer(ids)
+        own = np.where(pos >= 0, per_init[np.maximum(pos, 0)] if len(fids) else 0.0, 0.0)
+        lists = [[str(v)] if by == "maturity" else _to_list(v)
+                 for v in ini[by].to_numpy(dtype=object)]
+        lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+        values = np.fromiter((x for v in lists for x in v), dtype=object,
+                             count=int(lengths.sum()))
+        uniques, counts, sums = _group_distinct(values, np.repeat(ids, lengths),
+                                                np.repeat(own, lengths), dedupe=True)
     elif by in ("funder_type", "scheme", "year"):
         fund = selection.funding
-        key = (
-            pd.to_numeric(fund["year_start"], errors="coerce").astype("Int64")
-            if by == "year" else fund[by].astype("str")
-        )
-        df = pd.DataFrame({
-            "value": key.to_numpy(),
-            "initiative_id": fund["initiative_id"].to_numpy(dtype=object),
-            "funding_eur": pd.to_numeric(fund["amount_eur"], errors="coerce").fillna(0.0)
-            .to_numpy(dtype=float),
-        }).dropna(subset=["value"])
-        grouped = df.groupby("value").agg(
-            initiatives=("initiative_id", "nunique"), funding_eur=("funding_eur", "sum")
-        )
+        if by == "year":
+            key = pd.to_numeric(fund["year_start"], errors="coerce").astype("Int64")
+            values = key.astype(object).where(key.notna(), None).to_numpy(dtype=object)
+        else:
+            values = fund[by].astype("str").to_numpy(dtype=object)
+        uniques, counts, sums = _group_distinct(
+            values, fund["initiative_id"].to_numpy(dtype=object), _amounts(fund["amount_eur"]),
+            dedupe=False)
     else:
         raise ValueError(f"Répartition inconnue : {by}")
-    grouped = grouped.reset_index()
     vocab = _labels(by)
     if vocab is not None:
         order = {c: i for i, c in enumerate(vocab.codes)}
-        grouped["_o"] = grouped["value"].map(lambda v: order.get(v, len(order)))
-        grouped = grouped.sort_values(["_o", "value"]).drop(columns="_o")
-        grouped["label"] = grouped["value"].map(vocab.label_of)
+        ranks = sorted(range(len(uniques)),
+                       key=lambda i: (order.get(uniques[i], len(order)), str(uniques[i])))
+        values_out: list[object] = [uniques[i] for i in ranks]
+        labels = [vocab.label_of(v) for v in values_out]
     else:
-        grouped = grouped.sort_values("value")
-        grouped["value"] = grouped["value"].astype(int)
-        grouped["label"] = grouped["value"].astype(str)
-    grouped["initiatives"] = grouped["initiatives"].astype(np.int64)
-    grouped["funding_eur"] = grouped["funding_eur"].astype(float)
-    return grouped[columns].reset_index(drop=True)
+        ranks = sorted(range(len(uniques)), key=lambda i: int(uniques[i]))
+        values_out = [int(uniques[i]) for i in ranks]
+        labels = [str(v) for v in values_out]
+    return pd.DataFrame({
+        "value": pd.Series(values_out, dtype="int64" if vocab is None else "str"),
+        "label": pd.Series(labels, dtype="str"),
+        "initiatives": counts[ranks].astype(np.int64),
+        "funding_eur": sums[ranks].astype(float),
+    }, columns=columns)
 
 
 def coverage(selection: Selection, index: TerritoryIndex, level: str = "qpv") -> pd.DataFrame:

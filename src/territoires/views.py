@@ -518,53 +518,20 @@ def highlight_layer(national: Mapping[str, gpd.GeoDataFrame],
                     local: Mapping[str, gpd.GeoDataFrame],
                     territories: Sequence[tuple[str, str]], name: str,
                     colour: str = HIGHLIGHT_COLOUR) -> folium.FeatureGroup | None:
-    """A layer drawing ``territories``: polygons where the display layer has one, a circle
-    at the representative point otherwise (QPV without contour, cités, contrats)."""
+    """A layer drawing ``territories`` (:func:`maps.highlight_layers`, level by level), or
+    None when none of them is on the display layers."""
+    wanted: dict[str, list[str]] = {}
+    for level, code in territories:
+        wanted.setdefault(level, []).append(str(code))
     group = folium.FeatureGroup(name=maps._esc(name))
     drawn = 0
-    wanted: dict[str, set[str]] = {}
-    for level, code in territories:
-        wanted.setdefault(level, set()).add(str(code))
     for level, codes in wanted.items():
         gdf = _layer_for(local, national, level)
         if gdf is None or gdf.empty:
             continue
-        key = maps._key_col(level)
-        sub = gdf[gdf[key].astype(str).isin(codes)]
-        sub = sub[sub.geometry.notna() & ~sub.geometry.is_empty]
-        if sub.empty:
-            continue
-        is_poly = sub.geometry.geom_type.isin(["Polygon", "MultiPolygon"])
-        if "geom_kind" in sub.columns:
-            is_poly &= sub["geom_kind"].astype(str) == "polygon"
-        label = TERRITORY_LEVELS.label_of(level)
-        props = {"nom": sub["nom"].astype(str), "code": sub[key].astype(str),
-                 "lvl": [level] * len(sub)}
-        tooltip = folium.GeoJsonTooltip(fields=["nom", "code"],
-                                        aliases=[maps._esc(label), "Code"], sticky=True)
-        if is_poly.any():
-            poly = sub[is_poly]
-            data = maps.feature_collection(poly, {k: list(np.asarray(v)[is_poly.to_numpy()])
-                                                  for k, v in props.items()},
-                                           poly[key].astype(str))
-            style = {"color": colour, "weight": 2.5, "fillColor": colour, "fillOpacity": 0.35}
-            folium.GeoJson(data, style_function=lambda _f, s=style: s,
-                           tooltip=tooltip, control=False).add_to(group)
-            drawn += len(poly)
-        if (~is_poly).any():
-            pts = sub[~is_poly]
-            pts = pts.set_geometry(pts.geometry.representative_point())
-            data = maps.feature_collection(pts, {k: list(np.asarray(v)[(~is_poly).to_numpy()])
-                                                 for k, v in props.items()},
-                                           pts[key].astype(str))
-            style = {"color": colour, "fillColor": colour, "fillOpacity": 0.8, "weight": 2}
-            folium.GeoJson(data, marker=folium.CircleMarker(radius=8),
-                           style_function=lambda _f, s=style: s,
-                           tooltip=folium.GeoJsonTooltip(fields=["nom", "code"],
-                                                         aliases=[maps._esc(label), "Code"],
-                                                         sticky=True),
-                           control=False).add_to(group)
-            drawn += len(pts)
+        for layer in maps.highlight_layers(gdf, level, codes, name, colour):
+            layer.add_to(group)
+            drawn += 1
     return group if drawn else None
 
 
@@ -733,7 +700,11 @@ def distribution_charts(selections: Sequence[Selection],
             x=alt.X(f"{measure}:Q", title=None),
             color=alt.Color("territoire:N", legend=None),
             column=alt.Column("territoire:N", title=None, sort=list(names)),
-            tooltip=["territoire:N", "label:N", f"{measure}:Q"],
+            # explicit channel objects: shorthand strings cost a schema lookup each
+            tooltip=[alt.Tooltip("territoire:N", title="Territoire"),
+                     alt.Tooltip("label:N", title=title.capitalize()),
+                     alt.Tooltip(f"{measure}:Q", title=unit.capitalize(),
+                                 format=",.0f" if measure == "funding_eur" else "d")],
         ).properties(width=170).resolve_scale(x="shared", y="shared")
         charts.append((f"**Répartition par {title}** ({unit})", chart))
     return charts
