@@ -17,6 +17,7 @@ import requests
 
 from app_env import make_env
 from territoires.layers import Layers
+from territoires.views import HIGHLIGHT_COLOUR
 
 pytestmark = pytest.mark.browser
 
@@ -135,7 +136,8 @@ def browser() -> Iterator[object]:
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        context = b.new_context(viewport={"width": 1400, "height": 1000})
+        # a French user's browser: the tables' numbers follow the browser's locale
+        context = b.new_context(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
         context.route("**/*", route)
         yield context
         context.close()
@@ -186,6 +188,46 @@ def test_shared_map_link_and_click(server: str, browser) -> None:
     assert params["t"] == ["commune:33249"]
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "carte_apres_clic.png"), full_page=True)
+    page.close()
+
+
+def test_couverture_highlights_uncovered_qpv(server: str, browser) -> None:
+    """Couverture's map draws every QPV no initiative reaches in the highlight colour:
+    polygons where the QPV has a contour, a circle for the one known by its centroid."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{server}/couverture")
+    frame_el = page.locator("iframe[title*='streamlit_folium']").first
+    frame_el.wait_for(timeout=60_000)
+    frame = frame_el.content_frame
+    frame.locator(".leaflet-control-layers-overlays").wait_for(timeout=30_000)
+    assert "Non touchés" in frame.locator(".leaflet-control-layers-overlays").inner_text()
+    drawn = frame_el.element_handle().content_frame().evaluate(
+        """(colour) => {
+        const out = [];
+        window.map.eachLayer(l => { if (l.feature && l.options && l.options.color === colour)
+            out.push([l.feature.properties.code, l.feature.geometry.type]); });
+        return out; }""", HIGHLIGHT_COLOUR
+    )
+    # a map of France: polygons, and a circle on each so that small QPV show
+    assert sorted(map(tuple, drawn)) == [
+        ("QN01701M", "Point"), ("QN01701M", "Polygon"), ("QN03301I", "Point"),
+        ("QN03301I", "Polygon"), ("QN03317M", "Point"), ("QN03317M", "Polygon"),
+        ("QN09301M", "Point")]
+    page.get_by_text("QPV que ne touche aucune initiative : 4").first.wait_for(timeout=30_000)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "couverture.png"), full_page=True)
+
+    # the fiche's small map uses the same highlighted map: it must draw too
+    page.goto(f"{server}/fiche?id=cenon-culture")
+    frame_el = page.locator("iframe[title*='streamlit_folium']").first
+    frame_el.wait_for(timeout=60_000)
+    frame_el.content_frame.locator(".leaflet-control-layers-overlays").get_by_text(
+        "Territoires de l'initiative").wait_for(timeout=30_000)
+    assert frame_el.bounding_box()["height"] > 300
+    assert errors == []
     page.close()
 
 

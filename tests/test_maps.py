@@ -259,6 +259,9 @@ def test_highlight_layers_polygons_points_escaping(display: dict) -> None:
     assert [p["code"] for p in points] == [codes[2]]
     assert len(layers[1].rows["f"][0][-1]) == 2  # drawn as a point: [x, y]
     assert maps.highlight_layers(communes, "commune", ["99999"], "x", "#000000") == []
+    marked = maps.highlight_layers(communes, "commune", codes, "x", "#000000",
+                                   mark_polygons=True)
+    assert [p["code"] for p in maps.decode_rows(marked[1].rows)] == [codes[0], codes[2]]
 
 
 def test_representative_points_inside_and_none() -> None:

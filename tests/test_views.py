@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import zipfile
 
 import pandas as pd
@@ -183,6 +184,11 @@ def test_maps(cat: Catalogue, index: TerritoryIndex, tiny_layers: Layers) -> Non
     html = fmap.get_root().render()
     assert "Quartier Nord" in html and "Surlign" in html
     assert views.highlight_layer(layers, layers, [("qpv", "INCONNU")], "x") is None
+    # the layer control must come after every layer it lists, or the map does not draw
+    control = re.search(r"var (layer_control_\w+)_layers = \{(.*?)\};", html, re.S)
+    assert control is not None and "Surlign" in control.group(2)
+    for var in re.findall(r":\s*(\w+_\w+),", control.group(2)):
+        assert html.index(f"var {var} =") < control.start(), var
     sel = queries.select(cat, index, Filters())
     points = pd.DataFrame({"level": ["commune"], "code": ["33119"], "lat": [44.84],
                            "lon": [-0.56]})

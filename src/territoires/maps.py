@@ -268,10 +268,12 @@ def _points_layer(
 
 
 def highlight_layers(gdf: gpd.GeoDataFrame, level: str, codes: Iterable[str], name: str,
-                     colour: str) -> list[CompactGeoJson]:
+                     colour: str, mark_polygons: bool = False) -> list[CompactGeoJson]:
     """Compact layers drawing the territories ``codes`` of ``gdf`` (a display layer of
     ``level``) in ``colour``: polygons where the layer has one, a circle at a point inside
-    otherwise (QPV known by a centroid, cités, contrats). Tooltip: name and code."""
+    otherwise (QPV known by a centroid, cités, contrats). With ``mark_polygons`` the
+    polygons get a circle too (a QPV is a few pixels wide on a map of France). Tooltip: name
+    and code."""
     key = _key_col(level)
     sub = gdf[gdf[key].astype(str).isin(set(map(str, codes)))]
     sub = sub[sub.geometry.notna() & ~sub.geometry.is_empty]
@@ -283,7 +285,8 @@ def highlight_layers(gdf: gpd.GeoDataFrame, level: str, codes: Iterable[str], na
     style = {"color": colour, "weight": 2.5, "fillColor": colour, "fillOpacity": 0.35}
     layers = [
         _outline_layer(sub[is_poly], level, name, style),
-        _points_layer(sub[~is_poly], level, name, colour, 8, fill_opacity=0.8, weight=2),
+        _points_layer(sub if mark_polygons else sub[~is_poly], level, name, colour, 8,
+                      fill_opacity=0.8, weight=2),
     ]
     out = [lay for lay in layers if lay is not None]
     for lay in out:
@@ -728,12 +731,16 @@ def build_map(
     national: Mapping[str, gpd.GeoDataFrame],
     local: Mapping[str, gpd.GeoDataFrame],
     spec: MapSpec,
+    extra_layers: Iterable[folium.map.Layer] = (),
 ) -> folium.Map:
     """The dashboard map.
 
     ``national`` and ``local`` are the display layers by name (see
     :func:`territoires.layers.load_display`); régions and départements come from ``national``,
     communes and QPV of the area from ``local`` (national QPV are drawn as points).
+    ``extra_layers`` (e.g. highlighted territories) go on top, before the layer control:
+    a layer added after the control would be referenced by its script before it exists, and
+    the whole map would fail to draw.
     """
     area = spec.area
     if spec.center is not None and spec.zoom is not None:
@@ -862,6 +869,8 @@ def build_map(
             legend_blocks.append(legend_html(
                 f"Initiatives par {COLOUR_BY[spec.colour_by].lower()}", items))
 
+    for layer in extra_layers:
+        layer.add_to(m)
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
     credit = f'<div style="font:10px sans-serif;margin-top:4px">{_esc(SOURCES_CREDIT)}</div>'
     Legend("".join(legend_blocks) + credit).add_to(m)

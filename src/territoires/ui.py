@@ -432,7 +432,7 @@ def territory_table(values: pd.DataFrame, level_label: str, measure: str) -> Non
             "initiatives": st.column_config.NumberColumn("Initiatives", format="localized"),
             "funding_eur": st.column_config.NumberColumn("Financements (€)", format="euro"),
             "funding_per_inhabitant": st.column_config.NumberColumn(
-                "Financement par habitant (€)", format="%.2f"),
+                "Financement par habitant (€)", format="euro"),
         },
     )
 

@@ -517,7 +517,8 @@ def _layer_for(local: Mapping[str, gpd.GeoDataFrame], national: Mapping[str, gpd
 def highlight_layer(national: Mapping[str, gpd.GeoDataFrame],
                     local: Mapping[str, gpd.GeoDataFrame],
                     territories: Sequence[tuple[str, str]], name: str,
-                    colour: str = HIGHLIGHT_COLOUR) -> folium.FeatureGroup | None:
+                    colour: str = HIGHLIGHT_COLOUR,
+                    mark_polygons: bool = False) -> folium.FeatureGroup | None:
     """A layer drawing ``territories`` (:func:`maps.highlight_layers`, level by level), or
     None when none of them is on the display layers."""
     wanted: dict[str, list[str]] = {}
@@ -529,7 +530,7 @@ def highlight_layer(national: Mapping[str, gpd.GeoDataFrame],
         gdf = _layer_for(local, national, level)
         if gdf is None or gdf.empty:
             continue
-        for layer in maps.highlight_layers(gdf, level, codes, name, colour):
+        for layer in maps.highlight_layers(gdf, level, codes, name, colour, mark_polygons):
             layer.add_to(group)
             drawn += 1
     return group if drawn else None
@@ -545,11 +546,10 @@ def territories_map(national: Mapping[str, gpd.GeoDataFrame],
     area_terr = list(territories if area_territories is None else area_territories)
     area = maps.area_from_filters(area_terr, index)
     spec = maps.MapSpec(area=area, selected=tuple(area_terr))
-    fmap = maps.build_map(national, local, spec)
-    layer = highlight_layer(national, local, territories, highlight_name)
-    if layer is not None:
-        layer.add_to(fmap)
-    return fmap
+    # on a map of France, polygons get a circle too, or small QPV would not show
+    layer = highlight_layer(national, local, territories, highlight_name,
+                            mark_polygons=area.national)
+    return maps.build_map(national, local, spec, extra_layers=[layer] if layer else [])
 
 
 # ----------------------------------------------------------------------------- export
