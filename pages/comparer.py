@@ -28,20 +28,28 @@ with ui.guard():
         figures = queries.compare_territories(data.catalogue, data.index, others, chosen)
         st.dataframe(views.comparison_table(figures, names), width="stretch")
         st.caption("Financements : lignes localisées dans le territoire (lignes plus larges "
-                   "réparties selon la population). Population des QPV : connue pour une "
-                   "partie des QPV seulement hors ligne.")
+                   "réparties selon la population). QPV touchés : QPV du territoire que "
+                   "touche au moins une initiative retenue ; leur population n'est connue "
+                   "que pour une partie des QPV (entre parenthèses, combien).")
         selections = views.territory_selections(data.catalogue, data.index, others, chosen)
         for title, chart in views.distribution_charts(selections, names):
             st.markdown(title)
             st.altair_chart(chart)
-        cols = st.columns(len(chosen))
+        st.markdown("**Initiatives de chaque territoire**")
         lists = views.initiatives_by_territory(selections)
-        for col, name, items in zip(cols, names, lists, strict=True):
-            with col:
-                st.markdown(f"**{views.md_text(name)}** — {len(items)} initiative(s)")
-                for iid, title in items:
+        tabs = st.tabs([f"{views.md_text(name)} — {len(items)}"
+                        for name, items in zip(names, lists, strict=True)])
+        for tab, (level, code), items in zip(tabs, chosen, lists, strict=True):
+            with tab:
+                if not items:
+                    st.caption("Aucune initiative retenue par les filtres.")
+                for iid, title in items[:views.MAX_LINKS]:
                     st.page_link("pages/fiche.py", label=views.md_text(title),
                                  query_params=ui.page_params(id=iid))
+                if len(items) > views.MAX_LINKS:
+                    st.page_link("pages/catalogue.py", icon=":material/table:",
+                                 label=f"Les {len(items)} initiatives dans le catalogue",
+                                 query_params=ui.page_params(t=f"{level}:{code}"))
 
     st.subheader("Initiatives champ par champ")
     selection = queries.select(data.catalogue, data.index, filters)
@@ -54,5 +62,5 @@ with ui.guard():
     if len(ids) < 2:
         st.info("Choisissez deux ou trois initiatives pour les comparer champ par champ.")
     else:
-        st.dataframe(queries.compare_initiatives(data.catalogue, ids), width="stretch",
-                     row_height=60)
+        # a static table: long texts wrap instead of being cut
+        st.table(queries.compare_initiatives(data.catalogue, ids))

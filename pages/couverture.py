@@ -41,8 +41,8 @@ with ui.guard():
             area_territories=list(filters.territories))
         ui.static_map(fmap, key="couverture_map", height=480)
         if len(uncovered) > len(shown):
-            st.caption(f"La carte montre les {fmt_int(len(shown))} premiers (les plus "
-                       "peuplés) ; le tableau les liste tous.")
+            st.caption(f"La carte montre les {fmt_int(len(shown))} premiers du classement ; "
+                       "le tableau les liste tous.")
         st.dataframe(views.coverage_table(uncovered), hide_index=True, width="stretch",
                      column_config={"Population": POPULATION})
     st.subheader("Chevauchements : territoires touchés par plusieurs initiatives")

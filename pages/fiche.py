@@ -63,7 +63,7 @@ with ui.guard():
         fmap = views.territories_map(data.display("national"), data.display("local"),
                                      data.index, views.initiative_territories(data.catalogue,
                                                                               ident),
-                                     "Territoires de l'initiative")
+                                     "Territoires de l'initiative", compact=True)
         ui.static_map(fmap, key="fiche_map", height=430)
     for field, title in views.FICHE_SECTIONS:
         st.subheader(title)

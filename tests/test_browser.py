@@ -225,7 +225,7 @@ def test_couverture_highlights_uncovered_qpv(server: str, browser) -> None:
     frame_el = page.locator("iframe[title*='streamlit_folium']").first
     frame_el.wait_for(timeout=60_000)
     frame_el.content_frame.locator(".leaflet-control-layers-overlays").get_by_text(
-        "Territoires de l'initiative").wait_for(timeout=30_000)
+        "Territoires de l'initiative").wait_for(state="attached", timeout=30_000)
     assert frame_el.bounding_box()["height"] > 300
     assert errors == []
     page.close()
@@ -245,7 +245,8 @@ def test_comparer_and_xlsx_download(server: str, browser) -> None:
     for name in ("Cenon (commune)", "Pau (commune)"):  # the grid's (hidden) a11y table
         page.locator("th[role=columnheader]", has_text=name).first.wait_for(
             state="attached", timeout=30_000)
-    page.get_by_text("Pau (commune) — 1 initiative").first.wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Pau (commune) — 1").click()
+    page.get_by_text("Sport à Pau").first.wait_for(timeout=30_000)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "comparer_cenon_pau.png"), full_page=True)
 

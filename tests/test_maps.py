@@ -196,6 +196,19 @@ def test_class_breaks_and_classify() -> None:
     assert maps.classify([7], [7.0, 7.0]) == [0]
 
 
+def test_class_breaks_of_few_counts() -> None:
+    """Most communes of a département at 1 initiative: one class per count, not "1 – 5"."""
+    values = [1] * 500 + [2] * 20 + [3] * 3 + [5]
+    breaks = maps.class_breaks(values, k=5, integer=True)
+    assert maps.class_labels(breaks, "initiatives") == ["1", "2", "3", "4 – 5"]
+    assert maps.classify([1, 2, 3, 5], breaks) == [0, 1, 2, 3]
+    skewed = [1] * 900 + list(range(2, 40))  # more distinct counts than classes
+    breaks = maps.class_breaks(skewed, k=5, integer=True)
+    labels = maps.class_labels(breaks, "initiatives")
+    assert labels[0] == "1" and labels[-1].endswith("39") and len(labels) <= 5
+    assert maps.classify([1], breaks) == [0] and maps.classify([2], breaks) == [1]
+
+
 def test_class_labels_are_french() -> None:
     assert maps.class_labels([1, 3, 10], "initiatives") == ["1 – 3", "4 – 10"]
     labels = maps.class_labels([1000, 25_000, 2_000_000], "funding_eur")

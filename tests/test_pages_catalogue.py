@@ -202,8 +202,12 @@ def test_comparer_tiny(tiny_env: dict) -> None:
     assert list(figures.columns) == ["Cenon (commune)", "Pau (commune)", "Le Lac (qpv)"]
     assert list(figures.loc["Initiatives"]) == ["1", "1", "1"]
     assert figures.loc["Financements", "Pau (commune)"] == f"20{NNBSP}000{NNBSP}€"
-    cmp = at.dataframe[1].value
+    cmp = at.table[0].value
     assert list(cmp.columns) == ["Culture à Cenon", "Sport à Pau"]
+    # labels are markdown, escaped: the browser shows them without the backslashes
+    assert [t.label.replace("\\", "") for t in at.tabs] == [
+        "Cenon (commune) — 1", "Pau (commune) — 1", "Le Lac (qpv) — 1"]
+    assert at.tabs[1].get("page_link")[0].proto.label == "Sport à Pau"
     at.multiselect(key="prm_cmp").set_value(["Cenon (33119) — Commune"]).run()
     assert at.query_params.get("cmp") == "commune:33119"
     assert any("au moins deux" in i.value for i in at.info)

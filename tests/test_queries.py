@@ -283,6 +283,7 @@ def test_compare_territories(catalogue: Catalogue, index: TerritoryIndex) -> Non
     assert cenon["nom"] == "Cenon"
     assert cenon["initiatives"] == 4
     assert cenon["qpv_population_reached"] == 4_100 + 6_000
+    assert (cenon["qpv_total"], cenon["qpv_reached"], cenon["qpv_population_known"]) == (2, 2, 2)
     assert cenon["funding_eur"] == pytest.approx(
         10_000 * CENON / BM_POP + 5_000 * CENON / (BORDEAUX + CENON))
     assert benauge["initiatives"] == 4

@@ -146,6 +146,12 @@ def test_comparison(cat: Catalogue, index: TerritoryIndex) -> None:
     assert table.loc["Initiatives", "Cenon (commune)"] == "1"
     # the three Erasmus+ lines plus the national adultes-relais line on a QPV of Cenon
     assert table.loc["Financements", "Cenon (commune)"] == f"1{NNBSP}199{NNBSP}970{NNBSP}€"
+    assert table.loc["QPV touchés", "Cenon (commune)"] == "2 sur 2"
+    assert table.loc["Population des QPV touchés", "Cenon (commune)"] == f"10{NNBSP}100"
+    # offline, QPV populations are partly unknown: the table says how much is known
+    partial = figures.assign(qpv_population_known=[1, 0, 1], qpv_reached=[2, 2, 0])
+    row = views.comparison_table(partial, names).loc["Population des QPV touchés"]
+    assert list(row) == [f"10{NNBSP}100 (1 QPV sur 2)", "inconnue", "0"]
     selections = views.territory_selections(cat, index, Filters(), terrs)
     long = views.compare_distributions(selections, names, "themes")
     cenon = long[long["territoire"] == "Cenon (commune)"]

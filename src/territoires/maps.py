@@ -89,6 +89,8 @@ MAX_INITIATIVE_POINTS = 800
 LOCAL_MAX_COMMUNES = 150
 FRANCE_CENTER: tuple[float, float] = (46.6, 2.4)
 FRANCE_ZOOM = 6
+#: Metropolitan France (minx, miny, maxx, maxy), for maps fitted to their size.
+FRANCE_BOUNDS: tuple[float, float, float, float] = (-5.2, 41.3, 9.6, 51.1)
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,10 @@ class MapSpec:
     center: tuple[float, float] | None = None
     zoom: int | None = None
     link_base: str = "/"
+    #: Fit the view to the area in the browser, whatever the map's size (small maps).
+    fit: bool = False
+    #: Layer control folded into an icon (small maps).
+    compact: bool = False
 
 
 def area_from_filters(territories: Iterable[tuple[str, str]], index: object) -> Area:
@@ -144,17 +150,27 @@ def area_from_filters(territories: Iterable[tuple[str, str]], index: object) -> 
 def class_breaks(values: Iterable[float], k: int = 5, integer: bool = False) -> list[float]:
     """Quantile class edges (at most ``k`` classes) of the positive finite ``values``:
     ``[e0, e1, …, en]`` with ``e0`` the minimum and ``en`` the maximum. Zeros and missing
-    values are classed apart (see :func:`classify`). Empty list when no positive value."""
+    values are classed apart (see :func:`classify`). Empty list when no positive value.
+
+    Counts (``integer``) with at most ``k`` distinct values get one class per value; when
+    the quantiles of counts collapse (most communes at 1 initiative, say), the minimum gets
+    a class of its own instead of sharing one with all the rest."""
     arr = np.asarray([v for v in values if v is not None], dtype=float)
     arr = arr[np.isfinite(arr) & (arr > 0)]
     if arr.size == 0:
         return []
+    if integer:
+        distinct = sorted(set(float(v) for v in np.round(arr)))
+        if len(distinct) <= k:
+            return [distinct[0], *distinct]
     edges = np.quantile(arr, np.linspace(0, 1, k + 1))
     if integer:
         edges = np.round(edges)
     unique = sorted(set(float(e) for e in edges))
     if len(unique) == 1:
         unique = [unique[0], unique[0]]
+    elif integer and len(unique) - 1 < k:
+        unique = [unique[0], *unique]
     return unique
 
 
@@ -743,12 +759,17 @@ def build_map(
     the whole map would fail to draw.
     """
     area = spec.area
-    if spec.center is not None and spec.zoom is not None:
+    given = spec.center is not None and spec.zoom is not None
+    bounds = area_bounds(local, area) if spec.fit or not given else None
+    if given:
         center, zoom = spec.center, spec.zoom
     else:
-        center, zoom = view_for(area_bounds(local, area))
+        center, zoom = view_for(bounds)
     m = folium.Map(location=list(center), zoom_start=zoom, tiles=None, control_scale=True,
                    prefer_canvas=True)
+    if spec.fit:
+        minx, miny, maxx, maxy = bounds if bounds is not None else FRANCE_BOUNDS
+        m.fit_bounds([[miny, minx], [maxy, maxx]], padding=(10, 10))
     folium.TileLayer(TILES_URL, attr=TILES_ATTRIBUTION, name="Fond OpenStreetMap",
                      control=False, max_zoom=18).add_to(m)
 
@@ -871,8 +892,10 @@ def build_map(
 
     for layer in extra_layers:
         layer.add_to(m)
-    folium.LayerControl(collapsed=False, position="topright").add_to(m)
-    credit = f'<div style="font:10px sans-serif;margin-top:4px">{_esc(SOURCES_CREDIT)}</div>'
+    folium.LayerControl(collapsed=spec.compact, position="topright").add_to(m)
+    credit = ('<div style="background:rgba(255,255,255,.92);padding:3px 8px;border-radius:4px;'
+              'font:10px/1.3 sans-serif;margin-top:4px;max-width:260px">'
+              f"{_esc(SOURCES_CREDIT)}</div>")
     Legend("".join(legend_blocks) + credit).add_to(m)
     return m
 

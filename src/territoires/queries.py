@@ -798,12 +798,15 @@ def compare_territories(catalogue: Catalogue, index: TerritoryIndex, filters: Fi
                         territories: list[tuple[str, str]]) -> pd.DataFrame:
     """Side-by-side figures of 2 to 4 territories under the other filters: one row per
     territory with ``level, code, nom, population, initiatives, porteurs, funding_eur,
-    funding_per_inhabitant, qpv_population_reached``.
+    funding_per_inhabitant, qpv_total, qpv_reached, qpv_population_reached,
+    qpv_population_known``.
 
     ``funding_eur`` is the funding landing in the territory with the sharing rule of
-    :func:`aggregate` (QPV level for a QPV, commune level otherwise);
-    ``qpv_population_reached`` sums the known populations of its QPV reached by a selected
-    initiative. Raises UnknownTerritoryError on an unknown territory."""
+    :func:`aggregate` (QPV level for a QPV, commune level otherwise); ``qpv_total`` counts
+    the QPV of the territory, ``qpv_reached`` those a selected initiative reaches;
+    ``qpv_population_reached`` sums the known populations of the reached QPV, and
+    ``qpv_population_known`` counts the reached QPV whose population is known. Raises
+    UnknownTerritoryError on an unknown territory."""
     rows = []
     for level, code in territories:
         sel = select(catalogue, index, filters.replace(territories=((level, code),)))
@@ -816,8 +819,9 @@ def compare_territories(catalogue: Catalogue, index: TerritoryIndex, filters: Fi
             funding = float(agg["funding_eur"].sum())
         p, mask, _ = _parts(sel, index)
         qinc = index.incidence("qpv")
-        reached = _reached(p, mask, "qpv") & _area(index, sel.filters, "qpv")
-        qpv_pop = float(np.nansum(qinc.units["population"].to_numpy(dtype=float)[reached]))
+        in_area = _area(index, sel.filters, "qpv")
+        reached = _reached(p, mask, "qpv") & in_area
+        reached_pop = qinc.units["population"].to_numpy(dtype=float)[reached]
         pop = index.population(level, code)
         rows.append({
             "level": level,
@@ -828,11 +832,15 @@ def compare_territories(catalogue: Catalogue, index: TerritoryIndex, filters: Fi
             "porteurs": figures.porteurs,
             "funding_eur": funding,
             "funding_per_inhabitant": funding / pop if pop else np.nan,
-            "qpv_population_reached": qpv_pop,
+            "qpv_total": int(in_area.sum()),
+            "qpv_reached": int(reached.sum()),
+            "qpv_population_reached": float(np.nansum(reached_pop)),
+            "qpv_population_known": int(np.isfinite(reached_pop).sum()),
         })
     return pd.DataFrame(rows, columns=[
         "level", "code", "nom", "population", "initiatives", "porteurs", "funding_eur",
-        "funding_per_inhabitant", "qpv_population_reached",
+        "funding_per_inhabitant", "qpv_total", "qpv_reached", "qpv_population_reached",
+        "qpv_population_known",
     ])
 
 

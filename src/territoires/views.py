@@ -396,8 +396,20 @@ COMPARE_ROWS: list[tuple[str, str]] = [
     ("porteurs", "Porteurs"),
     ("funding_eur", "Financements"),
     ("funding_per_inhabitant", "Financement par habitant"),
+    ("qpv_reached", "QPV touchés"),
     ("qpv_population_reached", "Population des QPV touchés"),
 ]
+
+
+def _qpv_population_text(row: Mapping[str, object]) -> str:
+    """"12 300", or how much of it is known ("inconnue", "4 100 (1 QPV sur 2)")."""
+    reached, known = int(row["qpv_reached"]), int(row["qpv_population_known"])
+    if reached == 0:
+        return "0"
+    if known == 0:
+        return "inconnue"
+    text = fmt_int(row["qpv_population_reached"])
+    return text if known == reached else f"{text} ({known} QPV sur {reached})"
 
 
 def territory_names(index: TerritoryIndex, territories: Sequence[tuple[str, str]]) -> list[str]:
@@ -423,8 +435,10 @@ def comparison_table(figures: pd.DataFrame, names: Sequence[str]) -> pd.DataFram
                 values.append(fmt_eur(v))
             elif key == "funding_per_inhabitant":
                 values.append(fmt_eur(v, 2))
+            elif key == "qpv_reached":
+                values.append(f"{fmt_int(v)} sur {fmt_int(row['qpv_total'])}")
             elif key == "qpv_population_reached":
-                values.append(fmt_int(v) if v else "0 (population inconnue ou aucun QPV)")
+                values.append(_qpv_population_text(row))
             else:
                 values.append(fmt_int(v))
         columns[name] = values
@@ -451,6 +465,10 @@ def compare_distributions(selections: Sequence[Selection], names: Sequence[str],
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)[columns]
+
+
+#: Most fiche links listed per compared territory (then a link to the catalogue).
+MAX_LINKS = 30
 
 
 def initiatives_by_territory(selections: Sequence[Selection]) -> list[list[tuple[str, str]]]:
@@ -540,12 +558,13 @@ def territories_map(national: Mapping[str, gpd.GeoDataFrame],
                     local: Mapping[str, gpd.GeoDataFrame], index: TerritoryIndex,
                     territories: Sequence[tuple[str, str]], highlight_name: str,
                     area_territories: Sequence[tuple[str, str]] | None = None,
-                    ) -> folium.Map:
-    """The dashboard's reference map (:func:`maps.build_map`) centred on the area of
-    ``area_territories`` (default: ``territories``), with ``territories`` highlighted."""
+                    compact: bool = False) -> folium.Map:
+    """The dashboard's reference map (:func:`maps.build_map`) fitted to the area of
+    ``area_territories`` (default: ``territories``), with ``territories`` highlighted;
+    ``compact`` (a small map) folds the layer control."""
     area_terr = list(territories if area_territories is None else area_territories)
     area = maps.area_from_filters(area_terr, index)
-    spec = maps.MapSpec(area=area, selected=tuple(area_terr))
+    spec = maps.MapSpec(area=area, selected=tuple(area_terr), fit=True, compact=compact)
     # on a map of France, polygons get a circle too, or small QPV would not show
     layer = highlight_layer(national, local, territories, highlight_name,
                             mark_polygons=area.national)
@@ -641,17 +660,29 @@ def fmt_size(n_bytes: int) -> str:
 
 
 
+#: Vega-Lite number locale of the charts: French whatever the browser's ("4 000 000").
+CHART_LOCALE: dict[str, object] = {
+    "number": {"decimal": ",", "thousands": "\u202f", "grouping": [3],
+               "currency": ["", "\u202f€"]},
+}
+
+
+def french_chart(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    """``chart`` with numbers (axes, tooltips) written the French way."""
+    return chart.configure(locale=CHART_LOCALE)
+
+
 def funding_chart(funding: pd.DataFrame) -> alt.Chart:
     """Bar chart of an initiative's funding lines (from :func:`funding_table`) by period,
     coloured by funder."""
-    return alt.Chart(funding).mark_bar().encode(
+    return french_chart(alt.Chart(funding).mark_bar().encode(
         x=alt.X("Période:N", title="Période", sort=None),
         y=alt.Y("montant_eur:Q", title="Montant (€)", axis=alt.Axis(format=",.0f")),
         color=alt.Color("financeur:N", title="Financeur",
                         legend=alt.Legend(orient="bottom", labelLimit=400)),
         tooltip=[alt.Tooltip("Période:N"), alt.Tooltip("financeur:N", title="Financeur"),
                  alt.Tooltip("Montant:N")],
-    ).properties(height=260)
+    ).properties(height=260))
 
 
 def source_text(record: Mapping[str, object]) -> str | None:
@@ -695,9 +726,11 @@ def distribution_charts(selections: Sequence[Selection],
         if long.empty:
             continue
         unit = "financements, €" if measure == "funding_eur" else "initiatives"
-        chart = alt.Chart(long).mark_bar().encode(
+        axis = (alt.Axis(format=",.0f", labelFlush=True) if measure == "funding_eur"
+                else alt.Axis(format="d", tickMinStep=1))
+        chart = french_chart(alt.Chart(long).mark_bar().encode(
             y=alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=220)),
-            x=alt.X(f"{measure}:Q", title=None),
+            x=alt.X(f"{measure}:Q", title=None, axis=axis),
             color=alt.Color("territoire:N", legend=None),
             column=alt.Column("territoire:N", title=None, sort=list(names)),
             # explicit channel objects: shorthand strings cost a schema lookup each
@@ -705,7 +738,7 @@ def distribution_charts(selections: Sequence[Selection],
                      alt.Tooltip("label:N", title=title.capitalize()),
                      alt.Tooltip(f"{measure}:Q", title=unit.capitalize(),
                                  format=",.0f" if measure == "funding_eur" else "d")],
-        ).properties(width=170).resolve_scale(x="shared", y="shared")
+        ).properties(width=170).resolve_scale(x="shared", y="shared"))
         charts.append((f"**Répartition par {title}** ({unit})", chart))
     return charts
 
