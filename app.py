@@ -16,7 +16,7 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("pages/comparer.py", "Comparer", ":material/compare_arrows:", "comparer"),
     ("pages/couverture.py", "Couverture", ":material/layers_clear:", "couverture"),
     ("pages/exporter.py", "Exporter", ":material/download:", "exporter"),
-    ("pages/a_propos.py", "À propos", ":material/info:", "a-propos"),
+    ("pages/a-propos.py", "À propos", ":material/info:", "a-propos"),
 ]
 
 ui.setup_page()

@@ -112,7 +112,7 @@ def test_carte_empty_selection_message(app_env: dict) -> None:
 
 
 def test_a_propos(app_env: dict) -> None:
-    at = _run(page="pages/a_propos.py")
+    at = _run(page="pages/a-propos.py")
     text = " ".join(m.value for m in at.markdown)
     for source in ("ANCT", "INSEE", "IGN", "OpenStreetMap", "Licence Ouverte 2.0"):
         assert source in text
@@ -126,3 +126,19 @@ def test_missing_layers_show_french_error(tmp_path: Path, monkeypatch: pytest.Mo
     at.run()
     assert not at.exception
     assert any("territoires data build" in e.value for e in at.error)
+
+
+def test_page_urls_match_file_names() -> None:
+    """On a fresh server, Streamlit first resolves a deep link with the ``pages/`` folder
+    convention (URL = file name): a page whose URL differs from its file name opens with a
+    "Page not found" dialog. Every routed URL must therefore be its file's name."""
+    import ast
+
+    tree = ast.parse(Path(APP).read_text(encoding="utf-8"))
+    pages = next(ast.literal_eval(node.value) for node in ast.walk(tree)
+                 if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "PAGES")
+    assert len(pages) == 8
+    for file, _title, _icon, url in pages[1:]:  # the first page is the root URL
+        assert Path(file).stem == url, file
+    assert {Path(f).name for f, *_ in pages} == {p.name for p in Path(APP).parent.glob(
+        "pages/*.py")}
