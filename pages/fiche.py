@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from territoires import queries, ui, views
+from territoires import ui, views
 
 ui.ensure_routed(__file__)
 
@@ -13,29 +13,7 @@ ui.print_style()
 with ui.guard():
     data = ui.app_data()
     filters = ui.render_filters_sidebar()
-    ident = st.query_params.get("id", "")
-    if not ident:
-        st.title("Fiche initiative")
-        selection = queries.select(data.catalogue, data.index, filters)
-        options = views.initiative_options(selection.catalogue)
-        if not options:
-            ui.empty_selection_info()
-        else:
-            choice = st.selectbox("Choisissez une initiative (parmi les filtres actifs)",
-                                  list(options), format_func=options.get, index=None,
-                                  placeholder="Titre de l'initiative…")
-            if choice:
-                st.query_params["id"] = choice
-                st.rerun()
-        st.stop()
-    record = views.initiative_record(data.catalogue, ident)
-    if record is None:
-        st.title("Fiche initiative")
-        st.warning(f"Aucune initiative n'a l'identifiant « {ident} » : la fiche a peut-être été "
-                   "renommée ou supprimée.")
-        st.page_link("pages/catalogue.py", label="Retour au catalogue",
-                     icon=":material/arrow_back:", query_params=ui.page_params())
-        st.stop()
+    ident, record = ui.url_initiative(data, filters)
     st.title(views.md_text(record["title"]))
     if record.get("maturity") == "arretee":
         st.warning("**Initiative arrêtée** : elle n'est plus menée (maturité « Arrêtée »).",

@@ -185,7 +185,9 @@ def test_fiche_escapes_catalogue_text(tiny_env: dict) -> None:
 
 def test_fiche_unknown_and_missing_id(tiny_env: dict) -> None:
     at = _run("pages/fiche.py", {"id": "n-existe-pas"})
-    assert any("n-existe-pas" in w.value for w in at.warning)
+    assert any("n-existe-pas" in w.value.replace("\\", "") for w in at.warning)
+    at = _run("pages/fiche.py", {"id": "[piège](https://example.org)"})  # no link made
+    assert any("\\[piège\\]" in w.value for w in at.warning)
     at = _run("pages/fiche.py", {"t": "commune:64445"})
     box = at.selectbox[0]
     assert box.options == ["Sport à Pau"]

@@ -499,6 +499,37 @@ def page_params(**extra: str) -> dict[str, str]:
     return params
 
 
+def url_initiative(data: AppData, filters: Filters) -> tuple[str, dict[str, object]]:
+    """The initiative named by the URL's ``id`` and its record (Fiche page). Without ``id``,
+    a chooser among the filtered initiatives; with an unknown one, a warning and a link back
+    to the catalogue: both end the page run there."""
+    from territoires import queries, views
+
+    ident = st.query_params.get("id", "")
+    record = views.initiative_record(data.catalogue, ident) if ident else None
+    if record is not None:
+        return ident, record
+    st.title("Fiche initiative")
+    if ident:
+        st.warning(f"Aucune initiative n'a l'identifiant « {views.md_text(ident)} » : la fiche "
+                   "a peut-être été renommée ou supprimée.")
+        st.page_link("pages/catalogue.py", label="Retour au catalogue",
+                     icon=":material/arrow_back:", query_params=page_params())
+        st.stop()
+    options = views.initiative_options(queries.select(data.catalogue, data.index,
+                                                      filters).catalogue)
+    if not options:
+        empty_selection_info()
+    else:
+        choice = st.selectbox("Choisissez une initiative (parmi les filtres actifs)",
+                              list(options), format_func=options.get, index=None,
+                              placeholder="Titre de l'initiative…")
+        if choice:
+            st.query_params["id"] = choice
+            st.rerun()
+    st.stop()
+
+
 def print_style() -> None:
     """Inject :data:`PRINT_CSS` (static CSS only)."""
     st.html(PRINT_CSS)
