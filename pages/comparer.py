@@ -25,13 +25,13 @@ with ui.guard():
                 "les comparer.")
     else:
         names = views.territory_names(data.index, chosen)
-        figures = queries.compare_territories(data.catalogue, data.index, others, chosen)
+        selections = queries.select_each(data.catalogue, data.index, others, chosen)
+        figures = queries.compare_selections(selections, data.index)
         st.dataframe(views.comparison_table(figures, names), width="stretch")
         st.caption("Financements : lignes localisées dans le territoire (lignes plus larges "
                    "réparties selon la population). QPV touchés : QPV du territoire que "
                    "touche au moins une initiative retenue ; leur population n'est connue "
                    "que pour une partie des QPV (entre parenthèses, combien).")
-        selections = views.territory_selections(data.catalogue, data.index, others, chosen)
         for title, chart in views.distribution_charts(selections, names):
             st.markdown(title)
             st.altair_chart(chart)
@@ -49,7 +49,8 @@ with ui.guard():
                 if len(items) > views.MAX_LINKS:
                     st.page_link("pages/catalogue.py", icon=":material/table:",
                                  label=f"Les {len(items)} initiatives dans le catalogue",
-                                 query_params=ui.page_params(t=f"{level}:{code}"))
+                                 query_params=ui.page_params(
+                                     t=views.format_territories([(level, code)])))
 
     st.subheader("Initiatives champ par champ")
     selection = queries.select(data.catalogue, data.index, filters)

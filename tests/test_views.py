@@ -152,13 +152,13 @@ def test_comparison(cat: Catalogue, index: TerritoryIndex) -> None:
     partial = figures.assign(qpv_population_known=[1, 0, 1], qpv_reached=[2, 2, 0])
     row = views.comparison_table(partial, names).loc["Population des QPV touchés"]
     assert list(row) == [f"10{NNBSP}100 (1 QPV sur 2)", "inconnue", "0"]
-    selections = views.territory_selections(cat, index, Filters(), terrs)
+    selections = queries.select_each(cat, index, Filters(), terrs)
     long = views.compare_distributions(selections, names, "themes")
     cenon = long[long["territoire"] == "Cenon (commune)"]
     assert set(cenon["value"]) == {"mobilite_europeenne", "parentalite"}
     assert set(long["territoire"]) == set(names)
     lists = views.initiatives_by_territory(
-        views.territory_selections(cat, index, Filters(themes=("culture",)), terrs))
+        queries.select_each(cat, index, Filters(themes=("culture",)), terrs))
     assert lists == [[], [("theatre", "Théâtre-forum")], []]
 
 
@@ -256,7 +256,7 @@ def test_fiche_source_contact_and_chart() -> None:
 
 def test_distribution_charts_and_layer_status(cat: Catalogue, index: TerritoryIndex) -> None:
     chosen = [("commune", "33119"), ("commune", "64445")]
-    selections = views.territory_selections(cat, index, Filters(), chosen)
+    selections = queries.select_each(cat, index, Filters(), chosen)
     charts = views.distribution_charts(selections, ["Cenon", "Pau"])
     titles = [title for title, _ in charts]
     assert titles[0] == "**Répartition par thème** (initiatives)"

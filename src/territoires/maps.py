@@ -240,6 +240,15 @@ def representative_points(geoms: gpd.GeoSeries | np.ndarray) -> np.ndarray:
     return shapely.point_on_surface(np.asarray(arr, dtype=object))
 
 
+def has_polygon(gdf: gpd.GeoDataFrame) -> np.ndarray:
+    """Rows drawn as a polygon: a (multi)polygon geometry that is a real contour (not a
+    ``geom_kind`` other than "polygon", e.g. a QPV known by its centroid)."""
+    is_poly = gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+    if "geom_kind" in gdf.columns:
+        is_poly = is_poly & (gdf["geom_kind"].astype(str) == "polygon").to_numpy()
+    return is_poly
+
+
 def _key_col(level: str) -> str:
     return LAYER_SCHEMAS[LEVEL_LAYER[level]][0]
 
@@ -295,9 +304,7 @@ def highlight_layers(gdf: gpd.GeoDataFrame, level: str, codes: Iterable[str], na
     sub = sub[sub.geometry.notna() & ~sub.geometry.is_empty]
     if sub.empty:
         return []
-    is_poly = sub.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
-    if "geom_kind" in sub.columns:
-        is_poly = is_poly & (sub["geom_kind"].astype(str) == "polygon").to_numpy()
+    is_poly = has_polygon(sub)
     style = {"color": colour, "weight": 2.5, "fillColor": colour, "fillOpacity": 0.35}
     layers = [
         _outline_layer(sub[is_poly], level, name, style),
@@ -829,10 +836,7 @@ def build_map(
     qpv_src = local.get("qpv") if not area.national else national.get("qpv")
     if qpv_src is not None:
         qpv = qpv_src if area.national else _in_area(qpv_src, "code_qp", area.qpv or frozenset())
-        kind = qpv["geom_kind"].astype(str) if "geom_kind" in qpv.columns else None
-        is_poly = qpv.geometry.geom_type.isin(["Polygon", "MultiPolygon"])
-        if kind is not None:
-            is_poly = is_poly & (kind == "polygon")
+        is_poly = has_polygon(qpv)
         if area.national:
             lay = _points_layer(qpv, "qpv", "QPV", "#6a51a3", 3)
             if lay is not None:

@@ -30,6 +30,7 @@ aggregates then work with vectorised masks only. Catalogues are treated as immut
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -681,10 +682,10 @@ def distribution(selection: Selection, by: str) -> pd.DataFrame:
         fund = selection.catalogue.funding
         fcodes, fids = pd.factorize(fund["initiative_id"].astype("str").to_numpy(dtype=object))
         per_init = np.bincount(fcodes, weights=_amounts(fund["amount_eur"]),
-                               minlength=len(fids)) if len(fids) else np.zeros(0)
+                               minlength=len(fids))
         ids = ini["id"].astype("str").to_numpy(dtype=object)
-        pos = pd.Index(fids).get_indexer(ids)
-        own = np.where(pos >= 0, per_init[np.maximum(pos, 0)] if len(fids) else 0.0, 0.0)
+        # position -1 (an initiative without selected lines) reads the appended 0
+        own = np.append(per_init, 0.0)[pd.Index(fids).get_indexer(ids)]
         lists = [[str(v)] if by == "maturity" else _to_list(v)
                  for v in ini[by].to_numpy(dtype=object)]
         lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
@@ -794,22 +795,34 @@ def overlaps(selection: Selection, index: TerritoryIndex, level: str = "qpv",
     return out.reset_index(drop=True)
 
 
+def select_each(catalogue: Catalogue, index: TerritoryIndex, filters: Filters,
+                territories: Sequence[tuple[str, str]]) -> list[Selection]:
+    """One :func:`select` per territory, under ``filters`` with their territory filter
+    replaced by that territory (raises UnknownTerritoryError on an unknown one)."""
+    return [select(catalogue, index, filters.replace(territories=(pair,)))
+            for pair in territories]
+
+
 def compare_territories(catalogue: Catalogue, index: TerritoryIndex, filters: Filters,
                         territories: list[tuple[str, str]]) -> pd.DataFrame:
-    """Side-by-side figures of 2 to 4 territories under the other filters: one row per
-    territory with ``level, code, nom, population, initiatives, porteurs, funding_eur,
-    funding_per_inhabitant, qpv_total, qpv_reached, qpv_population_reached,
-    qpv_population_known``.
+    """:func:`compare_selections` of :func:`select_each` (2 to 4 territories)."""
+    return compare_selections(select_each(catalogue, index, filters, territories), index)
+
+
+def compare_selections(selections: Sequence[Selection], index: TerritoryIndex) -> pd.DataFrame:
+    """Side-by-side figures of the territories of ``selections`` (from :func:`select_each`,
+    one territory each): one row per territory with ``level, code, nom, population,
+    initiatives, porteurs, funding_eur, funding_per_inhabitant, qpv_total, qpv_reached,
+    qpv_population_reached, qpv_population_known``.
 
     ``funding_eur`` is the funding landing in the territory with the sharing rule of
     :func:`aggregate` (QPV level for a QPV, commune level otherwise); ``qpv_total`` counts
     the QPV of the territory, ``qpv_reached`` those a selected initiative reaches;
     ``qpv_population_reached`` sums the known populations of the reached QPV, and
-    ``qpv_population_known`` counts the reached QPV whose population is known. Raises
-    UnknownTerritoryError on an unknown territory."""
+    ``qpv_population_known`` counts the reached QPV whose population is known."""
     rows = []
-    for level, code in territories:
-        sel = select(catalogue, index, filters.replace(territories=((level, code),)))
+    for sel in selections:
+        ((level, code),) = sel.filters.territories
         figures = key_figures(sel, index)
         unit_level = "qpv" if level == "qpv" else "commune"
         agg = aggregate(sel, index, unit_level)

@@ -21,7 +21,7 @@ import geopandas as gpd
 import pandas as pd
 import streamlit as st
 
-from territoires import config, maps
+from territoires import config, maps, queries, views
 from territoires.errors import LayersMissingError, TerritoiresError
 from territoires.formatting import (
     MISSING,
@@ -503,8 +503,6 @@ def url_initiative(data: AppData, filters: Filters) -> tuple[str, dict[str, obje
     """The initiative named by the URL's ``id`` and its record (Fiche page). Without ``id``,
     a chooser among the filtered initiatives; with an unknown one, a warning and a link back
     to the catalogue: both end the page run there."""
-    from territoires import queries, views
-
     ident = st.query_params.get("id", "")
     record = views.initiative_record(data.catalogue, ident) if ident else None
     if record is not None:

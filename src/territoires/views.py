@@ -446,13 +446,6 @@ def comparison_table(figures: pd.DataFrame, names: Sequence[str]) -> pd.DataFram
                         dtype="str")
 
 
-def territory_selections(catalogue: Catalogue, index: TerritoryIndex, filters: Filters,
-                         territories: Sequence[tuple[str, str]]) -> list[Selection]:
-    """One :func:`queries.select` per territory, under the other ``filters``."""
-    return [queries.select(catalogue, index, filters.replace(territories=(pair,)))
-            for pair in territories]
-
-
 def compare_distributions(selections: Sequence[Selection], names: Sequence[str],
                           by: str) -> pd.DataFrame:
     """Long table ``territoire, value, label, initiatives, funding_eur`` of
