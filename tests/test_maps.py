@@ -289,3 +289,63 @@ def test_view_for() -> None:
     assert maps.view_for(None) == (maps.FRANCE_CENTER, maps.FRANCE_ZOOM)
     center, zoom = maps.view_for((-0.6, 44.8, -0.5, 44.9))
     assert center == pytest.approx((44.85, -0.55)) and zoom >= 10
+
+
+#: Jinja syntax a hostile catalogue (or layer) text may hold: it must come out as text.
+INJECTIONS = ["{{7*7}}", "{{ lipsum.__globals__.os.getpid() }}", "{% for x in y %}",
+              "{# c #}"]
+
+
+def _hostile_map(display: dict, text: str) -> tuple[object, str]:
+    """A map where every text field that reaches it holds ``text``: initiative titles,
+    porteurs, territory names of the layers, the highlight layer's name."""
+    from catalogue_factory import initiative, make_catalogue
+
+    layers = {}
+    for name, gdf in display.items():
+        gdf = gdf.copy()
+        if "nom" in gdf.columns:
+            gdf["nom"] = text + " " + gdf["nom"].astype(str)
+        layers[name] = gdf
+    cat = make_catalogue([
+        initiative(f"i{k}", [("commune", "33119"), ("qpv", "QN03307M")],
+                   title=f"{text} titre", themes=["culture"],
+                   porteurs=[(f"{text} porteur", "association")])
+        for k in range(2)])
+    points = maps.territory_points(layers)
+    spec = maps.MapSpec(
+        area=maps.Area(GIRONDE, GIRONDE_QPV), choropleth_level="commune",
+        measure="initiatives", values=_values(sorted(GIRONDE), [1, 2, 0, 0, 3], [0] * 5),
+        initiatives=maps.initiative_points(cat, points))
+    from territoires import views
+
+    highlight = views.highlight_layer(layers, layers, [("commune", "33119")],
+                                      f"{text} surlignés")
+    return maps.build_map(layers, layers, spec, extra_layers=[highlight]), text
+
+
+@pytest.mark.parametrize("text", INJECTIONS)
+def test_catalogue_text_never_runs_as_template(display: dict, text: str) -> None:
+    import os
+
+    fmap, text = _hostile_map(display, text)
+    # the standalone HTML (Exporter) and the whole-figure render streamlit-folium runs
+    for page in (maps.map_html(fmap), fmap.get_root().render()):
+        strings = [html.unescape(s) for s in _embedded_strings(page)]
+        for suffix in ("titre", "porteur"):
+            assert f"{text} {suffix}" in strings, suffix
+        assert any(s.startswith(f"{text} ") and s != f"{text} titre"
+                   and s != f"{text} porteur" for s in strings)  # territory names
+        assert f"{text} surlignés" in {html.unescape(n) for n in _layer_names(page)}
+        assert "49 titre" not in page and f"{os.getpid()} titre" not in page
+
+
+def test_map_html_renders_each_template_once(display: dict) -> None:
+    """Even text that no one escaped (the naive map's raw layer properties and tooltip)
+    is never run as a template by the standalone HTML (it is still parsed: escaping, as
+    :func:`maps._esc` does, is what keeps ``{%`` from breaking the page)."""
+    layers = {"communes": display["communes"].assign(nom="{{7*7}} {{ 3*3 }}")}
+    markers = pd.DataFrame({"lat": [44.8], "lon": [-0.5], "title": ["{{ 6*7 }}"]})
+    page = maps.map_html(maps.naive_map(layers, markers))
+    assert "{{7*7}} {{ 3*3 }}" in page and "49 9" not in page
+    assert "&#123;&#123; 6*7 &#125;&#125;" in page

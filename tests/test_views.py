@@ -269,3 +269,21 @@ def test_distribution_charts_and_layer_status(cat: Catalogue, index: TerritoryIn
     assert table.to_dict("records") == [{"Couche": "qpv", "Source": "ANCT", "Millésime": "2024",
                                          "Entités": "1\u202f493", "Avec contour": "41"}]
     assert views.layer_status_table({}).empty
+
+
+def test_standalone_map_never_runs_catalogue_text(index: TerritoryIndex,
+                                                  tiny_layers: Layers) -> None:
+    """Exporter's standalone HTML: Jinja syntax in titles and porteurs comes out as text."""
+    import html as html_lib
+
+    hostile = make_catalogue([initiative(
+        "x", [("commune", "33119")], title="{{7*7}} {% for %} {{ lipsum.__globals__ }}",
+        themes=["culture"], porteurs=[("{{ 6*7 }}", "association")])])
+    sel = queries.select(hostile, index, Filters())
+    layers = dict(tiny_layers.items())
+    points = pd.DataFrame({"level": ["commune"], "code": ["33119"], "lat": [44.84],
+                           "lon": [-0.56]})
+    page = html_lib.unescape(views.export_file(
+        sel, "html", layers=tiny_layers, index=index, national=layers, local=layers,
+        points=points).decode("utf-8"))
+    assert "{{7*7}} {% for %} {{ lipsum.__globals__ }}" in page and "{{ 6*7 }}" in page

@@ -24,7 +24,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import MacroElement
+from branca.element import Element, MacroElement
 from folium.plugins import MarkerCluster
 from jinja2 import Template
 
@@ -223,10 +223,18 @@ def class_labels(breaks: list[float], measure: str) -> list[str]:
 # --------------------------------------------------------------------------- GeoJSON
 
 
+#: Braces as HTML character references: folium/branca render the output of every element's
+#: template a second time as Jinja source (``MacroElement.render`` wraps it in an ``Element``),
+#: so no brace of the data may reach that output, or ``{{ … }}`` would run on the server.
+_BRACES = str.maketrans({"{": "&#123;", "}": "&#125;"})
+
+
 def _esc(value: object) -> str:
+    """``value`` as HTML text: markup escaped, and braces as character references so that
+    no Jinja delimiter (``{{``, ``{%``, ``{#``) can come from data (see :data:`_BRACES`)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return html.escape(str(value), quote=True)
+    return html.escape(str(value), quote=True).translate(_BRACES)
 
 
 def representative_points(geoms: gpd.GeoSeries | np.ndarray) -> np.ndarray:
@@ -904,9 +912,32 @@ def build_map(
     return m
 
 
+class _Rendered(Element):
+    """Text already produced by an element's template: written out as is, never parsed as a
+    template again."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def render(self, **kwargs: Any) -> str:
+        """The text itself."""
+        return self.text
+
+
 def map_html(m: folium.Map) -> str:
-    """The full HTML page of a map (what the browser receives)."""
-    return m.get_root().render()
+    """The full HTML page of a map (what the browser receives), each element's template
+    rendered once: branca would render the output of every element again as Jinja source,
+    so text of the map (catalogue, layers) could be run as a template; here that output is
+    written out as text instead."""
+    figure = m.get_root()
+    for child in list(figure._children.values()):
+        child.render()
+    for section in (figure.header, figure.html, figure.script):
+        for name, child in list(section._children.items()):
+            if type(child) is Element and child._template_str is not None:
+                section._children[name] = _Rendered(child._template_str)
+    return figure._template.render(this=figure, kwargs={})
 
 
 def naive_map(layers: Mapping[str, gpd.GeoDataFrame],
