@@ -1,4 +1,4 @@
-"""Time and size of :func:`territoires.exchange.export_bytes` in every format.
+"""Time and size of :func:`territoires.export.export_bytes` in every format.
 
 Usage: ``.venv/bin/python bench/bench_export.py [--geo DIR] [--sizes 5000,50000]
 [--formats csv,xlsx,geojson,gpkg]``
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synthetic import make_synthetic  # noqa: E402
-from territoires import exchange, layers  # noqa: E402
+from territoires import export, layers  # noqa: E402
 from territoires.territories import TerritoryIndex  # noqa: E402
 
 
@@ -50,7 +50,7 @@ def main() -> None:
         print(f"{'format':<8} {'seconds':>8} {'bytes':>12}", flush=True)
         for fmt in args.formats.split(","):
             t0 = time.perf_counter()
-            data = exchange.export_bytes(cat, fmt, layers=lay, index=index)
+            data = export.export_bytes(cat, fmt, layers=lay, index=index)
             print(f"{fmt:<8} {time.perf_counter() - t0:8.2f} {len(data):12,d}", flush=True)
 
 

@@ -4,14 +4,23 @@ Each initiative has ~3 territories, 2 organisations and 4 funding lines. Territo
 from the built layers (``geo/``) when present, else from a small fixed list. Also times the
 replacement of the ~41,000 national funding lines when the mirror is available.
 
-Usage: ``.venv/bin/python bench/bench_import.py [--n 10000] [--pg URL]``
+With ``--csv-rows N`` (e.g. 200000) it measures instead the import of a CSV set (zip) whose
+``initiatives.csv`` holds N rows: time and peak resident memory (RSS) of (a) reading and
+validating it (``read_exchange`` + ``validate``, no territory index) and (b) the whole import
+into a new SQLite database (:func:`territoires.catalogue_ops.import_file`, which also loads the
+reference layers), each in a fresh Python process so that the peaks do not mix.
+
+Usage: ``.venv/bin/python bench/bench_import.py [--n 10000] [--pg URL] [--csv-rows 200000]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -21,8 +30,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from territoires import model, vocab
-from territoires.exchange import export_bytes, read_exchange, validate
 from territoires.storage import Store
+
+try:
+    from territoires.export import export_bytes
+    from territoires.reading import read_exchange
+    from territoires.validation import validate
+except ImportError:  # before the split of territoires.exchange (baseline figures)
+    from territoires.exchange import export_bytes, read_exchange, validate  # type: ignore
 
 FALLBACK = [("commune", c) for c in ("33063", "33119", "33249", "33069", "64445", "17300")] + [
     ("qpv", q) for q in ("QN03307M", "QN03309M", "QN03312M", "QN06403M", "QN01701M")]
@@ -90,12 +105,73 @@ def timed(label: str, fn):
     return out
 
 
+_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+mode, path, url = sys.argv[1:4]
+t0 = time.perf_counter()
+if mode == "read":
+    try:
+        from territoires.reading import read_exchange
+        from territoires.validation import validate
+    except ImportError:
+        from territoires.exchange import read_exchange, validate
+    cat, problems = read_exchange(Path(path))
+    problems += validate(cat, None, file=Path(path).name)
+    rows = len(cat.initiatives)
+else:
+    from territoires.catalogue_ops import import_file
+    import_file(Path(path), url)
+    problems, rows = [], None
+print(json.dumps({"seconds": time.perf_counter() - t0, "problems": len(problems),
+                  "rows": rows,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def csv_import(rows: int) -> None:
+    """Time and peak RSS of importing a CSV set of ``rows`` initiatives (see module doc)."""
+    rng = random.Random(2)
+    ini = pd.DataFrame({
+        "id": [f"initiative-{i:06d}" for i in range(rows)],
+        "title": [f"Initiative n°{i} — quartier" for i in range(rows)],
+        "summary": ["Résumé de l'initiative, en quelques lignes. " * 4] * rows,
+        "scale": [rng.choice(vocab.SCALES.codes) for _ in range(rows)],
+        "themes": [rng.sample(vocab.THEMES.codes, 2) for _ in range(rows)],
+        "publics": [rng.sample(vocab.PUBLICS.codes, 2) for _ in range(rows)],
+        "alliance_levels": [["meso"]] * rows,
+        "maturity": [rng.choice(vocab.MATURITY.codes) for _ in range(rows)],
+        "objectives": ["Objectifs " * 10] * rows,
+    }).reindex(columns=model.INITIATIVE_COLUMNS)
+    cat = model.Catalogue(initiatives=ini)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.zip"
+        path.write_bytes(export_bytes(cat, "csv"))
+        print(f"CSV set of {rows} initiatives: {path.stat().st_size / 1e6:.1f} MB zipped")
+        for mode, label in (("read", "read_exchange + validate"),
+                            ("import", "import_file into SQLite")):
+            url = f"sqlite:///{Path(tmp) / f'{mode}.sqlite'}"
+            out = subprocess.run([sys.executable, "-c", _CHILD, mode, str(path), url],
+                                 capture_output=True, text=True, check=False)
+            if out.returncode:
+                print(f"  {label}: failed\n{out.stderr[-2000:]}")
+                continue
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"  {label:<28} {res['seconds']:7.2f} s   peak RSS "
+                  f"{res['peak_rss_mb']:7.0f} MB   problems {res['problems']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--pg", default=os.environ.get(
         "TERRITOIRES_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--csv-rows", type=int, default=0,
+                        help="measure the import of a CSV set of this many initiatives")
     args = parser.parse_args()
+    if args.csv_rows:
+        csv_import(args.csv_rows)
+        return
     codes, origin = territory_codes()
     index = CodeIndex(codes)
     print(f"Codes de territoire : {origin}")

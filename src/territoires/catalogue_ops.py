@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from territoires import config, exchange, funding, model
+from territoires import config, export, funding, model, reading, validation
 from territoires.errors import (
     ConfigError,
     ImportRefusedError,
@@ -71,7 +71,7 @@ def seed(seeds_dir: Path, url: str) -> str:
 
     catalogue = load_seed_dir(Path(seeds_dir))
     _layers, index, warning = _territory_index()
-    problems = exchange.validate(catalogue, index, file=str(seeds_dir))
+    problems = validation.validate(catalogue, index, file=str(seeds_dir))
     if problems:
         raise _refuse(problems, f"Chargement des fiches de {seeds_dir}")
     store = _store(url)
@@ -93,7 +93,7 @@ def import_file(path: Path, url: str, dry_run: bool = False) -> str:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"Fichier introuvable : {path}")
-    catalogue, problems = exchange.read_exchange(path)
+    catalogue, problems = reading.read_exchange(path)
     store = Store(url)
     try:
         known: set[str] = set()
@@ -103,7 +103,7 @@ def import_file(path: Path, url: str, dry_run: bool = False) -> str:
         except StorageError:
             known = set()
         _layers, index, warning = _territory_index()
-        problems += exchange.validate(catalogue, index, file=path.name,
+        problems += validation.validate(catalogue, index, file=path.name,
                                       known_initiatives=known)
         if problems:
             raise _refuse(problems, f"Import de « {path.name} »")
@@ -152,7 +152,7 @@ def export_file(
     layers = index = None
     if fmt in ("geojson", "gpkg"):
         layers, index, _warning = _territory_index()
-    data = exchange.export_bytes(catalogue, fmt, layers=layers, index=index,
+    data = export.export_bytes(catalogue, fmt, layers=layers, index=index,
                                  include_private=include_private)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv" and path.suffix.lower() not in (".zip",):

@@ -73,9 +73,9 @@ def _catalogue_export(args: argparse.Namespace) -> int:
 
 
 def _catalogue_template(args: argparse.Namespace) -> int:
-    from territoires import exchange
+    from territoires import export
 
-    exchange.write_template(Path(args.file))
+    export.write_template(Path(args.file))
     print(f"Modèle vide écrit : {args.file}")
     return 0
 

@@ -2,7 +2,7 @@
 
 A :class:`Catalogue` is five pandas DataFrames that share the initiative ``id``. The same five
 tables are the database schema (``storage``), the exchange workbook's sheets and the CSV set
-(``exchange``), so one shape serves everywhere.
+(``reading``, ``export``), so one shape serves everywhere.
 
 Tables and columns (``*`` = required, ``[]`` = list of vocabulary codes):
 

@@ -20,7 +20,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from territoires import exchange, maps, queries
+from territoires import export, maps, queries
 from territoires.formatting import MISSING, fmt_eur, fmt_int, fmt_number
 from territoires.layers import LEVEL_LAYER
 from territoires.model import PRIVATE_COLUMNS, Catalogue
@@ -607,7 +607,7 @@ def export_name(fmt: str, filters_text: str, today: dt.date,
     prefix = "territoires-carte" if fmt == "html" else "territoires"
     if include_national and fmt != "html":
         prefix += "-avec-lignes-nationales"
-    return exchange.export_filename(prefix, filters_text, ext, today)
+    return export.export_filename(prefix, filters_text, ext, today)
 
 
 def selection_map(selection: Selection, index: TerritoryIndex,
@@ -639,7 +639,7 @@ def export_file(selection: Selection, fmt: str, *, layers: object | None,
                                  columns=["level", "code", "lat", "lon"]))
         return maps.map_html(fmap).encode("utf-8")
     cat = export_catalogue(selection, include_national)
-    return exchange.export_bytes(cat, fmt, layers=layers, index=index, include_private=False)
+    return export.export_bytes(cat, fmt, layers=layers, index=index, include_private=False)
 
 
 def fmt_size(n_bytes: int) -> str:

@@ -1,36 +1,9 @@
-"""Exchange format of the catalogue: an XLSX workbook or a set of CSV files.
+"""Exports of the catalogue: the exchange format (CSV set for French Excel, XLSX workbook
+with a « lisez-moi » sheet), GeoJSON and GeoPackage, and export file names.
 
-Format
-======
-
-One **sheet per table** (XLSX) or one **file per table** named ``<feuille>.csv`` (CSV set, in
-a folder or a ``.zip``). Sheet/file names: ``initiatives``, ``structures``, ``territoires``,
-``indicateurs``, ``financements`` (:data:`territoires.model.TABLE_LABELS`). Line 1 holds the
-column names, exactly the column names of :mod:`territoires.model` (any order; missing
-optional columns are allowed; unknown columns are refused). Empty lines are ignored. Other
-sheets (e.g. ``lisez-moi``) and files are ignored. A missing sheet means an empty table.
-
-Cells:
-
-- **lists** (``themes``, ``publics``, ``alliance_levels``): values separated by ``" | "``;
-- **vocabularies** (``scale``, ``maturity``, ``role``, ``type``, ``level``,
-  ``funder_type``, ``scheme``, ``territory_level``, list items): the code (``culture``) or
-  the French label (``Culture``), case and accents ignored;
-- **dates**: ``JJ/MM/AAAA`` or ``AAAA-MM-JJ`` (or an Excel date cell);
-  ``created_at``/``updated_at``: ISO timestamps (UTC when no offset);
-- **numbers**: ``1234.56``, ``1234,56``, ``1 234,56`` (normal or narrow no-break spaces
-  allowed), or Excel number cells;
-- **SIRET**: 14 digits; territory codes: official codes (INSEE commune ``33063``, QPV
-  ``QN03307M``, contrat de ville ``CN03301I``, cité éducative ``cite-090``…);
-- a text cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return is written
-  with a leading apostrophe (protection against formula injection); the reader removes it.
-
-CSV files: UTF-8 (with or without BOM) or Windows-1252, separator ``;`` or ``,`` (detected).
-Exports are written for French Excel: UTF-8 with BOM, ``;`` separator, decimal comma.
-
-Reading (:func:`read_exchange`) never raises on a bad cell: it keeps the raw value and
-:func:`validate` reports every problem at once, naming the sheet, the spreadsheet line
-(header = line 1), the column and the value.
+Exports are written for French Excel: UTF-8 with BOM, ``;`` separator, decimal comma. A text
+cell a spreadsheet could take for a formula gets a leading apostrophe
+(:func:`territoires.validation.neutralise`); the reader removes it.
 """
 
 from __future__ import annotations
@@ -39,13 +12,11 @@ import csv
 import datetime as dt
 import io
 import json
-import math
 import numbers
 import re
 import tempfile
 import unicodedata
 import zipfile
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -54,41 +25,17 @@ import pandas as pd
 from pandas.api.types import infer_dtype
 
 from territoires import model, vocab
-from territoires.errors import ExportError, Problem, TerritoiresError
-from territoires.vocab import Vocabulary
+from territoires.errors import ExportError, TerritoiresError
+from territoires.validation import (
+    DATE_COLUMNS,
+    INT_COLUMNS,
+    REQUIRED,
+    TIMESTAMP_COLUMNS,
+    is_missing,
+    neutralise,
+    parse_timestamp,
+)
 
-# ----------------------------------------------------------------------------- metadata
-
-REQUIRED: dict[str, list[str]] = {
-    "initiatives": ["id", "title", "themes", "maturity"],
-    "organisations": ["initiative_id", "role", "name", "type"],
-    "territories": ["initiative_id", "level", "code"],
-    "indicators": ["initiative_id", "label", "value"],
-    "funding": ["id", "funder", "funder_type", "scheme", "amount_eur", "year_start",
-                "territory_level", "territory_code"],
-}
-VOCAB_COLUMNS: dict[tuple[str, str], Vocabulary] = {
-    ("initiatives", "scale"): vocab.SCALES,
-    ("initiatives", "maturity"): vocab.MATURITY,
-    ("organisations", "role"): vocab.ORG_ROLES,
-    ("organisations", "type"): vocab.ORG_TYPES,
-    ("territories", "level"): vocab.TERRITORY_LEVELS,
-    ("funding", "funder_type"): vocab.FUNDER_TYPES,
-    ("funding", "scheme"): vocab.SCHEMES,
-    ("funding", "territory_level"): vocab.TERRITORY_LEVELS,
-}
-LIST_VOCABS: dict[str, Vocabulary] = {
-    "themes": vocab.THEMES,
-    "publics": vocab.PUBLICS,
-    "alliance_levels": vocab.ALLIANCE_LEVELS,
-}
-DATE_COLUMNS = {"start_date", "end_date"}
-TIMESTAMP_COLUMNS = {"created_at", "updated_at"}
-INT_COLUMNS = {"version", "year", "year_start", "year_end"}
-FLOAT_COLUMNS = {"value", "amount_eur"}
-SIRET_COLUMNS = {"siret", "beneficiary_siret"}
-#: Largest plausible amount of one funding line.
-MAX_AMOUNT_EUR = 100_000_000
 README_SHEET = "lisez-moi"
 
 COLUMN_HELP: dict[str, dict[str, str]] = {
@@ -156,464 +103,10 @@ COLUMN_HELP: dict[str, dict[str, str]] = {
     },
 }
 
-_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
-_NEUTRALISED_RE = re.compile(r"^'+[=+\-@\t\r]")
-_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_SIRET_RE = re.compile(r"^\d{14}$")
-_DATE_FR_RE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
-_SPACES = str.maketrans("", "", " \u00a0\u202f\u2009")
 _ILLEGAL_XLSX_PATTERN = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 _ILLEGAL_XLSX_RE = re.compile(_ILLEGAL_XLSX_PATTERN)
 #: Text that :func:`neutralise` prefixes (vectorised form of its test).
 _FORMULA_PATTERN = r"^'*[=+\-@\t\r]"
-
-
-# ------------------------------------------------------------------------------- helpers
-
-
-def is_missing(value: Any) -> bool:
-    """Whether a cell is empty (None, NaN, NaT, NA, blank text)."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, (list, tuple)):
-        return False
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def neutralise(text: str) -> str:
-    """Prefix an apostrophe to text that a spreadsheet could take for a formula."""
-    if text.startswith(_DANGEROUS) or _NEUTRALISED_RE.match(text):
-        return "'" + text
-    return text
-
-
-def unneutralise(text: str) -> str:
-    """Inverse of :func:`neutralise`."""
-    return text[1:] if _NEUTRALISED_RE.match(text) else text
-
-
-def parse_number(value: Any) -> float | None:
-    """A number from a cell (French or English notation), or None if unreadable."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, numbers.Real):
-        return float(value)
-    text = unneutralise(str(value).strip()).translate(_SPACES).replace("€", "")
-    if not text:
-        return None
-    if "," in text and "." in text:
-        if text.rfind(",") > text.rfind("."):
-            text = text.replace(".", "").replace(",", ".")
-        else:
-            text = text.replace(",", "")
-    elif text.count(",") == 1:
-        text = text.replace(",", ".")
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def parse_int(value: Any) -> int | None:
-    """An integer from a cell (``2020``, ``2020.0``, ``"2 020"``), or None if unreadable."""
-    number = parse_number(value)
-    if number is None or number != int(number):
-        return None
-    return int(number)
-
-
-def parse_date(value: Any) -> dt.date | None:
-    """A date from a cell (Excel date, ``JJ/MM/AAAA`` or ISO), or None if unreadable."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    text = str(value).strip()
-    m = _DATE_FR_RE.match(text)
-    try:
-        if m:
-            return dt.date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
-        if re.match(r"^\d{4}-\d{2}-\d{2}([ T]00:00(:00)?)?$", text):
-            return dt.date.fromisoformat(text[:10])
-    except ValueError:
-        return None
-    return None
-
-
-def parse_timestamp(value: Any) -> pd.Timestamp | None:
-    """A UTC timestamp from a cell (ISO, ``JJ/MM/AAAA HH:MM``, Excel datetime)."""
-    if isinstance(value, (dt.datetime, pd.Timestamp)):
-        ts = pd.Timestamp(value)
-    else:
-        text = str(value).strip()
-        m = re.match(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$",
-                     text)
-        try:
-            if m:
-                d, mo, y, h, mi, s = (int(g) if g else 0 for g in m.groups())
-                ts = pd.Timestamp(dt.datetime(y, mo, d, h, mi, s))
-            elif re.match(r"^\d{4}-\d{2}-\d{2}", text):
-                ts = pd.Timestamp(text)
-            else:
-                return None
-        except (ValueError, TypeError):
-            return None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
-def _text_cell(value: Any) -> str | None:
-    if is_missing(value):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = unneutralise(str(value).strip())
-    return text or None
-
-
-def _code_cell(value: Any, level: str | None) -> str | None:
-    """Territory code; numbers typed by Excel get their leading zeros back."""
-    if (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and float(value).is_integer()):
-        text = str(int(value))
-        width = {"commune": 5, "departement": 2, "region": 2, "epci": 9}.get(level or "")
-        return text.zfill(width) if width else text
-    return _text_cell(value)
-
-
-def _siret_cell(value: Any) -> str | None:
-    if (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and float(value).is_integer()):
-        return str(int(value)).zfill(14)
-    text = _text_cell(value)
-    return text.translate(_SPACES) if text else None
-
-
-def _vocab_cell(value: Any, voc: Vocabulary) -> str | None:
-    text = _text_cell(value)
-    if text is None:
-        return None
-    return voc.normalize(text) or text
-
-
-def _list_cell(value: Any, voc: Vocabulary) -> list[str]:
-    if is_missing(value):
-        return []
-    if isinstance(value, (list, tuple)):
-        parts = [str(v) for v in value]
-    else:
-        parts = unneutralise(str(value)).split("|")
-    out = []
-    for part in parts:
-        part = part.strip()
-        if part:
-            out.append(voc.normalize(part) or part)
-    return out
-
-
-def _parse_cell(table: str, column: str, value: Any, row: dict[str, Any]) -> Any:
-    """Typed value of a cell, or the raw text when unreadable (validate reports it)."""
-    if column in model.INITIATIVE_LIST_COLUMNS and table == "initiatives":
-        return _list_cell(value, LIST_VOCABS[column])
-    if is_missing(value):
-        return None
-    if (table, column) in VOCAB_COLUMNS:
-        return _vocab_cell(value, VOCAB_COLUMNS[(table, column)])
-    parsed: Any
-    if column in DATE_COLUMNS:
-        parsed = parse_date(value)
-    elif column in TIMESTAMP_COLUMNS:
-        parsed = parse_timestamp(value)
-    elif column in INT_COLUMNS:
-        parsed = parse_int(value)
-    elif column in FLOAT_COLUMNS:
-        parsed = parse_number(value)
-    elif column in SIRET_COLUMNS:
-        return _siret_cell(value)
-    elif column == "code":
-        return _code_cell(value, row.get("level"))
-    elif column == "territory_code":
-        return _code_cell(value, row.get("territory_level"))
-    else:
-        return _text_cell(value)
-    return parsed if parsed is not None else _text_cell(value)
-
-
-# ------------------------------------------------------------------------------- reading
-
-
-def _sheet_table(name: str) -> str | None:
-    key = vocab.fold(name)
-    for table, label in model.TABLE_LABELS.items():
-        if key in (vocab.fold(label), vocab.fold(table)):
-            return table
-    return None
-
-
-def _decode(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
-
-
-def _csv_rows(data: bytes) -> list[list[str]]:
-    text = _decode(data)
-    first = text.split("\n", 1)[0]
-    delimiter = max([";", ",", "\t"], key=lambda d: (first.count(d), d == ";"))
-    return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-
-
-def _raw_sheets(path: Path) -> dict[str, list[list[Any]]]:
-    """Sheet name -> rows of raw cells, for an XLSX, a CSV folder, a zip or one CSV file."""
-    suffix = path.suffix.lower()
-    if path.is_dir():
-        return {p.stem: _csv_rows(p.read_bytes()) for p in sorted(path.glob("*.csv"))}
-    if suffix == ".zip":
-        out: dict[str, list[list[Any]]] = {}
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if info.filename.lower().endswith(".csv") and not info.is_dir():
-                    out[Path(info.filename).stem] = _csv_rows(zf.read(info))
-        return out
-    if suffix == ".csv":
-        return {path.stem: _csv_rows(path.read_bytes())}
-    if suffix in (".xlsx", ".xlsm"):
-        import openpyxl
-
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        try:
-            return {ws.title: [list(r) for r in ws.iter_rows(values_only=True)]
-                    for ws in wb.worksheets}
-        finally:
-            wb.close()
-    raise ValueError(f"format non reconnu « {path.suffix} »")
-
-
-def read_exchange(path: Path) -> tuple[model.Catalogue, list[Problem]]:
-    """Read an exchange workbook (XLSX) or CSV set (folder or zip).
-
-    Returns the catalogue (each table indexed by its spreadsheet line number) and the
-    structural problems found (unreadable file, unknown or missing columns). Cell-level
-    problems are left to :func:`validate`.
-    """
-    path = Path(path)
-    problems: list[Problem] = []
-    tables: dict[str, pd.DataFrame] = {}
-    try:
-        sheets = _raw_sheets(path)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        return model.Catalogue(), [Problem(
-            f"fichier illisible : {exc}. Formats acceptés : classeur .xlsx, dossier ou .zip "
-            "de fichiers CSV.", file=path.name)]
-    found = False
-    for sheet, rows in sheets.items():
-        table = _sheet_table(sheet)
-        if table is None:
-            continue
-        found = True
-        header_row = rows[0] if rows else []
-        headers: list[str | None] = []
-        for i, h in enumerate(header_row):
-            name = _text_cell(h)
-            if name is None:
-                headers.append(None)
-                continue
-            key = vocab.fold(name).replace(" ", "_")
-            col = next((c for c in model.TABLE_COLUMNS[table] if c == key), None)
-            if col is None:
-                problems.append(Problem(
-                    f"colonne inconnue ; colonnes possibles : "
-                    f"{', '.join(model.TABLE_COLUMNS[table])}",
-                    file=path.name, sheet=sheet, line=1, column=_column_letter(i), value=name))
-            headers.append(col)
-        for col in REQUIRED[table]:
-            if col not in headers:
-                problems.append(Problem("colonne obligatoire absente", file=path.name,
-                                        sheet=sheet, line=1, column=col))
-        records: list[dict[str, Any]] = []
-        lines: list[int] = []
-        for n, raw in enumerate(rows[1:], start=2):
-            if all(is_missing(v) for v in raw):
-                continue
-            row: dict[str, Any] = {}
-            for col, value in zip(headers, raw, strict=False):
-                if col is not None:
-                    row[col] = value
-            parsed: dict[str, Any] = {}
-            for col in model.TABLE_COLUMNS[table]:
-                parsed[col] = _parse_cell(table, col, row.get(col), parsed)
-            records.append(parsed)
-            lines.append(n)
-        df = pd.DataFrame(records, columns=model.TABLE_COLUMNS[table], index=lines,
-                          dtype=object)
-        df.attrs["sheet"] = sheet
-        df.attrs["line_index"] = True
-        tables[table] = df
-    if not found:
-        problems.append(Problem(
-            "aucune feuille du catalogue trouvée ; noms attendus : "
-            + ", ".join(model.TABLE_LABELS.values()), file=path.name))
-    catalogue = model.Catalogue(**tables)
-    return catalogue, problems
-
-
-def _column_letter(i: int) -> str:
-    from openpyxl.utils import get_column_letter
-
-    return get_column_letter(i + 1)
-
-
-# ---------------------------------------------------------------------------- validation
-
-
-def _opt(parser: Any, value: Any) -> Any:
-    """``parser(value)`` for a present cell, else None."""
-    return None if is_missing(value) else parser(value)
-
-
-def _lines(df: pd.DataFrame) -> list[int]:
-    if df.attrs.get("line_index"):
-        return [int(i) for i in df.index]
-    return list(range(2, len(df) + 2))
-
-
-def validate(
-    catalogue: model.Catalogue,
-    index: Any | None,
-    *,
-    file: str | None = None,
-    known_initiatives: Iterable[str] = (),
-) -> list[Problem]:
-    """Every problem of ``catalogue`` at once, in French, located by sheet/line/column/value.
-
-    ``index`` (a :class:`~territoires.territories.TerritoryIndex`) checks territory codes;
-    None skips that check. ``known_initiatives`` are ids that funding lines may point to
-    besides those of the catalogue (e.g. initiatives already in the database).
-    """
-    problems: list[Problem] = []
-    ini_ids: set[str] = set()
-    for table, df in catalogue.tables().items():
-        sheet = df.attrs.get("sheet") or model.TABLE_LABELS[table]
-
-        def report(message: str, line: int, column: str | None, value: Any = None,
-                   _sheet: str = sheet) -> None:
-            problems.append(Problem(message, file=file, sheet=_sheet, line=line,
-                                    column=column, value=value))
-
-        records = df.astype(object).to_dict("records") if len(df) else []
-        seen_ids: dict[str, int] = {}
-        for line, rec in zip(_lines(df), records, strict=True):
-            for col in REQUIRED[table]:
-                value = rec.get(col)
-                empty = (value == [] if isinstance(value, list) else is_missing(value))
-                national = table == "funding" and str(rec.get("source") or "").startswith(
-                    "national:")
-                if empty and not (national and col in ("territory_level", "territory_code")):
-                    report("champ obligatoire vide", line, col)
-            for col in model.TABLE_COLUMNS[table]:
-                value = rec.get(col)
-                if col in model.INITIATIVE_LIST_COLUMNS and table == "initiatives":
-                    voc = LIST_VOCABS[col]
-                    for item in value if isinstance(value, list) else []:
-                        if item not in voc.items:
-                            report(f"valeur inconnue pour « {voc.label} » ; valeurs "
-                                   f"possibles : {voc.valid_values_text()}", line, col, item)
-                    continue
-                if is_missing(value):
-                    continue
-                if (table, col) in VOCAB_COLUMNS:
-                    voc = VOCAB_COLUMNS[(table, col)]
-                    if value not in voc.items:
-                        report(f"valeur inconnue pour « {voc.label} » ; valeurs possibles : "
-                               f"{voc.valid_values_text()}", line, col, value)
-                elif col in DATE_COLUMNS and parse_date(value) is None:
-                    report("date illisible (attendu JJ/MM/AAAA ou AAAA-MM-JJ)", line, col,
-                           value)
-                elif col in TIMESTAMP_COLUMNS and parse_timestamp(value) is None:
-                    report("horodatage illisible (attendu AAAA-MM-JJTHH:MM:SS)", line, col,
-                           value)
-                elif col in INT_COLUMNS and parse_int(value) is None:
-                    report("nombre entier attendu", line, col, value)
-                elif col in FLOAT_COLUMNS and parse_number(value) is None:
-                    report("nombre illisible (ex. 1234,56 ou 1234.56)", line, col, value)
-                elif col in SIRET_COLUMNS and not _SIRET_RE.match(str(value)):
-                    report("SIRET invalide : 14 chiffres attendus", line, col, value)
-            if table in ("initiatives", "funding"):
-                rid = rec.get("id")
-                if not is_missing(rid):
-                    rid = str(rid)
-                    if rid in seen_ids:
-                        report(f"identifiant en double (déjà ligne {seen_ids[rid]})", line,
-                               "id", rid)
-                    else:
-                        seen_ids[rid] = line
-                    if table == "initiatives" and not _SLUG_RE.match(rid):
-                        report("identifiant invalide : minuscules, chiffres, tirets ou "
-                               "soulignés uniquement", line, "id", rid)
-            if table == "initiatives":
-                start, end = _opt(parse_date, rec.get("start_date")), _opt(
-                    parse_date, rec.get("end_date"))
-                if start is not None and end is not None and end < start:
-                    report(f"la date de fin précède la date de début ({start:%d/%m/%Y})",
-                           line, "end_date", f"{end:%d/%m/%Y}")
-                version = _opt(parse_int, rec.get("version"))
-                if version is not None and version < 1:
-                    report("la version doit être ≥ 1", line, "version", version)
-            if table == "funding":
-                amount = _opt(parse_number, rec.get("amount_eur"))
-                if amount is not None:
-                    if amount < 0:
-                        report("montant négatif", line, "amount_eur", amount)
-                    elif amount > MAX_AMOUNT_EUR:
-                        report("montant invraisemblable (plus de 100 millions d'euros pour "
-                               "une ligne)", line, "amount_eur", amount)
-                ys = _opt(parse_int, rec.get("year_start"))
-                ye = _opt(parse_int, rec.get("year_end"))
-                for col, year in (("year_start", ys), ("year_end", ye)):
-                    if year is not None and not 1990 <= year <= 2100:
-                        report("année invraisemblable (attendu entre 1990 et 2100)", line,
-                               col, year)
-                if ys is not None and ye is not None and ye < ys:
-                    report(f"l'année de fin précède l'année de début ({ys})", line,
-                           "year_end", ye)
-            if table == "indicators":
-                year = _opt(parse_int, rec.get("year"))
-                if year is not None and not 1900 <= year <= 2100:
-                    report("année invraisemblable", line, "year", year)
-            level_col, code_col = {
-                "territories": ("level", "code"),
-                "funding": ("territory_level", "territory_code"),
-            }.get(table, (None, None))
-            if index is not None and level_col:
-                level, code = rec.get(level_col), rec.get(code_col)
-                if (not is_missing(level) and not is_missing(code)
-                        and level in vocab.TERRITORY_LEVELS.items
-                        and not index.exists(level, str(code))):
-                    report(f"code de territoire inconnu au niveau « "
-                           f"{vocab.TERRITORY_LEVELS.label_of(level)} »", line, code_col, code)
-        if table == "initiatives":
-            ini_ids = set(seen_ids)
-    known = ini_ids | set(known_initiatives)
-    for table in ("organisations", "territories", "indicators", "funding"):
-        df = getattr(catalogue, table)
-        sheet = df.attrs.get("sheet") or model.TABLE_LABELS[table]
-        allowed = known if table == "funding" else ini_ids
-        for line, iid in zip(_lines(df), df["initiative_id"].astype(object), strict=True):
-            if not is_missing(iid) and str(iid) not in allowed:
-                where = ("ni dans la feuille « initiatives » ni dans la base"
-                         if table == "funding" else "dans la feuille « initiatives »")
-                problems.append(Problem(f"initiative absente {where}", file=file,
-                                        sheet=sheet, line=line, column="initiative_id",
-                                        value=iid))
-    return problems
 
 
 # ------------------------------------------------------------------------------- writing
@@ -875,6 +368,7 @@ def _xlsx_bytes(tables: dict[str, pd.DataFrame], *, readme: bool) -> bytes:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     wb = Workbook(write_only=True)
     bold = Font(bold=True)
@@ -895,7 +389,8 @@ def _xlsx_bytes(tables: dict[str, pd.DataFrame], *, readme: bool) -> bytes:
         columns = model.TABLE_COLUMNS[table]
         ws.freeze_panes = "A2"
         for i, col in enumerate(columns):
-            ws.column_dimensions[_column_letter(i)].width = max(12, min(40, len(col) + 4))
+            width = max(12, min(40, len(col) + 4))
+            ws.column_dimensions[get_column_letter(1 + i)].width = width
         header = []
         for col in columns:
             cell = WriteOnlyCell(ws, value=col)

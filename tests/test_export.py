@@ -1,4 +1,4 @@
-"""Tests of the exchange format: template, tolerant reading, validation, exports."""
+"""export.py: CSV/XLSX/GeoJSON/GPKG exports, file names, round trips."""
 
 from __future__ import annotations
 
@@ -15,229 +15,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from exchange_helpers import LayerIndex, _one
 from territoires import model
-from territoires.exchange import (
-    export_bytes,
-    export_filename,
-    is_missing,
-    parse_number,
-    read_exchange,
-    validate,
-    write_template,
-)
-from territoires.layers import LAYER_SCHEMAS, LEVEL_LAYER, Layers
-
-
-class LayerIndex:
-    """Minimal stand-in for TerritoryIndex.exists/name built from layers."""
-
-    def __init__(self, layers: Layers) -> None:
-        self.codes: dict[tuple[str, str], str] = {}
-        for level, name in LEVEL_LAYER.items():
-            gdf = layers.layer(name)
-            key = LAYER_SCHEMAS[name][0]
-            for code, nom in zip(gdf[key], gdf["nom"], strict=True):
-                self.codes[(level, str(code))] = nom
-
-    def exists(self, level: str, code: str) -> bool:
-        return (level, code) in self.codes
-
-    def name(self, level: str, code: str) -> str:
-        return self.codes.get((level, code), code)
+from territoires.export import export_bytes, export_filename, write_template
+from territoires.layers import Layers
+from territoires.reading import read_exchange
+from territoires.validation import is_missing, validate
 
 
 @pytest.fixture(scope="module")
 def index(tiny_layers: Layers) -> LayerIndex:
     return LayerIndex(tiny_layers)
-
-
-HEADERS = {
-    "initiatives": "id;title;themes;maturity;start_date;end_date;scale",
-    "territoires": "initiative_id;level;code",
-    "financements": ("id;funder;funder_type;scheme;amount_eur;year_start;year_end;"
-                     "territory_level;territory_code;initiative_id"),
-}
-
-
-def _csv_set(folder: Path, files: dict[str, str], encoding: str = "utf-8-sig",
-             sep: str = ";") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (folder / f"{name}.csv").write_bytes(text.replace(";", sep).encode(encoding))
-    return folder
-
-
-def _basic_files(amount: str = "1 234,56", date: str = "01/09/2021") -> dict[str, str]:
-    return {
-        "initiatives": HEADERS["initiatives"] + "\n"
-        f"cite-cenon;Cité éducative de Cenon;Culture | parentalite;Déploiement;{date};;"
-        "Commune\n",
-        "territoires": HEADERS["territoires"] + "\ncite-cenon;commune;33119\n",
-        "financements": HEADERS["financements"] + "\n"
-        f"f1;Ville;collectivite;Autre;{amount};2022;;commune;33119;cite-cenon\n",
-    }
-
-
-def _check_basic(cat: model.Catalogue, amount: float = 1234.56,
-                 date: dt.date = dt.date(2021, 9, 1)) -> None:
-    ini = cat.initiatives.iloc[0]
-    assert ini["title"] == "Cité éducative de Cenon"
-    assert ini["themes"] == ["culture", "parentalite"]
-    assert ini["maturity"] == "deploiement"
-    assert ini["scale"] == "commune"
-    assert ini["start_date"] == date
-    assert is_missing(ini["end_date"])
-    fund = cat.funding.iloc[0]
-    assert fund["amount_eur"] == pytest.approx(amount)
-    assert fund["year_start"] == 2022
-    assert fund["scheme"] == "autre"
-    assert list(cat.funding.index) == [2]  # spreadsheet line numbers
-
-
-@pytest.mark.parametrize(("encoding", "sep"), [
-    ("utf-8-sig", ";"), ("utf-8", ";"), ("utf-8", ","), ("cp1252", ";"), ("cp1252", ","),
-])
-def test_csv_encodings_and_separators(tmp_path: Path, encoding: str, sep: str, index) -> None:
-    files = _basic_files(amount="1234.56" if sep == "," else "1 234,56")
-    folder = _csv_set(tmp_path / "set", files, encoding, sep)
-    cat, problems = read_exchange(folder)
-    assert problems == []
-    _check_basic(cat)
-    assert validate(cat, index, file="set") == []
-
-
-@pytest.mark.parametrize(("text", "expected"), [
-    ("1 234,56", 1234.56), ("1\u00a0234,56", 1234.56), ("1\u202f234,56", 1234.56),
-    ("1234,5", 1234.5), ("1234.5", 1234.5), ("1.234,5", 1234.5), ("1,234.5", 1234.5),
-    ("12 000 €", 12000.0), ("'-5", -5.0), ("abc", None), ("", None),
-])
-def test_parse_number(text: str, expected: float | None) -> None:
-    assert parse_number(text) == expected
-
-
-@pytest.mark.parametrize(("text", "expected"), [
-    ("01/09/2021", dt.date(2021, 9, 1)), ("1/9/2021", dt.date(2021, 9, 1)),
-    ("2021-09-01", dt.date(2021, 9, 1)),
-])
-def test_date_variants(tmp_path: Path, text: str, expected: dt.date) -> None:
-    cat, problems = read_exchange(_csv_set(tmp_path / "d", _basic_files(date=text)))
-    assert problems == []
-    _check_basic(cat, date=expected)
-
-
-def test_zip_and_single_decimal_variants(tmp_path: Path) -> None:
-    files = _basic_files(amount="1\u202f234,56")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, text in files.items():
-            zf.writestr(f"export/{name}.csv", ("\ufeff" + text).encode("utf-8"))
-    path = tmp_path / "set.zip"
-    path.write_bytes(buf.getvalue())
-    cat, problems = read_exchange(path)
-    assert problems == []
-    _check_basic(cat)
-
-
-def test_xlsx_excel_cells(tmp_path: Path, index) -> None:
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.title = "initiatives"
-    ws.append(["id", "title", "themes", "maturity", "start_date", "version"])
-    ws.append(["a", "Titre", "Sport", "EMERGENCE", dt.datetime(2020, 2, 3), 2.0])
-    ws2 = wb.create_sheet("territoires")
-    ws2.append(["initiative_id", "level", "code"])
-    ws2.append(["a", "Département", 33])
-    ws2.append(["a", "commune", 33063])
-    ws3 = wb.create_sheet("financements")
-    ws3.append(["id", "funder", "funder_type", "scheme", "amount_eur", "year_start",
-                "territory_level", "territory_code", "beneficiary_siret"])
-    ws3.append(["f", "CAF", "CAF", "mécénat", 12.5, 2023.0, "qpv", "QN03307M",
-                21330119700019])
-    path = tmp_path / "c.xlsx"
-    wb.save(path)
-    cat, problems = read_exchange(path)
-    assert problems == []
-    ini = cat.initiatives.iloc[0]
-    assert ini["start_date"] == dt.date(2020, 2, 3)
-    assert ini["themes"] == ["sport"]
-    assert ini["maturity"] == "emergence"
-    assert ini["version"] == 2
-    assert list(cat.territories["code"]) == ["33", "33063"]
-    assert list(cat.territories["level"]) == ["departement", "commune"]
-    fund = cat.funding.iloc[0]
-    assert (fund["funder_type"], fund["scheme"], fund["year_start"]) == ("caf", "mecenat", 2023)
-    assert fund["beneficiary_siret"] == "21330119700019"
-    assert validate(cat, index, file="c.xlsx") == []
-
-
-def test_many_errors_all_reported(tmp_path: Path, index) -> None:
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.title = "initiatives"
-    ws.append(["id", "title", "themes", "maturity", "start_date", "end_date", "colonne_x"])
-    ws.append(["ok", "Bien", "culture", "emergence", "01/01/2020", "31/12/2021", None])
-    ws.append(["ok", "Doublon", "culture", "emergence", None, None, None])          # line 3
-    ws.append(["Mauvais Id", None, "théâtre", "mûre", "32/13/2020", None, None])   # line 4
-    ws.append(["dates", "Dates", "sport", "emergence", "01/06/2022", "01/01/2022", None])
-    ws2 = wb.create_sheet("structures")
-    ws2.append(["initiative_id", "role", "name", "type", "siret"])
-    ws2.append(["fantome", "porteur", "X", "association", "123"])                  # line 2
-    ws3 = wb.create_sheet("territoires")
-    ws3.append(["initiative_id", "level", "code"])
-    ws3.append(["ok", "commune", "99999"])                                         # line 2
-    ws3.append(["ok", "planète", "33063"])                                         # line 3
-    ws4 = wb.create_sheet("financements")
-    ws4.append(["id", "funder", "funder_type", "scheme", "amount_eur", "year_start",
-                "year_end", "territory_level", "territory_code", "initiative_id"])
-    ws4.append(["f1", "Ville", "collectivite", "autre", -5, 2022, 2021, "commune", "33063",
-                "ok"])                                                              # line 2
-    ws4.append(["f2", "Ville", "collectivite", "autre", 2e8, 2022, None, "commune", "33063",
-                None])                                                              # line 3
-    ws4.append(["f3", "Ville", "collectivite", "autre", "beaucoup", 2022, None, "commune",
-                "33063", "inconnue"])                                               # line 4
-    path = tmp_path / "erreurs.xlsx"
-    wb.save(path)
-    cat, problems = read_exchange(path)
-    problems += validate(cat, index, file="erreurs.xlsx")
-    found = {(p.sheet, p.line, p.column, None if p.value is None else str(p.value))
-             for p in problems}
-    expected = {
-        ("initiatives", 1, "G", "colonne_x"),
-        ("initiatives", 3, "id", "ok"),
-        ("initiatives", 4, "id", "Mauvais Id"),
-        ("initiatives", 4, "title", None),
-        ("initiatives", 4, "themes", "théâtre"),
-        ("initiatives", 4, "maturity", "mûre"),
-        ("initiatives", 4, "start_date", "32/13/2020"),
-        ("initiatives", 5, "end_date", "01/01/2022"),
-        ("structures", 2, "siret", "123"),
-        ("structures", 2, "initiative_id", "fantome"),
-        ("territoires", 2, "code", "99999"),
-        ("territoires", 3, "level", "planète"),
-        ("financements", 2, "amount_eur", "-5.0"),
-        ("financements", 2, "year_end", "2021"),
-        ("financements", 3, "amount_eur", "200000000.0"),
-        ("financements", 4, "amount_eur", "beaucoup"),
-        ("financements", 4, "initiative_id", "inconnue"),
-    }
-    assert expected <= found, expected - found
-    assert len(problems) == len(expected), [str(p) for p in problems]
-    assert all(p.file == "erreurs.xlsx" for p in problems)
-    vocab_msg = next(p for p in problems if p.column == "maturity")
-    assert "emergence (Émergence)" in vocab_msg.message
-    assert "feuille « initiatives », ligne 4, colonne « maturity »" in str(vocab_msg)
-
-
-def test_missing_required_column_and_unknown_file(tmp_path: Path) -> None:
-    folder = _csv_set(tmp_path / "s", {"territoires": "initiative_id;level\nx;commune\n"})
-    _cat, problems = read_exchange(folder)
-    assert any(p.column == "code" and p.line == 1 for p in problems)
-    _cat, problems = read_exchange(tmp_path / "absent.xlsx")
-    assert len(problems) == 1 and "illisible" in problems[0].message
-    empty = tmp_path / "vide"
-    empty.mkdir()
-    _cat, problems = read_exchange(empty)
-    assert "aucune feuille" in problems[0].message
 
 
 def test_template(tmp_path: Path) -> None:
@@ -253,21 +41,6 @@ def test_template(tmp_path: Path) -> None:
     assert "contact_email" in readme
     cat, problems = read_exchange(path)
     assert problems == [] and len(cat) == 0
-
-
-def _one(title: str = "=HYPERLINK(\"x\")", email: str | None = "a@b.fr") -> model.Catalogue:
-    ini = pd.DataFrame([{"id": "a", "title": title, "themes": ["culture"],
-                         "maturity": "emergence", "summary": "+33 1 23", "contact_email": email,
-                         "start_date": dt.date(2020, 1, 1)}])
-    terr = pd.DataFrame([{"initiative_id": "a", "level": "commune", "code": "33119"},
-                         {"initiative_id": "a", "level": "qpv", "code": "QN09301M"},
-                         {"initiative_id": "a", "level": "qpv", "code": "QN03307M"}])
-    fund = pd.DataFrame([{"id": "f", "funder": "@ville", "funder_type": "collectivite",
-                          "scheme": "autre", "amount_eur": 1234.5, "year_start": 2022,
-                          "year_end": 2022, "territory_level": "commune",
-                          "territory_code": "33119", "initiative_id": "a"}])
-    return model.Catalogue(initiatives=ini, territories=terr, funding=fund)
-
 
 def test_formula_neutralised_and_private_dropped(tmp_path: Path) -> None:
     cat = _one()
@@ -290,7 +63,6 @@ def test_formula_neutralised_and_private_dropped(tmp_path: Path) -> None:
     assert back.initiatives.iloc[0]["title"] == "=HYPERLINK(\"x\")"
     assert back.initiatives.iloc[0]["contact_email"] == "a@b.fr"
     assert back.funding.iloc[0]["funder"] == "@ville"
-
 
 def test_geo_exports(tiny_layers: Layers, index, tmp_path: Path) -> None:
     import geopandas as gpd
@@ -317,13 +89,11 @@ def test_geo_exports(tiny_layers: Layers, index, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="inconnu"):
         export_bytes(cat, "pdf")
 
-
 def test_export_filename() -> None:
     name = export_filename("Territoires", "Gironde, thème : Culture & sport", "XLSX",
                            dt.date(2026, 3, 1))
     assert name == "territoires_gironde-theme-culture-sport_2026-03-01.xlsx"
     assert export_filename("cat", "", "csv", dt.date(2026, 3, 1)) == "cat_2026-03-01.csv"
-
 
 # ------------------------------------------------------------------------ round trip
 
@@ -331,13 +101,13 @@ TEXT = st.text(
     alphabet=st.characters(categories=["L", "N", "P", "S", "Zs"], exclude_characters="\x85"),
     max_size=20,
 ).map(str.strip)
-OPT_TEXT = st.one_of(st.none(), TEXT.filter(bool))
-SLUG = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,8}", fullmatch=True)
 
+OPT_TEXT = st.one_of(st.none(), TEXT.filter(bool))
+
+SLUG = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,8}", fullmatch=True)
 
 def _pick(voc_codes: list[str]) -> st.SearchStrategy[list[str]]:
     return st.lists(st.sampled_from(voc_codes), max_size=3, unique=True)
-
 
 @st.composite
 def catalogues(draw: st.DrawFn) -> model.Catalogue:
@@ -397,7 +167,6 @@ def catalogues(draw: st.DrawFn) -> model.Catalogue:
         for name, rows in frames.items()
     })
 
-
 def _canon(cat: model.Catalogue) -> dict[str, list[list[Any]]]:
     out = {}
     for name, df in cat.tables().items():
@@ -420,7 +189,6 @@ def _canon(cat: model.Catalogue) -> dict[str, list[list[Any]]]:
         out[name] = rows
     return out
 
-
 @pytest.mark.parametrize("fmt", ["xlsx", "csv"])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
@@ -432,7 +200,6 @@ def test_round_trip(fmt: str, cat: model.Catalogue, tmp_path: Path) -> None:
     assert problems == []
     assert validate(back, None, file=path.name) == []
     assert _canon(back) == _canon(cat)
-
 
 # ------------------------------------------------------------- vectorised export cells
 
@@ -450,13 +217,11 @@ MIXED: dict[str, list[Any]] = {
     "year_start": [2022.0, 2020.5, 1e19, -3.0, float("nan"), 2021, None],
 }
 
-
 def _scalar_cells(column: str, values: pd.Series, xlsx: bool) -> list[Any]:
-    from territoires.exchange import _cell_for_csv, _cell_for_xlsx
+    from territoires.export import _cell_for_csv, _cell_for_xlsx
 
     convert = _cell_for_xlsx if xlsx else _cell_for_csv
     return [convert(column, v) for v in values.astype(object)]
-
 
 def _typed_variants(column: str, values: list[Any]) -> list[pd.Series]:
     """The column as object, and as the typed dtypes pandas would give clean data."""
@@ -471,17 +236,15 @@ def _typed_variants(column: str, values: list[Any]) -> list[pd.Series]:
     out.append(pd.Series(pd.to_datetime(["2024-01-02T03:04:05.25", "2024-06-01T00:00:00.00"])))
     return out
 
-
 @pytest.mark.parametrize("xlsx", [False, True])
 @pytest.mark.parametrize("column", list(MIXED))
 def test_vectorised_cells_match_scalar(column: str, xlsx: bool) -> None:
-    from territoires.exchange import _column_cells
+    from territoires.export import _column_cells
 
     for series in _typed_variants(column, MIXED[column]):
         got = list(_column_cells(column, series, xlsx=xlsx))
         want = _scalar_cells(column, series, xlsx)
         assert [(type(v), v) for v in got] == [(type(v), v) for v in want], series.dtype
-
 
 @settings(max_examples=60, deadline=None)
 @given(texts=st.lists(st.one_of(
@@ -490,14 +253,13 @@ def test_vectorised_cells_match_scalar(column: str, xlsx: bool) -> None:
     st.text(max_size=8).filter(lambda t: not any(0xD800 <= ord(c) <= 0xDFFF for c in t)),
 ), max_size=12))
 def test_vectorised_text_cells_match_scalar(texts: list[str | None]) -> None:
-    from territoires.exchange import _column_cells
+    from territoires.export import _column_cells
 
     for dtype in (object, "str"):
         series = pd.Series(texts, dtype=dtype)
         for xlsx in (False, True):
             got = list(_column_cells("summary", series, xlsx=xlsx))
             assert got == _scalar_cells("summary", series, xlsx)
-
 
 def test_geo_export_with_territory_index(tiny_layers: Layers) -> None:
     from territoires.territories import TerritoryIndex
