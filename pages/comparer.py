@@ -64,4 +64,4 @@ with ui.guard():
         st.info("Choisissez deux ou trois initiatives pour les comparer champ par champ.")
     else:
         # a static table: long texts wrap instead of being cut
-        st.table(queries.compare_initiatives(data.catalogue, ids))
+        st.table(views.md_table(queries.compare_initiatives(data.catalogue, ids)))

@@ -49,15 +49,15 @@ with ui.guard():
     st.subheader("Indicateurs de résultats")
     indicators = views.indicators_table(data.catalogue, ident)
     if len(indicators):
-        st.table(indicators.set_index("Indicateur"))
+        st.table(views.md_table(indicators.set_index("Indicateur")))
     else:
         st.caption("Aucun indicateur chiffré.")
     st.subheader("Financements")
     funding = views.funding_table(data.catalogue, ident)
     if len(funding):
         st.markdown(f"Total : **{views.funding_total(funding)}**")
-        st.table(funding[["Période", "Financeur", "Type de financeur", "Dispositif",
-                          "Montant"]].set_index("Période"))
+        st.table(views.md_table(funding[["Période", "Financeur", "Type de financeur",
+                                         "Dispositif", "Montant"]].set_index("Période")))
         st.altair_chart(views.funding_chart(funding), width="stretch")
     else:
         st.caption("Aucune ligne de financement renseignée.")

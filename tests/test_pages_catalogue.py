@@ -342,3 +342,63 @@ def test_seed_exporter(seed_env: dict, media: dict) -> None:
                    "bordeaux-plurilinguisme-petite-enfance",
                    "gironde-cordee-aerocampus-ensam", "gironde-forum-orientation-inter-cites"}
     assert all(r[header.index("contact_email")] is None for r in rows[1:])
+
+
+# ------------------------------------------------------------------- Markdown injection
+
+IMG = "![x](http://evil/x.png)"
+LINK = "[a](http://x)"
+#: A live Markdown image or link: brackets not escaped by a backslash.
+_LIVE_MD = __import__("re").compile(r"(?<!\\)\[[^\]]*(?<!\\)\]\(")
+
+
+def _hostile_catalogue() -> Catalogue:
+    text = f"{IMG} {LINK} **gras**"
+    return make_catalogue(
+        [initiative(f"h{k}", [("commune", "33119")], themes=["culture"],
+                    title=f"{text} n°{k}", summary=text,
+                    porteurs=[(text, "association")], partenaires=[(text, "association")],
+                    indicators=[(text, 12, text, 2024)])
+         for k in range(2)],
+        [funding_line(f"fh{k}", 1000, "commune", "33119", initiative_id=f"h{k}", funder=text)
+         for k in range(2)])
+
+
+def _all_texts(at: AppTest) -> list[str]:
+    """Every text the page hands to a Markdown renderer (and the cells of its tables)."""
+    out = [e.value for kind in ("markdown", "caption", "title", "subheader", "warning",
+                                "info", "header")
+           for e in getattr(at, kind)]
+    out += [t.label for t in at.tabs] + [m.label for m in at.metric]
+    out += [p.proto.label for p in at.get("page_link")]
+    for table in at.table:
+        df = table.value
+        out += [str(c) for c in df.columns] + [str(i) for i in df.index]
+        out += [str(v) for v in df.to_numpy().ravel()]
+    return out
+
+
+@pytest.fixture
+def hostile_env(tmp_path: Path, tiny_layers: Layers, monkeypatch: pytest.MonkeyPatch) -> dict:
+    env = make_env(tmp_path, tiny_layers, _hostile_catalogue())
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.mark.parametrize(("page", "params"), [
+    ("pages/fiche.py", {"id": "h0"}),
+    ("pages/comparer.py", {"cmp": "commune:33119,commune:64445", "ini": "h0,h1"}),
+    ("pages/catalogue.py", {"q": IMG}),
+])
+def test_catalogue_text_never_renders_as_markdown(hostile_env: dict, page: str,
+                                                  params: dict) -> None:
+    """No image, link or formatting from catalogue (or URL) text: tables, titles, labels,
+    column headers are escaped, so Streamlit's Markdown shows them as typed."""
+    at = _run(page, params)
+    texts = _all_texts(at)
+    assert any("evil" in t for t in texts)  # the hostile text is on the page…
+    live = [t for t in texts if _LIVE_MD.search(t) or "**gras**" in t]
+    assert not live  # … but never as live Markdown
+    if page.endswith("comparer.py"):
+        assert at.table, "field-by-field table"

@@ -26,12 +26,12 @@ from territoires.errors import LayersMissingError, TerritoiresError
 from territoires.formatting import (
     MISSING,
     NNBSP,
-    filters_summary,
     fmt_eur,
     fmt_eur_short,
     fmt_int,
     fmt_pct,
 )
+from territoires.formatting import filters_summary as _filters_text
 from territoires.layers import DISPLAY_LEVELS, LAYER_SCHEMAS, Layers, load_display, load_layers
 from territoires.model import Catalogue
 from territoires.queries import Filters
@@ -80,6 +80,12 @@ _W = "flt_"  # prefix of the filter widgets' keys
 
 
 # ------------------------------------------------------------------------------ data
+
+
+def filters_summary(filters: Filters, index: TerritoryIndex | None = None) -> str:
+    """:func:`territoires.formatting.filters_summary` escaped for Markdown (it echoes the
+    search text of the URL and territory names: shown as typed, never as a link or image)."""
+    return views.md_text(_filters_text(filters, index))
 
 
 @st.cache_resource(show_spinner="Chargement des couches géographiques…")

@@ -116,6 +116,22 @@ def md_text(value: object) -> str:
     return "\n".join(out).strip()
 
 
+def md_table(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` made safe for ``st.table`` (which renders its cells, index and column headers
+    as Markdown): every non-empty text goes through :func:`md_text`, so catalogue text shows
+    as typed and never becomes an image, a link or formatting."""
+
+    def cell(value: object) -> object:
+        if isinstance(value, str):
+            return md_text(value) if value.strip() else value
+        return value
+
+    out = table.map(cell) if len(table.columns) else table.copy()
+    out.columns = pd.Index([cell(c) for c in out.columns], name=cell(out.columns.name))
+    out.index = pd.Index([cell(i) for i in out.index], name=cell(out.index.name))
+    return out
+
+
 def fmt_amount(value: object) -> str:
     """French euro amount, with cents only when there are some ("255 349,05 €")."""
     if is_missing(value):
