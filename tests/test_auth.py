@@ -74,3 +74,24 @@ def test_role_management_needs_admin(store_factory, who: User) -> None:
         with pytest.raises(PermissionDeniedError):
             call()
     assert auth.list_users(store, CLI_USER) == before
+
+
+def test_users_cli(tmp_path, capsys) -> None:
+    from territoires import cli
+
+    db = f"sqlite:///{tmp_path / 'u.sqlite'}"
+    assert cli.main(["users", "list", "--db", db]) == 0
+    assert "Aucun rôle" in capsys.readouterr().out
+    assert cli.main(["users", "grant", "Chef@Ville.fr", "admin", "--db", db]) == 0
+    assert "Rôle admin donné à chef@ville.fr" in capsys.readouterr().out
+    assert cli.main(["users", "grant", "mod@ville.fr", "moderateur", "--db", db]) == 0
+    capsys.readouterr()
+    assert cli.main(["users", "list", "--db", db]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[:2] for line in out] == [["chef@ville.fr", "admin"],
+                                                      ["mod@ville.fr", "moderateur"]]
+    assert "donné par cli" in out[0]
+    assert cli.main(["users", "revoke", "mod@ville.fr", "--db", db]) == 0
+    assert "retiré" in capsys.readouterr().out
+    assert cli.main(["users", "grant", "pas un mail", "admin", "--db", db]) == 2
+    assert "Adresse e-mail invalide" in capsys.readouterr().err
