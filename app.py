@@ -6,7 +6,7 @@ Run with ``streamlit run app.py``. Adding a page = one line in :data:`PAGES` (or
 
 from __future__ import annotations
 
-from territoires import ui
+from territoires import report_forms, ui
 
 #: (file, menu title, icon, URL path); the first page is the home page.
 PAGES: list[tuple[str, str, str, str]] = [
@@ -29,6 +29,8 @@ CONTRIBUTION_PAGES: list[tuple[str, str, str, str, str]] = [
     ("pages/mes-propositions.py", "Mes propositions", ":material/inbox:", "mes-propositions",
      "contributeur"),
     ("pages/moderation.py", "Modération", ":material/fact_check:", "moderation", "moderateur"),
+    ("pages/signalements.py", "Signalements", ":material/flag:", "signalements",
+     "moderateur"),
     ("pages/administration.py", "Administration", ":material/admin_panel_settings:",
      "administration", "admin"),
 ]
@@ -39,5 +41,6 @@ menu = [p[0] for p in PAGES] + [p[0] for p in CONTRIBUTION_PAGES
                                 if p[4] != "hidden" and user.at_least(p[4])]
 page = ui.navigation([*PAGES, *(p[:4] for p in CONTRIBUTION_PAGES)], menu=menu)
 ui.account_sidebar(user)
+report_forms.open_reports_sidebar(user)
 ui.run_page(page)
 ui.footer()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from territoires import forms, ui, views
+from territoires import forms, report_forms, ui, views
 
 ui.ensure_routed(__file__)
 
@@ -17,6 +17,7 @@ with ui.guard():
     st.title(views.md_text(record["title"]))
     user, store = ui.current_user(), ui.contribution_store()
     forms.fiche_tools(store, data, user, ident)
+    report_forms.error_report_box(store, ident)
     if record.get("maturity") == "arretee":
         st.warning("**Initiative arrêtée** : elle n'est plus menée (maturité « Arrêtée »).",
                    icon=":material/block:")

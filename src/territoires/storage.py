@@ -47,7 +47,7 @@ from territoires import model
 from territoires.errors import StorageError
 
 #: Latest schema version this code knows.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Rows per INSERT batch.
 BATCH_SIZE = 2000
 
@@ -143,6 +143,7 @@ def _metadata(schema: str | None) -> sa.MetaData:
         sa.Index("ix_funding_scheme_year", "scheme", "year_start"),
     )
     _contribution_tables(md)
+    _report_tables(md)
     return md
 
 
@@ -213,6 +214,29 @@ def _contribution_tables(md: sa.MetaData) -> None:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("revision", sa.Integer, nullable=False),
         sa.Column("updated_at", ts, nullable=False),
+    )
+
+
+#: Tables added by schema v3 (error reports from readers).
+V3_TABLES: tuple[str, ...] = ("error_reports",)
+
+
+def _report_tables(md: sa.MetaData) -> None:
+    ts = sa.DateTime(timezone=True)
+    sa.Table(
+        "error_reports",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("initiative_id", sa.String(200), nullable=False, index=True),
+        sa.Column("message", sa.Text, nullable=False),
+        sa.Column("email", sa.String(320)),
+        # sha256 of the Streamlit session id: counts a session's reports, identifies no one
+        sa.Column("session_hash", sa.String(64), nullable=False, index=True),
+        sa.Column("created_at", ts, nullable=False, index=True),
+        sa.Column("status", sa.String(10), nullable=False, index=True),  # open | closed
+        sa.Column("closed_by", sa.String(320)),
+        sa.Column("closed_at", ts),
+        sa.Column("note", sa.Text),
     )
 
 
@@ -296,12 +320,22 @@ def _migrate_v2(conn: Connection, md: sa.MetaData) -> None:
     ])
 
 
+def _migrate_v3(conn: Connection, md: sa.MetaData) -> None:
+    """Create the error-report table."""
+    insp = sa.inspect(conn)
+    t = _tables(md)
+    for name in V3_TABLES:
+        if not insp.has_table(name, schema=md.schema):
+            t[name].create(conn)
+
+
 #: Ordered schema migrations.
 MIGRATIONS: list[Migration] = [
     Migration(1, "cinq tables du catalogue (initiatives, structures, territoires, "
                  "indicateurs, financements)", _migrate_v1),
     Migration(2, "contribution : rôles, propositions, versions publiées, journal, "
                  "révision du catalogue", _migrate_v2),
+    Migration(3, "signalements d'erreurs sur les fiches", _migrate_v3),
 ]
 
 
