@@ -250,13 +250,14 @@ def test_ordered_migrations_and_newer_database(store_factory, monkeypatch) -> No
         sa.Table("notes", sa.MetaData(schema=md.schema),
                  sa.Column("id", sa.Integer, primary_key=True)).create(conn)
 
+    nxt = storage.SCHEMA_VERSION + 1
     monkeypatch.setattr(storage, "MIGRATIONS",
-                        [*storage.MIGRATIONS, Migration(3, "notes", add_notes)])
-    monkeypatch.setattr(storage, "SCHEMA_VERSION", 3)
-    assert store.create_or_upgrade() == 3
+                        [*storage.MIGRATIONS, Migration(nxt, "notes", add_notes)])
+    monkeypatch.setattr(storage, "SCHEMA_VERSION", nxt)
+    assert store.create_or_upgrade() == nxt
     assert sa.inspect(store.engine).has_table("notes", schema=store.schema)
-    assert store.create_or_upgrade() == 3
-    monkeypatch.setattr(storage, "SCHEMA_VERSION", 2)
+    assert store.create_or_upgrade() == nxt
+    monkeypatch.setattr(storage, "SCHEMA_VERSION", nxt - 1)
     with pytest.raises(StorageError, match="plus récente"):
         store.create_or_upgrade()
 
@@ -293,7 +294,7 @@ def test_upgrade_from_v1_keeps_versions(store_factory, monkeypatch) -> None:
     insp = sa.inspect(store.engine)
     assert not insp.has_table("proposals", schema=store.schema)
     monkeypatch.undo()
-    assert store.create_or_upgrade() == 2
+    assert store.create_or_upgrade() == storage.SCHEMA_VERSION
     insp = sa.inspect(store.engine)
     for name in storage.V2_TABLES:
         assert insp.has_table(name, schema=store.schema), name
@@ -308,7 +309,7 @@ def test_upgrade_from_v1_keeps_versions(store_factory, monkeypatch) -> None:
     assert snap["territories"], "child rows are in the snapshot"
     # published tables unchanged by the migration
     assert store.counts()["initiatives"] == len(rows)
-    assert store.create_or_upgrade() == 2  # idempotent
+    assert store.create_or_upgrade() == storage.SCHEMA_VERSION  # idempotent
 
 
 def test_every_write_bumps_revision_and_keeps_versions(store_factory) -> None:
