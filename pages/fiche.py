@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from territoires import ui, views
+from territoires import forms, report_forms, ui, views
 
 ui.ensure_routed(__file__)
 
@@ -15,6 +15,9 @@ with ui.guard():
     filters = ui.render_filters_sidebar()
     ident, record = ui.url_initiative(data, filters)
     st.title(views.md_text(record["title"]))
+    user, store = ui.current_user(), ui.contribution_store()
+    forms.fiche_tools(store, data, user, ident)
+    report_forms.error_report_box(store, ident)
     if record.get("maturity") == "arretee":
         st.warning("**Initiative arrêtée** : elle n'est plus menée (maturité « Arrêtée »).",
                    icon=":material/block:")
@@ -76,5 +79,6 @@ with ui.guard():
                      query_params=ui.page_params(id=rid))
     if not related:
         st.caption("Aucune initiative ne partage ses thèmes.")
+    forms.fiche_history(store, user, ident)
     st.page_link("pages/catalogue.py", label="Retour au catalogue",
                  icon=":material/arrow_back:", query_params=ui.page_params())

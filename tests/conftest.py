@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from territoires.layers import Layers, write_layers
+from territoires.storage import Store
 from tiny import make_layers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,3 +52,50 @@ def mirror_geo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sources.fetch_all(base / "cache", mirror, progress=False)
     build.build_all(base / "cache", base / "geo")
     return base / "geo"
+
+
+# --- databases: SQLite always, PostgreSQL when reachable (CI: required)
+
+PG_URL = os.environ.get("TERRITOIRES_TEST_PG_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _pg_reachable() -> bool:
+    try:
+        engine = sa.create_engine(PG_URL)
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_factory(request: pytest.FixtureRequest, tmp_path) -> Iterator:
+    """Factory of fresh, empty stores (``factory()``), on SQLite or PostgreSQL."""
+    created: list[Store] = []
+    if request.param == "sqlite":
+        def factory() -> Store:
+            s = Store(f"sqlite:///{tmp_path / 'sub' / 'cat.sqlite'}")
+            created.append(s)
+            return s
+    else:
+        if not _pg_reachable():
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"PostgreSQL injoignable ({PG_URL})")
+            pytest.skip(f"PostgreSQL injoignable ({PG_URL})")
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+
+        def factory() -> Store:
+            s = Store(PG_URL, schema=schema)
+            created.append(s)
+            return s
+    yield factory
+    for s in created:
+        s.dispose()
+    if request.param == "postgres":
+        engine = sa.create_engine(PG_URL)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()

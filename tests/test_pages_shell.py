@@ -135,9 +135,10 @@ def test_page_urls_match_file_names() -> None:
     import ast
 
     tree = ast.parse(Path(APP).read_text(encoding="utf-8"))
-    pages = next(ast.literal_eval(node.value) for node in ast.walk(tree)
-                 if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "PAGES")
-    assert len(pages) == 8
+    lists = {node.target.id: ast.literal_eval(node.value) for node in ast.walk(tree)
+             if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)}
+    pages = lists["PAGES"] + [p[:4] for p in lists.get("CONTRIBUTION_PAGES", [])]
+    assert len(lists["PAGES"]) == 8
     for file, _title, _icon, url in pages[1:]:  # the first page is the root URL
         assert Path(file).stem == url, file
     assert {Path(f).name for f, *_ in pages} == {p.name for p in Path(APP).parent.glob(

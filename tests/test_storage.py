@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
-from collections.abc import Iterator
 
 import pandas as pd
 import pytest
@@ -14,50 +11,6 @@ import sqlalchemy as sa
 from territoires import model, storage
 from territoires.errors import StorageError
 from territoires.storage import Migration, Store
-
-PG_URL = os.environ.get("TERRITOIRES_TEST_PG_URL",
-                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def _pg_reachable() -> bool:
-    try:
-        engine = sa.create_engine(PG_URL)
-        with engine.connect() as conn:
-            conn.execute(sa.text("select 1"))
-        engine.dispose()
-        return True
-    except Exception:
-        return False
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_factory(request: pytest.FixtureRequest, tmp_path) -> Iterator:
-    """Factory of fresh, empty stores (``factory()``), on SQLite or PostgreSQL."""
-    created: list[Store] = []
-    if request.param == "sqlite":
-        def factory() -> Store:
-            s = Store(f"sqlite:///{tmp_path / 'sub' / 'cat.sqlite'}")
-            created.append(s)
-            return s
-    else:
-        if not _pg_reachable():
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"PostgreSQL injoignable ({PG_URL})")
-            pytest.skip(f"PostgreSQL injoignable ({PG_URL})")
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-
-        def factory() -> Store:
-            s = Store(PG_URL, schema=schema)
-            created.append(s)
-            return s
-    yield factory
-    for s in created:
-        s.dispose()
-    if request.param == "postgres":
-        engine = sa.create_engine(PG_URL)
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        engine.dispose()
 
 
 def sample_catalogue() -> model.Catalogue:
@@ -276,8 +229,8 @@ def test_upgrade_from_v0(store_factory) -> None:
     store = store_factory()
     _create_v0(store)
     assert store.schema_version() == 0
-    assert store.create_or_upgrade() == 1
-    assert store.schema_version() == 1
+    assert store.create_or_upgrade() == storage.SCHEMA_VERSION
+    assert store.schema_version() == storage.SCHEMA_VERSION
     cat = store.load_catalogue()
     row = cat.initiatives.set_index("id").loc["ancienne"]
     assert row["title"] == "Ancienne fiche"
@@ -297,13 +250,14 @@ def test_ordered_migrations_and_newer_database(store_factory, monkeypatch) -> No
         sa.Table("notes", sa.MetaData(schema=md.schema),
                  sa.Column("id", sa.Integer, primary_key=True)).create(conn)
 
+    nxt = storage.SCHEMA_VERSION + 1
     monkeypatch.setattr(storage, "MIGRATIONS",
-                        [*storage.MIGRATIONS, Migration(2, "notes", add_notes)])
-    monkeypatch.setattr(storage, "SCHEMA_VERSION", 2)
-    assert store.create_or_upgrade() == 2
+                        [*storage.MIGRATIONS, Migration(nxt, "notes", add_notes)])
+    monkeypatch.setattr(storage, "SCHEMA_VERSION", nxt)
+    assert store.create_or_upgrade() == nxt
     assert sa.inspect(store.engine).has_table("notes", schema=store.schema)
-    assert store.create_or_upgrade() == 2
-    monkeypatch.setattr(storage, "SCHEMA_VERSION", 1)
+    assert store.create_or_upgrade() == nxt
+    monkeypatch.setattr(storage, "SCHEMA_VERSION", nxt - 1)
     with pytest.raises(StorageError, match="plus récente"):
         store.create_or_upgrade()
 
@@ -318,3 +272,82 @@ def test_errors_in_french(tmp_path) -> None:
     with pytest.raises(StorageError):
         Store(f"sqlite:///{tmp_path / 'fichier' / 'sous' / 'x.sqlite'}")
     store.dispose()
+
+
+def test_upgrade_from_v1_keeps_versions(store_factory, monkeypatch) -> None:
+    """A v1 database (five tables only) gains the contribution tables; every existing
+    initiative becomes its first recorded version; the revision starts at 1."""
+    store = store_factory()
+    monkeypatch.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:1])
+    monkeypatch.setattr(storage, "SCHEMA_VERSION", 1)
+    assert store.create_or_upgrade() == 1
+    assert store.revision() == 0  # no revision table yet: cheap read says 0
+    cat = sample_catalogue()
+    rows = [storage._initiative_row(r) for r in storage._records(cat.initiatives)]
+    now = dt.datetime.now(dt.UTC)
+    for r in rows:
+        r.update(created_at=now, updated_at=now, version=3)
+    kids = [storage._child_row("territories", r) for r in storage._records(cat.territories)]
+    with store.engine.begin() as conn:
+        conn.execute(store.t["initiatives"].insert(), rows)
+        conn.execute(store.t["territories"].insert(), kids)
+    insp = sa.inspect(store.engine)
+    assert not insp.has_table("proposals", schema=store.schema)
+    monkeypatch.undo()
+    assert store.create_or_upgrade() == storage.SCHEMA_VERSION
+    insp = sa.inspect(store.engine)
+    for name in storage.V2_TABLES:
+        assert insp.has_table(name, schema=store.schema), name
+    assert store.revision() == 1
+    with store.engine.connect() as conn:
+        ver = store.t["initiative_versions"]
+        got = conn.execute(sa.select(ver.c.initiative_id, ver.c.version, ver.c.snapshot)
+                           .order_by(ver.c.initiative_id)).all()
+    assert [(g[0], g[1]) for g in got] == sorted((r["id"], 3) for r in rows)
+    snap = storage.load_payload(got[0][2])
+    assert snap["initiatives"][0]["id"] == got[0][0]
+    assert snap["territories"], "child rows are in the snapshot"
+    # published tables unchanged by the migration
+    assert store.counts()["initiatives"] == len(rows)
+    assert store.create_or_upgrade() == storage.SCHEMA_VERSION  # idempotent
+
+
+def test_every_write_bumps_revision_and_keeps_versions(store_factory) -> None:
+    store = store_factory()
+    store.create_or_upgrade()
+    r0 = store.revision()
+    store.upsert(sample_catalogue())
+    r1 = store.revision()
+    assert r1 == r0 + 1
+    store.upsert(sample_catalogue())  # nothing changed except funding lines replaced
+    assert store.revision() == r1 + 1
+    changed = sample_catalogue()
+    changed.initiatives.loc[0, "title"] = "Nouveau titre"
+    store.upsert(changed, author="lot-2026")
+    iid = changed.initiatives.loc[0, "id"]
+    with store.engine.connect() as conn:
+        ver = store.t["initiative_versions"]
+        got = conn.execute(sa.select(ver.c.version, ver.c.author)
+                           .where(ver.c.initiative_id == iid).order_by(ver.c.version)).all()
+    assert [tuple(g) for g in got] == [(1, "import"), (2, "lot-2026")]
+    store.replace_funding_source("national:", _national(2, 2024, "national:a"))
+    r2 = store.revision()
+    assert store.delete_initiatives([iid]) == 1
+    assert store.revision() == r2 + 1
+    # re-created after a delete: the version continues after the recorded history
+    store.upsert(sample_catalogue())
+    assert int(store.load_catalogue().initiatives.set_index("id").loc[iid, "version"]) == 3
+
+
+def test_payload_round_trip(store_factory) -> None:
+    store = store_factory()
+    store.create_or_upgrade()
+    cat = sample_catalogue()
+    store.upsert(cat)
+    iid = cat.initiatives.loc[0, "id"]
+    payload = store.transaction("t", lambda conn: store.payloads(conn, [iid]))[iid]
+    text = storage.dump_payload(payload)
+    back = storage.payload_catalogue(storage.load_payload(text))
+    assert list(back.initiatives["id"]) == [iid]
+    assert back.initiatives.iloc[0]["themes"] == payload["initiatives"][0]["themes"]
+    assert storage.catalogue_payload(back) == payload

@@ -112,6 +112,53 @@ def _setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _users_store(args: argparse.Namespace):  # -> Store
+    from territoires.storage import Store
+
+    store = Store(args.db or config.database_url())
+    store.create_or_upgrade()
+    return store
+
+
+def _users_grant(args: argparse.Namespace) -> int:
+    from territoires import auth
+
+    store = _users_store(args)
+    try:
+        print(auth.grant(store, auth.CLI_USER, args.email, args.role))
+    finally:
+        store.dispose()
+    return 0
+
+
+def _users_revoke(args: argparse.Namespace) -> int:
+    from territoires import auth
+
+    store = _users_store(args)
+    try:
+        print(auth.revoke(store, auth.CLI_USER, args.email))
+    finally:
+        store.dispose()
+    return 0
+
+
+def _users_list(args: argparse.Namespace) -> int:
+    from territoires import auth
+
+    store = _users_store(args)
+    try:
+        users = auth.list_users(store, auth.CLI_USER)
+    finally:
+        store.dispose()
+    if not users:
+        print("Aucun rôle enregistré : « territoires users grant EMAIL admin » nomme le premier "
+              "administrateur.")
+    for u in users:
+        when = u["granted_at"].strftime("%d/%m/%Y %H:%M") if u["granted_at"] else "?"
+        print(f"{u['key']}\t{u['role']}\tdonné par {u['granted_by']} le {when}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``territoires`` command."""
     p = argparse.ArgumentParser(
@@ -166,6 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
                            help="inclure les lignes nationales (adultes-relais, FONJEP)")
         if name == "load-funding":
             c.add_argument("--mirror", help="dossier miroir (défaut : $TERRITOIRES_MIRROR)")
+    users = sub.add_parser("users", help="rôles des personnes connectées (contribution)")
+    usub = users.add_subparsers(dest="users_command", required=True)
+    g = usub.add_parser("grant", help="donner un rôle : contributeur, moderateur ou admin")
+    g.add_argument("email", help="e-mail de la personne (ou sub:IDENTIFIANT)")
+    g.add_argument("role", choices=["contributeur", "moderateur", "admin"])
+    g.set_defaults(func=_users_grant)
+    r = usub.add_parser("revoke", help="retirer le rôle enregistré")
+    r.add_argument("email")
+    r.set_defaults(func=_users_revoke)
+    ls = usub.add_parser("list", help="lister les rôles enregistrés")
+    ls.set_defaults(func=_users_list)
+    for c in (g, r, ls):
+        c.add_argument("--db", help="URL SQLAlchemy (défaut : $TERRITOIRES_DATABASE_URL)")
     return p
 
 

@@ -81,3 +81,12 @@ class ImportRefusedError(ValidationError):
 
 class ExportError(TerritoiresError):
     """An export could not be produced."""
+
+
+class PermissionDeniedError(TerritoiresError):
+    """The user's role does not allow this action (checked in the core functions)."""
+
+
+class ConflictError(TerritoiresError):
+    """A write was refused because the fiche changed since the author opened it (no lost
+    update), or because a proposal was already decided."""

@@ -6,8 +6,12 @@ comma, and a narrow no-break space before "€" and "%".
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import pandas as pd
 
 from territoires.queries import Filters
 from territoires.vocab import (
@@ -128,3 +132,14 @@ def filters_summary(filters: Filters, index: _Labeller | None = None) -> str:
     if filters.text:
         parts.append(f"Texte : « {filters.text} »")
     return " ; ".join(parts) + "."
+
+
+def fmt_datetime(value: dt.datetime | None) -> str:
+    """``01/12/2026 14:05``, in French time (Europe/Paris); naive values are taken as UTC
+    (SQLite returns them so)."""
+    if value is None or pd.isna(value):
+        return MISSING
+    value = pd.Timestamp(value).to_pydatetime()
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(ZoneInfo("Europe/Paris")).strftime("%d/%m/%Y %H:%M")

@@ -15,6 +15,18 @@ Storage choices:
 - ``funding.territory_level``/``territory_code`` may be null for the few national lines that
   carry no location at all (see :mod:`territoires.funding`);
 - timestamps are stored in UTC and returned tz-aware (UTC).
+
+Schema v2 adds the contribution tables (see :mod:`territoires.moderation`), beside the five
+published tables, which keep holding only published data:
+
+- ``users``: role of each signed-in identity (key = lower-cased e-mail, or ``sub:…``);
+- ``proposals``: contributions waiting for moderation (payload = JSON of the one-initiative
+  rows of the five tables, ``base_version`` = published version the author started from);
+- ``initiative_versions``: every published version of every initiative (JSON snapshot);
+- ``audit_log``: who did what, when, on what;
+- ``catalogue_revision``: one counter bumped in the same transaction by every write to the
+  published tables (seed, import, funding load, publish, restore), so that caches of the
+  catalogue (one per app process) can check it cheaply and reload when it moves.
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ from territoires import model
 from territoires.errors import StorageError
 
 #: Latest schema version this code knows.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 #: Rows per INSERT batch.
 BATCH_SIZE = 2000
 
@@ -130,7 +142,102 @@ def _metadata(schema: str | None) -> sa.MetaData:
         sa.Index("ix_funding_territory", "territory_level", "territory_code"),
         sa.Index("ix_funding_scheme_year", "scheme", "year_start"),
     )
+    _contribution_tables(md)
+    _report_tables(md)
     return md
+
+
+#: The five published tables (schema v1).
+V1_TABLES: tuple[str, ...] = ("initiatives", "organisations", "territories", "indicators",
+                              "funding")
+#: Tables added by schema v2 (contribution, moderation, history).
+V2_TABLES: tuple[str, ...] = ("users", "proposals", "initiative_versions", "audit_log",
+                              "catalogue_revision")
+
+
+def _contribution_tables(md: sa.MetaData) -> None:
+    ts = sa.DateTime(timezone=True)
+    sa.Table(
+        "users",
+        md,
+        sa.Column("key", sa.String(320), primary_key=True),
+        sa.Column("role", sa.String(20), nullable=False),
+        sa.Column("granted_by", sa.String(320), nullable=False),
+        sa.Column("granted_at", ts, nullable=False),
+    )
+    sa.Table(
+        "proposals",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("initiative_id", sa.String(200), nullable=False, index=True),
+        sa.Column("kind", sa.String(10), nullable=False),  # new | edit | restore
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("base_version", sa.Integer),
+        sa.Column("author", sa.String(320), nullable=False, index=True),
+        sa.Column("author_name", sa.Text),
+        sa.Column("comment", sa.Text),
+        sa.Column("status", sa.String(12), nullable=False, index=True),
+        sa.Column("reason", sa.Text),
+        sa.Column("moderator", sa.String(320)),
+        sa.Column("created_at", ts, nullable=False),
+        sa.Column("decided_at", ts),
+        sa.Column("published_version", sa.Integer),
+    )
+    sa.Table(
+        "initiative_versions",
+        md,
+        sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("initiative_id", sa.String(200), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("snapshot", sa.Text, nullable=False),
+        sa.Column("kind", sa.String(12), nullable=False),  # import | new | edit | restore…
+        sa.Column("author", sa.String(320), nullable=False),
+        sa.Column("moderator", sa.String(320)),
+        sa.Column("published_at", ts, nullable=False),
+        sa.Column("comment", sa.Text),
+        sa.Column("proposal_id", sa.Integer),
+        sa.UniqueConstraint("initiative_id", "version", name="uq_initiative_version"),
+    )
+    sa.Table(
+        "audit_log",
+        md,
+        sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("at", ts, nullable=False, index=True),
+        sa.Column("actor", sa.String(320), nullable=False),
+        sa.Column("action", sa.String(40), nullable=False),
+        sa.Column("target", sa.Text),
+        sa.Column("detail", sa.Text),
+    )
+    sa.Table(
+        "catalogue_revision",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("revision", sa.Integer, nullable=False),
+        sa.Column("updated_at", ts, nullable=False),
+    )
+
+
+#: Tables added by schema v3 (error reports from readers).
+V3_TABLES: tuple[str, ...] = ("error_reports",)
+
+
+def _report_tables(md: sa.MetaData) -> None:
+    ts = sa.DateTime(timezone=True)
+    sa.Table(
+        "error_reports",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("initiative_id", sa.String(200), nullable=False, index=True),
+        sa.Column("message", sa.Text, nullable=False),
+        sa.Column("email", sa.String(320)),
+        # sha256 of the Streamlit session id: counts a session's reports, identifies no one
+        sa.Column("session_hash", sa.String(64), nullable=False, index=True),
+        sa.Column("created_at", ts, nullable=False, index=True),
+        sa.Column("status", sa.String(10), nullable=False, index=True),  # open | closed
+        sa.Column("closed_by", sa.String(320)),
+        sa.Column("closed_at", ts),
+        sa.Column("note", sa.Text),
+    )
 
 
 @dataclass(frozen=True)
@@ -146,7 +253,7 @@ def _migrate_v1(conn: Connection, md: sa.MetaData) -> None:
     """Create the five tables; on a pre-versioned ("v0") database, add missing columns."""
     insp = sa.inspect(conn)
     for table in md.sorted_tables:
-        if table.name == "schema_version":
+        if table.name not in V1_TABLES:
             continue
         if not insp.has_table(table.name, schema=md.schema):
             table.create(conn)
@@ -184,10 +291,51 @@ def _qualified(schema: str | None, name: str, conn: Connection) -> str:
     return f"{q(schema)}.{q(name)}" if schema else q(name)
 
 
+def _tables(md: sa.MetaData) -> dict[str, sa.Table]:
+    return {t.name: t for t in md.tables.values()}
+
+
+def _migrate_v2(conn: Connection, md: sa.MetaData) -> None:
+    """Create the contribution tables; keep every existing initiative as its first recorded
+    version (author ``migration``) and start the catalogue revision at 1."""
+    insp = sa.inspect(conn)
+    t = _tables(md)
+    for name in V2_TABLES:
+        if not insp.has_table(name, schema=md.schema):
+            t[name].create(conn)
+    now = dt.datetime.now(dt.UTC)
+    if conn.execute(sa.select(sa.func.count()).select_from(t["catalogue_revision"])).scalar():
+        return
+    conn.execute(t["catalogue_revision"].insert().values(id=1, revision=1, updated_at=now))
+    ids = [r[0] for r in conn.execute(sa.select(t["initiatives"].c.id))]
+    payloads = read_payloads(conn, t, ids)
+    versions = {r[0]: r[1] for r in conn.execute(
+        sa.select(t["initiatives"].c.id, t["initiatives"].c.version))}
+    _insert(conn, t["initiative_versions"], [
+        {"initiative_id": iid, "version": int(versions[iid] or 1),
+         "snapshot": dump_payload(payload), "kind": "migration", "author": "migration",
+         "moderator": None, "published_at": now, "proposal_id": None,
+         "comment": "version présente lors du passage au schéma 2"}
+        for iid, payload in payloads.items()
+    ])
+
+
+def _migrate_v3(conn: Connection, md: sa.MetaData) -> None:
+    """Create the error-report table."""
+    insp = sa.inspect(conn)
+    t = _tables(md)
+    for name in V3_TABLES:
+        if not insp.has_table(name, schema=md.schema):
+            t[name].create(conn)
+
+
 #: Ordered schema migrations.
 MIGRATIONS: list[Migration] = [
     Migration(1, "cinq tables du catalogue (initiatives, structures, territoires, "
                  "indicateurs, financements)", _migrate_v1),
+    Migration(2, "contribution : rôles, propositions, versions publiées, journal, "
+                 "révision du catalogue", _migrate_v2),
+    Migration(3, "signalements d'erreurs sur les fiches", _migrate_v3),
 ]
 
 
@@ -330,6 +478,100 @@ def _canon_initiative(row: dict[str, Any], children: dict[str, list[dict]]) -> s
 
 def _children_content(rows: list[dict[str, Any]]) -> list[list[Any]]:
     return [[r[c] for c in sorted(r) if c not in ("initiative_id", "pk")] for r in rows]
+
+
+# ------------------------------------------------------------------------------- payloads
+#
+# A payload is the JSON form of the one-initiative rows of the five tables:
+# ``{"initiatives": [row], "organisations": [...], "territories": [...], "indicators":
+# [...], "funding": [...]}`` (dates as ISO text, list columns as lists, no surrogate keys).
+
+
+def _json_value(value: Any) -> Any:
+    if _is_missing(value):
+        return None
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict, str)):
+        return value.item()  # numpy scalar
+    return value
+
+
+def _payload_row(table: str, row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for col in model.TABLE_COLUMNS[table]:
+        value = row.get(col)
+        if table == "initiatives" and col in model.INITIATIVE_LIST_COLUMNS:
+            out[col] = json.loads(value) if isinstance(value, str) else _list(value)
+        elif col in ("created_at", "updated_at"):
+            out[col] = _json_value(_timestamp(value))
+        else:
+            out[col] = _json_value(value)
+    return out
+
+
+def catalogue_payload(catalogue: model.Catalogue) -> dict[str, list[dict[str, Any]]]:
+    """The JSON-ready payload of ``catalogue`` (normally one initiative)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, df in catalogue.tables().items():
+        rows = []
+        for rec in _records(df):
+            if name == "initiatives":
+                row = _initiative_row(rec)
+            elif name == "funding":
+                row = _funding_row(rec)
+            else:
+                row = _child_row(name, rec)
+            rows.append(_payload_row(name, row))
+        out[name] = rows
+    return out
+
+
+def payload_catalogue(payload: dict[str, list[dict[str, Any]]]) -> model.Catalogue:
+    """The :class:`~territoires.model.Catalogue` of a payload (inverse of
+    :func:`catalogue_payload`); a missing ``version`` reads as 1."""
+    tables: dict[str, list[dict]] = {}
+    for name in model.TABLE_COLUMNS:
+        rows = [dict(r) for r in payload.get(name, [])]
+        if name == "initiatives":
+            for r in rows:
+                for col in model.INITIATIVE_LIST_COLUMNS:
+                    r[col] = json.dumps(_list(r.get(col)), ensure_ascii=False)
+                r["version"] = r.get("version") or 1
+        tables[name] = rows
+    return frames_to_catalogue(tables)
+
+
+def dump_payload(payload: dict[str, list[dict[str, Any]]]) -> str:
+    """Canonical JSON text of a payload."""
+    return json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def load_payload(text: str) -> dict[str, list[dict[str, Any]]]:
+    """A payload read back from its JSON text."""
+    data = json.loads(text)
+    return {name: list(data.get(name) or []) for name in model.TABLE_COLUMNS}
+
+
+def read_payloads(conn: Connection, t: dict[str, sa.Table],
+                  ids: list[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Published payload of each initiative of ``ids`` found in the database (bulk reads)."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    ini = t["initiatives"]
+    for chunk in _chunks(list(ids), 500):
+        for r in conn.execute(sa.select(ini).where(ini.c.id.in_(chunk))):
+            out[r.id] = {name: [] for name in model.TABLE_COLUMNS}
+            out[r.id]["initiatives"].append(_payload_row("initiatives", dict(r._mapping)))
+        for name in ("organisations", "territories", "indicators", "funding"):
+            table = t[name]
+            order = table.c.pk if name != "funding" else table.c.id
+            query = sa.select(table).where(table.c.initiative_id.in_(chunk)).order_by(order)
+            for r in conn.execute(query):
+                if r.initiative_id in out:
+                    out[r.initiative_id][name].append(_payload_row(name, dict(r._mapping)))
+    return out
 
 
 # ---------------------------------------------------------------------------------- store
@@ -508,12 +750,120 @@ class Store:
                 "Lancez « territoires setup » ou « territoires catalogue seed »."
             )
 
+    # ------------------------------------------------------------------ contribution
+
+    def transaction(self, what: str, fn: Callable[[Connection], Any]) -> Any:
+        """Run ``fn(conn)`` in one transaction (all or nothing); ``what`` names the operation
+        in the French error message."""
+        return self._run(what, fn)
+
+    def revision(self) -> int:
+        """Current catalogue revision (0 before schema v2): one cheap query."""
+        rev = self.t["catalogue_revision"]
+        try:
+            with self.engine.connect() as conn:
+                value = conn.execute(sa.select(rev.c.revision).where(rev.c.id == 1)).scalar()
+        except sa.exc.SQLAlchemyError:
+            return 0
+        return int(value or 0)
+
+    def bump_revision(self, conn: Connection) -> int:
+        """Increment the catalogue revision inside the caller's transaction."""
+        rev = self.t["catalogue_revision"]
+        now = dt.datetime.now(dt.UTC)
+        done = conn.execute(rev.update().where(rev.c.id == 1).values(
+            revision=rev.c.revision + 1, updated_at=now)).rowcount
+        if not done:
+            conn.execute(rev.insert().values(id=1, revision=2, updated_at=now))
+        return int(conn.execute(sa.select(rev.c.revision).where(rev.c.id == 1)).scalar() or 0)
+
+    def audit(self, conn: Connection, actor: str, action: str, target: str | None = None,
+              detail: str | None = None) -> None:
+        """Append one line to the audit log inside the caller's transaction."""
+        conn.execute(self.t["audit_log"].insert().values(
+            at=dt.datetime.now(dt.UTC), actor=actor, action=action, target=target,
+            detail=detail))
+
+    def payloads(self, conn: Connection, ids: list[str]) -> dict[str, dict]:
+        """Published payloads of ``ids`` (see :func:`read_payloads`)."""
+        return read_payloads(conn, self.t, ids)
+
+    def current_version(self, conn: Connection, initiative_id: str,
+                        lock: bool = False) -> int | None:
+        """Published version of an initiative (None if absent); ``lock`` takes a row lock
+        (``SELECT … FOR UPDATE`` on PostgreSQL) until the end of the transaction."""
+        ini = self.t["initiatives"]
+        query = sa.select(ini.c.version).where(ini.c.id == initiative_id)
+        if lock:
+            query = query.with_for_update()
+        value = conn.execute(query).scalar()
+        return None if value is None else int(value)
+
+    def last_recorded_version(self, conn: Connection, initiative_id: str) -> int:
+        """Highest version kept in the history of an initiative (0 if none)."""
+        ver = self.t["initiative_versions"]
+        value = conn.execute(sa.select(sa.func.max(ver.c.version))
+                             .where(ver.c.initiative_id == initiative_id)).scalar()
+        return int(value or 0)
+
+    def write_initiative(self, conn: Connection, catalogue: model.Catalogue, version: int
+                         ) -> dict[str, list[dict[str, Any]]]:
+        """Replace one initiative (its row, child rows and attached funding lines, national
+        lines excepted) by the one of ``catalogue`` at ``version``, inside the caller's
+        transaction. Returns the published payload."""
+        ini = self.t["initiatives"]
+        fund = self.t["funding"]
+        recs = _records(catalogue.initiatives)
+        if len(recs) != 1:
+            raise StorageError("Une fiche à la fois : le contenu doit décrire une seule "
+                               "initiative.")
+        now = dt.datetime.now(dt.UTC)
+        row = _initiative_row(recs[0])
+        iid = row["id"]
+        old = conn.execute(sa.select(ini.c.created_at).where(ini.c.id == iid)).scalar()
+        row.update(created_at=old or now, updated_at=now, version=version)
+        for name in ("organisations", "territories", "indicators"):
+            conn.execute(self.t[name].delete().where(self.t[name].c.initiative_id == iid))
+        conn.execute(ini.delete().where(ini.c.id == iid))
+        conn.execute(fund.delete().where(
+            (fund.c.initiative_id == iid)
+            & sa.or_(fund.c.source.is_(None), ~fund.c.source.startswith("national:"))))
+        fund_rows = [_funding_row(r) for r in _records(catalogue.funding)]
+        for r in fund_rows:
+            r["initiative_id"] = iid
+        ids = [r["id"] for r in fund_rows]
+        taken = [r[0] for r in conn.execute(sa.select(fund.c.id).where(fund.c.id.in_(ids)))]
+        if taken:
+            raise StorageError("Identifiant de ligne de financement déjà utilisé par une autre "
+                               f"initiative : « {taken[0]} ». Rien n'a été écrit.")
+        conn.execute(ini.insert().values(**row))
+        for name in ("organisations", "territories", "indicators"):
+            rows = [_child_row(name, r) for r in _records(getattr(catalogue, name))]
+            for r in rows:
+                r["initiative_id"] = iid
+            _insert(conn, self.t[name], rows)
+        _insert(conn, fund, fund_rows)
+        return read_payloads(conn, self.t, [iid])[iid]
+
+    def add_version(self, conn: Connection, initiative_id: str, version: int,
+                    payload: dict[str, list[dict[str, Any]]], *, kind: str, author: str,
+                    moderator: str | None = None, comment: str | None = None,
+                    proposal_id: int | None = None) -> None:
+        """Keep one published version in the history (inside the caller's transaction)."""
+        conn.execute(self.t["initiative_versions"].insert().values(
+            initiative_id=initiative_id, version=version, snapshot=dump_payload(payload),
+            kind=kind, author=author, moderator=moderator, comment=comment,
+            published_at=dt.datetime.now(dt.UTC), proposal_id=proposal_id))
+
     # ------------------------------------------------------------------ writing
 
-    def upsert(self, catalogue: model.Catalogue) -> UpsertReport:
+    def upsert(self, catalogue: model.Catalogue, *, author: str = "import",
+               comment: str | None = None) -> UpsertReport:
         """Insert or replace initiatives (with their child rows) and funding lines, all in one
         transaction. A changed initiative gets ``version + 1`` and a new ``updated_at``; an
-        unchanged one is left as is; ``created_at`` is kept."""
+        unchanged one is left as is; ``created_at`` is kept. Every new or changed initiative
+        is kept in the history (``initiative_versions``, by ``author``), the catalogue
+        revision is bumped and the audit log records the import."""
         now = dt.datetime.now(dt.UTC)
         ini_rows = [_initiative_row(r) for r in _records(catalogue.initiatives)]
         children: dict[str, dict[str, list[dict]]] = {}
@@ -531,6 +881,9 @@ class Store:
             report = UpsertReport()
             ini = self.t["initiatives"]
             ids = [r["id"] for r in ini_rows]
+            ver = self.t["initiative_versions"]
+            had_history = bool(conn.execute(
+                sa.select(sa.func.count()).select_from(ver)).scalar())
             existing_rows: dict[str, dict] = {}
             existing_children: dict[str, dict[str, list[dict]]] = {
                 n: {} for n in children
@@ -545,6 +898,16 @@ class Store:
                         existing_children[name].setdefault(r.initiative_id, []).append(
                             dict(r._mapping)
                         )
+            recorded_versions: dict[str, int] = {}
+            new_ids = [i for i in ids if i not in existing_rows]
+            if had_history:
+                for chunk in _chunks(new_ids, 500):
+                    recorded_versions.update({
+                        r[0]: int(r[1] or 0) for r in conn.execute(
+                            sa.select(ver.c.initiative_id, sa.func.max(ver.c.version))
+                            .where(ver.c.initiative_id.in_(chunk))
+                            .group_by(ver.c.initiative_id))
+                    })
             to_insert: list[dict] = []
             child_inserts: dict[str, list[dict]] = {n: [] for n in children}
             to_delete: list[str] = []
@@ -567,9 +930,11 @@ class Store:
                     to_delete.append(iid)
                     report.updated += 1
                 else:
+                    version = row["version"] or 1
+                    recorded = recorded_versions.get(iid, 0)
                     row = {**row, "created_at": row["created_at"] or now,
                            "updated_at": row["updated_at"] or row["created_at"] or now,
-                           "version": row["version"] or 1}
+                           "version": max(version, recorded + 1)}
                     report.inserted += 1
                 to_insert.append(row)
                 for n in children:
@@ -592,6 +957,19 @@ class Store:
                 conn.execute(fund.delete().where(fund.c.id.in_(chunk)))
             _insert(conn, fund, fund_rows)
             report.funding_inserted = len(fund_rows) - report.funding_replaced
+            changed = {r["id"]: int(r["version"]) for r in to_insert}
+            if changed:
+                payloads = read_payloads(conn, self.t, list(changed))
+                _insert(conn, ver, [
+                    {"initiative_id": iid, "version": changed[iid],
+                     "snapshot": dump_payload(payloads[iid]), "kind": "import",
+                     "author": author, "moderator": None, "published_at": now,
+                     "comment": comment, "proposal_id": None}
+                    for iid in changed
+                ])
+            if changed or fund_rows:
+                self.bump_revision(conn)
+                self.audit(conn, author, "import", None, report.describe())
             return report
 
         return self._run("l'enregistrement du catalogue", write)
@@ -606,6 +984,8 @@ class Store:
             fund = self.t["funding"]
             conn.execute(fund.delete().where(fund.c.source.startswith(prefix, autoescape=True)))
             _insert(conn, fund, rows)
+            self.bump_revision(conn)
+            self.audit(conn, "import", "funding", prefix, f"{len(rows)} ligne(s)")
             return len(rows)
 
         return self._run("le remplacement des financements nationaux", write)
@@ -619,6 +999,9 @@ class Store:
             n = 0
             for chunk in _chunks(ids, 500):
                 n += conn.execute(ini.delete().where(ini.c.id.in_(chunk))).rowcount or 0
+            if n:
+                self.bump_revision(conn)
+                self.audit(conn, "import", "delete", None, f"{n} initiative(s)")
             return n
 
         return self._run("la suppression d'initiatives", write)

@@ -21,7 +21,8 @@ import geopandas as gpd
 import pandas as pd
 import streamlit as st
 
-from territoires import config, maps, queries, views
+from territoires import auth, config, maps, queries, views
+from territoires.auth import User
 from territoires.errors import LayersMissingError, TerritoiresError
 from territoires.formatting import (
     MISSING,
@@ -35,6 +36,7 @@ from territoires.formatting import filters_summary as _filters_text
 from territoires.layers import DISPLAY_LEVELS, LAYER_SCHEMAS, Layers, load_display, load_layers
 from territoires.model import Catalogue
 from territoires.queries import Filters
+from territoires.storage import Store
 from territoires.territories import TerritoryIndex
 from territoires.vocab import (
     ALLIANCE_LEVELS,
@@ -143,11 +145,27 @@ def _data_version() -> dict[str, int]:
     return {"v": 0}
 
 
-@st.cache_resource(show_spinner="Chargement du catalogue…")
-def _catalogue(url: str, version: int) -> Catalogue:
-    from territoires.storage import Store
+@st.cache_resource(show_spinner="Chargement du catalogue…", max_entries=2)
+def _catalogue(url: str, version: int, revision: int = 0) -> Catalogue:
+    return _store(url).load_catalogue()
 
-    return Store(url).load_catalogue()
+
+@st.cache_resource(show_spinner=False)
+def _store(url: str) -> Store:
+    return Store(url)
+
+
+@st.cache_resource(show_spinner=False)
+def _upgraded_store(url: str) -> Store:
+    store = _store(url)
+    store.create_or_upgrade()
+    return store
+
+
+def catalogue_revision() -> int:
+    """Revision of the published catalogue in the database (one cheap query per rerun): the
+    cached catalogue is reloaded when it moves, whichever process wrote."""
+    return _store(config.database_url()).revision()
 
 
 def invalidate_catalogue() -> None:
@@ -179,7 +197,8 @@ def app_data() -> AppData:
     """Layers, index and catalogue (cached per process; raises TerritoiresError)."""
     geo = str(config.geo_dir())
     url = config.database_url()
-    return AppData(geo, _layers(geo), _index(geo), _catalogue(url, _data_version()["v"]))
+    return AppData(geo, _layers(geo), _index(geo),
+                   _catalogue(url, _data_version()["v"], catalogue_revision()))
 
 
 # ------------------------------------------------------------------------------ pages
@@ -213,9 +232,11 @@ def footer() -> None:
     st.caption(SOURCES_FOOTER)
 
 
-def navigation(pages: Sequence[tuple[str, str, str, str]]) -> st.navigation:  # type: ignore[valid-type]
+def navigation(pages: Sequence[tuple[str, str, str, str]],
+               menu: Sequence[str] | None = None) -> st.navigation:  # type: ignore[valid-type]
     """Router: ``pages`` = (file, title, icon, url_path) in menu order, the first is the home
-    page. The menu is drawn by hand so that links carry the filters' query parameters."""
+    page. The menu is drawn by hand so that links carry the filters' query parameters; only
+    the files of ``menu`` are listed (default: all), the others stay reachable by link."""
     objs = [
         st.Page(file, title=title, icon=icon or None, url_path=path or None, default=i == 0)
         for i, (file, title, icon, path) in enumerate(pages)
@@ -231,8 +252,9 @@ def navigation(pages: Sequence[tuple[str, str, str, str]]) -> st.navigation:  # 
     params = current_filters().to_params()
     with st.sidebar:
         st.markdown(f"### {APP_TITLE}")
-        for page in objs:
-            st.page_link(page, query_params=params or None)
+        for (file, *_), page in zip(pages, objs, strict=True):
+            if menu is None or file in menu:
+                st.page_link(page, query_params=params or None)
     return pg
 
 
@@ -441,6 +463,78 @@ def territory_table(values: pd.DataFrame, level_label: str, measure: str) -> Non
                 "Financement par habitant (€)", format="euro"),
         },
     )
+
+
+# ------------------------------------------------------------------------------ sign-in
+
+
+def contribution_store() -> Store:
+    """The database store, schema upgraded (contribution tables), shared by the sessions."""
+    return _upgraded_store(config.database_url())
+
+
+def auth_configured() -> bool:
+    """True when ``.streamlit/secrets.toml`` (or the host's secrets) has an ``[auth]``
+    section, i.e. sign-in with OpenID Connect is set up."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all
+        return False
+
+
+def current_user() -> User:
+    """The signed-in user (from ``st.user``, role from the database) or anonymous."""
+    if not auth_configured():
+        return auth.ANONYMOUS
+    info = st.user
+    if not info.get("is_logged_in"):
+        return auth.ANONYMOUS
+    return auth.resolve_user(contribution_store(), email=info.get("email"),
+                             subject=info.get("sub"), name=info.get("name"))
+
+
+HOW_TO_ENABLE = (
+    "La contribution n'est pas activée sur ce serveur : la connexion (OpenID Connect) n'est "
+    "pas configurée. Pour l'activer, copiez `.streamlit/secrets.toml.example` en "
+    "`.streamlit/secrets.toml`, renseignez votre fournisseur d'identité (ProConnect, "
+    "Keycloak, Microsoft Entra…) puis relancez l'application ; pour un essai sur un seul "
+    "poste, lancez `python scripts/try_contribution.py` (voir le README, section "
+    "« Contribution »)."
+)
+
+
+def account_sidebar(user: User) -> None:
+    """Sidebar block: who is signed in, with which role, and the sign-in/out button."""
+    with st.sidebar:
+        if not auth_configured():
+            st.caption("Consultation seule : contribution non activée (voir la page "
+                       "« Proposer une initiative »).")
+            return
+        if user.is_authenticated:
+            st.text(f"Connecté : {user.label}\nRôle : {auth.ROLE_LABELS[user.role]}")
+            if st.button("Se déconnecter", key="auth_logout", icon=":material/logout:"):
+                st.logout()
+        elif st.button("Se connecter", key="auth_login", icon=":material/login:"):
+            st.login()
+
+
+def require_role(user: User, role: str) -> None:
+    """Stop the page with a French explanation unless ``user`` has ``role`` (the core
+    functions check again: this is only the page's courtesy)."""
+    if user.at_least(role):
+        return
+    if not auth_configured():
+        st.info(HOW_TO_ENABLE, icon=":material/lock:")
+    elif not user.is_authenticated:
+        st.info("Connectez-vous pour contribuer (bouton « Se connecter » du menu).",
+                icon=":material/login:")
+        if st.button("Se connecter", key="auth_login_page", icon=":material/login:"):
+            st.login()
+    else:
+        st.warning(f"Cette page est réservée au rôle {auth.ROLE_LABELS[role].lower()} ; votre "
+                   f"rôle : {auth.ROLE_LABELS[user.role].lower()}. Un administrateur peut "
+                   "vous le donner (page Administration ou « territoires users grant »).")
+    st.stop()
 
 
 # ------------------------------------------------------------------------------ map

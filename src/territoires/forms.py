@@ -1,0 +1,499 @@
+"""Streamlit glue of the contribution pages: the fiche form, moderation views, history.
+
+A UI-support module (it imports streamlit); the logic lives in :mod:`territoires.moderation`
+and :mod:`territoires.auth`. Contributed text is only ever shown with ``st.text``,
+``st.dataframe``/``st.data_editor`` (canvas grids), widget values, or Markdown escaped by
+:func:`territoires.views.md_text`: never as Markdown or HTML source.
+
+Form state lives in ``st.session_state`` under a prefix (``fx_new_``, ``fx_edit_<id>_``):
+what the user typed survives a refused save (validation problems, edit conflict) so that it
+can be corrected or re-applied.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from territoires import auth, model, moderation, ui, views
+from territoires.auth import User
+from territoires.errors import ConflictError, Problem, TerritoiresError, ValidationError
+from territoires.storage import Store, catalogue_payload, payload_catalogue
+from territoires.vocab import (
+    ALLIANCE_LEVELS,
+    FUNDER_TYPES,
+    MATURITY,
+    ORG_ROLES,
+    ORG_TYPES,
+    PUBLICS,
+    SCALES,
+    SCHEMES,
+    TERRITORY_LEVELS,
+    THEMES,
+    Vocabulary,
+)
+
+#: Long text fields of the form (column, label).
+TEXT_AREAS: list[tuple[str, str]] = [
+    ("summary", "Résumé"),
+    ("objectives", "Objectifs"),
+    ("actions", "Actions"),
+    ("results", "Résultats"),
+    ("difficulties", "Difficultés"),
+    ("lessons", "Enseignements"),
+    ("outlook", "Perspectives"),
+]
+SHORT_TEXTS: list[tuple[str, str]] = [
+    ("source_document", "Document source"),
+    ("source_url", "Lien vers la source (https://…)"),
+    ("contact_organisation", "Contact : structure"),
+    ("contact_role", "Contact : fonction"),
+]
+MULTI: list[tuple[str, str, Vocabulary]] = [
+    ("themes", "Thèmes (au moins un)", THEMES),
+    ("publics", "Publics", PUBLICS),
+    ("alliance_levels", "Niveaux d'alliance", ALLIANCE_LEVELS),
+]
+#: Columns of the editable tables: table -> [(column, French label)].
+EDITOR_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "organisations": [("role", "Rôle"), ("name", "Nom"), ("type", "Type"),
+                      ("siret", "SIRET (14 chiffres)")],
+    "indicators": [("label", "Indicateur"), ("value", "Valeur"), ("unit", "Unité"),
+                   ("year", "Année")],
+    "funding": [("funder", "Financeur"), ("funder_type", "Type de financeur"),
+                ("scheme", "Dispositif"), ("amount_eur", "Montant (€)"),
+                ("year_start", "Année de début"), ("year_end", "Année de fin"),
+                ("territory_level", "Niveau du territoire"),
+                ("territory_code", "Code du territoire"), ("id", "Identifiant")],
+}
+_FLOAT = {"value", "amount_eur"}
+_INT = {"year", "year_start", "year_end"}
+
+
+# ------------------------------------------------------------------------------ state
+
+
+def _k(prefix: str, name: str) -> str:
+    return f"{prefix}{name}"
+
+
+def form_loaded(prefix: str) -> bool:
+    """True once :func:`load_form` filled the form's state."""
+    return _k(prefix, "_loaded") in st.session_state
+
+
+def load_form(prefix: str, payload: dict | None, base_version: int | None,
+              index: Any) -> None:
+    """Fill the form's widget state from a payload (None: an empty new fiche)."""
+    clear_form(prefix)
+    payload = payload or {name: [] for name in model.TABLE_COLUMNS}
+    row = (payload.get("initiatives") or [{}])[0]
+    state = st.session_state
+    state[_k(prefix, "title")] = row.get("title") or ""
+    for col, _label in [*TEXT_AREAS, *SHORT_TEXTS, ("contact_email", "")]:
+        state[_k(prefix, col)] = row.get(col) or ""
+    for col in ("start_date", "end_date"):
+        value = row.get(col)
+        state[_k(prefix, col)] = dt.date.fromisoformat(value[:10]) if value else None
+    state[_k(prefix, "scale")] = row.get("scale")
+    state[_k(prefix, "maturity")] = row.get("maturity") or "emergence"
+    for col, _label, voc in MULTI:
+        state[_k(prefix, col)] = [v for v in row.get(col) or [] if v in voc.items]
+    pairs = [(r.get("level"), r.get("code")) for r in payload.get("territories") or []]
+    state[_k(prefix, "territories")] = [index.label(lvl, code) for lvl, code in pairs]
+    for name, cols in EDITOR_COLUMNS.items():
+        state[_k(prefix, f"{name}_data")] = _editor_frame(name, payload.get(name) or [], cols)
+    state[_k(prefix, "_row")] = row  # fields the form does not edit (source_sheet, id…)
+    state[_k(prefix, "_base")] = base_version
+    state[_k(prefix, "_problems")] = {}
+    state[_k(prefix, "_loaded")] = True
+
+
+def clear_form(prefix: str) -> None:
+    """Forget everything typed in the form."""
+    for key in [k for k in st.session_state if str(k).startswith(prefix)]:
+        del st.session_state[key]
+
+
+def base_version(prefix: str) -> int | None:
+    """Published version the form started from (None for a new fiche)."""
+    return st.session_state.get(_k(prefix, "_base"))
+
+
+def _editor_frame(name: str, rows: list[dict], cols: list[tuple[str, str]]) -> pd.DataFrame:
+    data: dict[str, pd.Series] = {}
+    for col, _label in cols:
+        values = [r.get(col) for r in rows]
+        if col in _FLOAT:
+            data[col] = pd.Series(values, dtype="float64")
+        elif col in _INT:
+            data[col] = pd.Series(values, dtype="Int64")
+        else:
+            data[col] = pd.Series(values, dtype="object")
+    return pd.DataFrame(data)
+
+
+# ------------------------------------------------------------------------------ widgets
+
+
+def _problems(prefix: str) -> dict[str, list[str]]:
+    return st.session_state.get(_k(prefix, "_problems")) or {}
+
+
+def _field_problems(prefix: str, key: str) -> None:
+    for message in _problems(prefix).get(key, []):
+        st.error(views.md_text(message), icon=":material/error:")
+
+
+def _table_problems(prefix: str, table: str) -> None:
+    for key, messages in _problems(prefix).items():
+        if key == table or key.startswith(f"{table}."):
+            column = key.partition(".")[2]
+            label = dict(EDITOR_COLUMNS.get(table, [])).get(column, column)
+            for message in messages:
+                text = f"{label} — {message}" if label else message
+                st.error(views.md_text(text), icon=":material/error:")
+
+
+def _select(prefix: str, col: str, label: str, voc: Vocabulary, optional: bool) -> None:
+    options: list[Any] = ([None] if optional else []) + voc.codes
+    st.selectbox(label, options, key=_k(prefix, col),
+                 format_func=lambda c: "— non renseigné —" if c is None else voc.label_of(c))
+    _field_problems(prefix, f"initiatives.{col}")
+
+
+def fiche_form(prefix: str, data: ui.AppData, *, include_private: bool) -> None:
+    """Draw every field of the fiche (state from :func:`load_form`); problems of the last
+    refused save are shown under their field."""
+    state = st.session_state
+    general = [k for k in _problems(prefix) if k in ("initiatives", "initiatives.id")]
+    for key in general:
+        _field_problems(prefix, key)
+    st.text_input("Titre de l'initiative", key=_k(prefix, "title"), max_chars=300)
+    _field_problems(prefix, "initiatives.title")
+    left, right = st.columns(2)
+    with left:
+        _select(prefix, "maturity", "Maturité", MATURITY, optional=False)
+        _select(prefix, "scale", "Échelle", SCALES, optional=True)
+    with right:
+        st.date_input("Date de début", key=_k(prefix, "start_date"), format="DD/MM/YYYY",
+                      min_value=dt.date(1980, 1, 1), max_value=dt.date(2100, 12, 31))
+        _field_problems(prefix, "initiatives.start_date")
+        st.date_input("Date de fin (si elle est connue)", key=_k(prefix, "end_date"),
+                      format="DD/MM/YYYY", min_value=dt.date(1980, 1, 1),
+                      max_value=dt.date(2100, 12, 31))
+        _field_problems(prefix, "initiatives.end_date")
+    for col, label, voc in MULTI:
+        st.multiselect(label, voc.codes, format_func=voc.label_of, key=_k(prefix, col),
+                       placeholder="Choisissez…")
+        _field_problems(prefix, f"initiatives.{col}")
+    _territories(prefix, data)
+    for col, label in TEXT_AREAS:
+        st.text_area(label, key=_k(prefix, col), max_chars=moderation.MAX_TEXT,
+                     height=100 if col == "summary" else 120)
+        _field_problems(prefix, f"initiatives.{col}")
+    st.subheader("Structures (porteurs et partenaires)")
+    _editor(prefix, "organisations", {
+        "role": st.column_config.SelectboxColumn("Rôle", options=ORG_ROLES.codes,
+                                                 format_func=ORG_ROLES.label_of,
+                                                 required=True),
+        "name": st.column_config.TextColumn("Nom", required=True, max_chars=300),
+        "type": st.column_config.SelectboxColumn("Type", options=ORG_TYPES.codes,
+                                                 format_func=ORG_TYPES.label_of,
+                                                 required=True),
+        "siret": st.column_config.TextColumn("SIRET (14 chiffres)", max_chars=14),
+    })
+    st.subheader("Indicateurs de résultats")
+    _editor(prefix, "indicators", {
+        "label": st.column_config.TextColumn("Indicateur", required=True, max_chars=300),
+        "value": st.column_config.NumberColumn("Valeur", required=True),
+        "unit": st.column_config.TextColumn("Unité", max_chars=100),
+        "year": st.column_config.NumberColumn("Année", min_value=1900, max_value=2100,
+                                              step=1, format="%d"),
+    })
+    st.subheader("Financements")
+    st.caption("Sans territoire indiqué, une ligne est rattachée au premier territoire de la "
+               "fiche.")
+    _editor(prefix, "funding", {
+        "funder": st.column_config.TextColumn("Financeur", required=True, max_chars=300),
+        "funder_type": st.column_config.SelectboxColumn(
+            "Type de financeur", options=FUNDER_TYPES.codes,
+            format_func=FUNDER_TYPES.label_of, required=True),
+        "scheme": st.column_config.SelectboxColumn("Dispositif", options=SCHEMES.codes,
+                                                   format_func=SCHEMES.label_of,
+                                                   required=True),
+        "amount_eur": st.column_config.NumberColumn("Montant (€)", min_value=0,
+                                                    required=True, format="%.2f"),
+        "year_start": st.column_config.NumberColumn("Année de début", min_value=1990,
+                                                    max_value=2100, step=1, format="%d",
+                                                    required=True),
+        "year_end": st.column_config.NumberColumn("Année de fin", min_value=1990,
+                                                  max_value=2100, step=1, format="%d"),
+        "territory_level": st.column_config.SelectboxColumn(
+            "Niveau du territoire", options=TERRITORY_LEVELS.codes,
+            format_func=TERRITORY_LEVELS.label_of),
+        "territory_code": st.column_config.TextColumn("Code du territoire", max_chars=40),
+        "id": st.column_config.TextColumn("Identifiant", disabled=True),
+    })
+    st.subheader("Source et contact")
+    for col, label in SHORT_TEXTS:
+        st.text_input(label, key=_k(prefix, col), max_chars=moderation.MAX_SHORT_TEXT)
+        _field_problems(prefix, f"initiatives.{col}")
+    if include_private:
+        st.text_input("Contact : e-mail (privé, vu seulement des modérateurs)",
+                      key=_k(prefix, "contact_email"), max_chars=320)
+        _field_problems(prefix, "initiatives.contact_email")
+    elif state.get(_k(prefix, "_base")) is not None:
+        st.caption("L'e-mail de contact (privé) n'est visible que des modérateurs : il reste "
+                   "inchangé.")
+
+
+def _territories(prefix: str, data: ui.AppData) -> None:
+    options, _lookup = ui._territory_options(data.geo)
+    key = _k(prefix, "territories")
+    chosen = list(st.session_state.get(key) or [])
+    search = st.text_input("Chercher un territoire (nom ou code)", key=_k(prefix, "tsearch"),
+                           placeholder="Cenon, 33119, QN03307M, Gironde…")
+    found: list[str] = []
+    if search.strip():
+        found = [str(x) for x in data.index.search(search.strip(), limit=30)["label"]]
+    seen: set[str] = set()
+    everything = [x for x in [*chosen, *found, *options] if not (x in seen or seen.add(x))]
+    st.multiselect("Territoires de l'initiative (au moins un)", everything, key=key,
+                   placeholder="Tapez un nom ou un code…")
+    _table_problems(prefix, "territories")
+
+
+def _editor(prefix: str, table: str, config: dict[str, Any]) -> None:
+    st.data_editor(st.session_state[_k(prefix, f"{table}_data")], key=_k(prefix, table),
+                   num_rows="dynamic", hide_index=True, width="stretch",
+                   column_config=config, column_order=list(config))
+    _table_problems(prefix, table)
+
+
+# ------------------------------------------------------------------------------ reading back
+
+
+def _edited(prefix: str, table: str) -> pd.DataFrame:
+    """The editor's table with the user's edits applied (added, edited, deleted rows)."""
+    base = st.session_state[_k(prefix, f"{table}_data")].copy()
+    edits = st.session_state.get(_k(prefix, table)) or {}
+    for pos, changes in (edits.get("edited_rows") or {}).items():
+        for col, value in changes.items():
+            base.loc[base.index[int(pos)], col] = value
+    deleted = {base.index[int(i)] for i in edits.get("deleted_rows") or []}
+    base = base.drop(index=list(deleted))
+    added = pd.DataFrame(edits.get("added_rows") or [], columns=base.columns)
+    return pd.concat([base, added], ignore_index=True) if len(added) else base
+
+
+def form_catalogue(prefix: str, data: ui.AppData, initiative_id: str | None) -> model.Catalogue:
+    """The one-initiative catalogue typed in the form (``initiative_id`` None: a new id is
+    derived from the title)."""
+    state = st.session_state
+    _options, lookup = ui._territory_options(data.geo)
+    row = dict(state.get(_k(prefix, "_row")) or {})
+    title = str(state.get(_k(prefix, "title")) or "").strip()
+    iid = initiative_id or moderation.new_id(title, data.catalogue.initiatives["id"])
+    row.update({"id": iid, "title": title or None,
+                "maturity": state.get(_k(prefix, "maturity")),
+                "scale": state.get(_k(prefix, "scale"))})
+    for col in ("start_date", "end_date"):
+        row[col] = state.get(_k(prefix, col))
+    for col, _label, _voc in MULTI:
+        row[col] = list(state.get(_k(prefix, col)) or [])
+    for col, _label in [*TEXT_AREAS, *SHORT_TEXTS, ("contact_email", "")]:
+        row[col] = str(state.get(_k(prefix, col)) or "").strip() or None
+    for col in ("created_at", "updated_at", "version"):
+        row[col] = None
+    territories = [lookup[x] for x in state.get(_k(prefix, "territories")) or []
+                   if x in lookup]
+    tables: dict[str, pd.DataFrame] = {
+        "initiatives": pd.DataFrame([row], columns=model.INITIATIVE_COLUMNS).astype(object),
+        "territories": pd.DataFrame([{"initiative_id": iid, "level": lvl, "code": code}
+                                     for lvl, code in territories],
+                                    columns=model.TERRITORY_COLUMNS),
+    }
+    for table in EDITOR_COLUMNS:
+        df = _edited(prefix, table).astype(object).where(lambda d: d.notna(), None)
+        df["initiative_id"] = iid
+        tables[table] = df.reindex(columns=model.TABLE_COLUMNS[table])
+    return model.Catalogue(**tables)
+
+
+# ------------------------------------------------------------------------------ saving
+
+
+def submit(prefix: str, action: Callable[[], moderation.Submission]) -> None:
+    """Run a save; on refusal keep the typed values and remember the problems (shown next
+    to the fields) or the conflict; on success clear the form and leave a message."""
+    state = st.session_state
+    try:
+        result = action()
+    except ValidationError as exc:
+        state[_k(prefix, "_problems")] = moderation.problems_by_field(exc.problems)
+        state[_k(prefix, "_conflict")] = None
+        state["fx_flash"] = ("error", str(exc).split(" :\n")[0] + ".")
+    except ConflictError as exc:
+        state[_k(prefix, "_problems")] = {}
+        state[_k(prefix, "_conflict")] = str(exc)
+    except TerritoiresError as exc:
+        state["fx_flash"] = ("error", str(exc))
+    else:
+        clear_form(prefix)
+        state["fx_flash"] = ("success", result.describe())
+        state["fx_last"] = result.initiative_id if result.published else None
+    st.rerun()
+
+
+def flash() -> None:
+    """Show (once) the message left by the last save."""
+    kind, text = st.session_state.pop("fx_flash", (None, None))
+    if kind == "success":
+        st.success(views.md_text(text), icon=":material/check_circle:")
+    elif kind == "error":
+        st.error(views.md_text(text), icon=":material/error:")
+
+
+def conflict_panel(prefix: str, store: Store, data: ui.AppData, initiative_id: str,
+                   include_private: bool) -> None:
+    """After a refused save (no lost update): the message, what differs between the typed
+    fiche and the version now published, and the two ways out."""
+    message = st.session_state.get(_k(prefix, "_conflict"))
+    if not message:
+        return
+    st.error(views.md_text(message), icon=":material/sync_problem:")
+    current, version = moderation.published(store, initiative_id)
+    if current is None:
+        return
+    mine = catalogue_payload(moderation.prepare(form_catalogue(prefix, data, initiative_id)))
+    st.markdown(f"**Différences entre la version {version} publiée et vos saisies**")
+    show_diff(moderation.diff(current, mine, include_private=include_private))
+    keep, reload = st.columns(2)
+    if keep.button(f"Garder mes saisies et repartir de la version {version}",
+                   key=_k(prefix, "rebase"), icon=":material/merge:",
+                   help="Vos saisies remplaceront la version publiée : relisez les "
+                        "différences ci-dessus avant d'enregistrer."):
+        st.session_state[_k(prefix, "_base")] = version
+        st.session_state[_k(prefix, "_conflict")] = None
+        st.rerun()
+    if reload.button(f"Abandonner mes saisies et charger la version {version}",
+                     key=_k(prefix, "reload"), icon=":material/refresh:"):
+        payload = moderation.public_payload(current, include_private)
+        load_form(prefix, payload, version, data.index)
+        st.rerun()
+
+
+# ------------------------------------------------------------------------------ views
+
+
+def show_diff(table: pd.DataFrame) -> None:
+    """A field-by-field diff as a plain-text table."""
+    if table.empty:
+        st.caption("Aucune différence.")
+        return
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "Avant": st.column_config.TextColumn("Avant", width="large"),
+        "Après": st.column_config.TextColumn("Après", width="large"),
+    })
+
+
+def proposal_label(p: moderation.Proposal) -> str:
+    """Plain-text label of a proposal for a select box."""
+    return (f"n° {p.id} — {moderation.KIND_LABELS.get(p.kind, p.kind)} — {p.title[:80]} "
+            f"({p.author_name or p.author}, {views.fmt_date(p.created_at)})")
+
+
+def proposal_view(store: Store, p: moderation.Proposal) -> None:
+    """A proposal against the published fiche: comment, base version, diff."""
+    current, version = moderation.published(store, p.initiative_id)
+    st.text(f"Fiche : {p.title}\nIdentifiant : {p.initiative_id}\n"
+            f"Auteur : {p.author_name or ''} <{p.author}>\n"
+            f"Partie de la version : {p.base_version or 'aucune (nouvelle fiche)'} ; "
+            f"version publiée : {version or 'aucune'}")
+    if p.comment:
+        st.text(f"Commentaire de l'auteur : {p.comment}")
+    if p.base_version is not None and version != p.base_version:
+        st.warning(f"La fiche a changé depuis cette proposition (partie de la version "
+                   f"{p.base_version}, version {version} publiée) : la publier est refusé ; "
+                   "rejetez-la en expliquant pourquoi.", icon=":material/sync_problem:")
+    show_diff(moderation.diff(current, p.payload, include_private=True))
+
+
+def fiche_tools(store: Store, data: ui.AppData, user: User, initiative_id: str) -> None:
+    """Under the Fiche title: "Modifier cette fiche" and, for moderators, the private
+    contact e-mail."""
+    if user.at_least("contributeur"):
+        st.page_link("pages/modifier.py", label="Modifier cette fiche",
+                     icon=":material/edit:", query_params={"id": initiative_id})
+    if user.at_least("moderateur"):
+        ini = data.catalogue.initiatives
+        emails = ini.loc[ini["id"] == initiative_id, "contact_email"].dropna()
+        if len(emails) and str(emails.iloc[0]).strip():
+            st.text(f"E-mail de contact (privé, visible des modérateurs) : {emails.iloc[0]}")
+
+
+def fiche_history(store: Store, user: User, initiative_id: str) -> None:
+    """The Fiche's "Historique" section: maturity path, versions, diff between two versions
+    and, for moderators, "restaurer cette version"."""
+    flash()
+    history = moderation.versions(store, initiative_id)
+    st.subheader("Parcours de maturité")
+    path = moderation.maturity_path(history)
+    if path.empty:
+        st.caption("Aucune version enregistrée.")
+        return
+    st.text(" → ".join(f"{r['Étape']} ({views.fmt_date(r['Depuis le'])})"
+                       for _, r in path.iterrows()))
+    st.subheader("Historique")
+    versions_tab, compare_tab = st.tabs(["Versions", "Comparer deux versions"])
+    with versions_tab:
+        st.dataframe(moderation.history_table(history), hide_index=True, width="stretch",
+                     column_config={"Publiée le": st.column_config.DatetimeColumn(
+                         "Publiée le", format="DD/MM/YYYY HH:mm")})
+    numbers = [v.version for v in history]
+    private = user.at_least("moderateur")
+    with compare_tab:
+        if len(numbers) < 2:
+            st.caption("Une seule version publiée pour l'instant.")
+        else:
+            a, b = st.columns(2)
+            old = a.selectbox("Version de départ", numbers, index=len(numbers) - 2,
+                              key="hist_a")
+            new = b.selectbox("Version d'arrivée", numbers, index=len(numbers) - 1,
+                              key="hist_b")
+            by = {v.version: v.payload for v in history}
+            show_diff(moderation.diff(by[old], by[new], include_private=private))
+        if private and len(numbers) > 1:
+            chosen = st.selectbox("Version à restaurer", numbers[:-1], index=None,
+                                  key="hist_restore", placeholder="Choisissez une version")
+            if chosen is not None and st.button("Restaurer cette version",
+                                                key="hist_restore_btn",
+                                                icon=":material/history:"):
+                try:
+                    new_version = moderation.restore(store, user, initiative_id, chosen,
+                                                     base_version=numbers[-1])
+                except TerritoiresError as exc:
+                    st.error(views.md_text(str(exc)))
+                else:
+                    st.session_state["fx_flash"] = (
+                        "success", f"Version {chosen} restaurée (nouvelle version "
+                                   f"{new_version}).")
+                    st.rerun()
+
+
+def role_label(role: str) -> str:
+    """French label of a role."""
+    return auth.ROLE_LABELS.get(role, role)
+
+
+def problems_text(problems: list[Problem]) -> str:
+    """Problems as plain text lines."""
+    return "\n".join(f"- {p}" for p in problems)
+
+
+__all__ = ["catalogue_payload", "payload_catalogue"]

@@ -1,0 +1,56 @@
+"""Streamlit glue of the error reports: the "Signaler une erreur" box of every fiche and the
+moderators' open-report count in the sidebar (a UI-support module; the logic and the role
+checks live in :mod:`territoires.reports`)."""
+
+from __future__ import annotations
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from territoires import reports, ui, views
+from territoires.auth import User
+from territoires.errors import TerritoiresError
+from territoires.storage import Store
+
+
+def _session_id() -> str:
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "sans-session"
+
+
+def error_report_box(store: Store, initiative_id: str) -> None:
+    """The "Signaler une erreur" form, open to everyone (e-mail optional, never shown)."""
+    done = st.session_state.pop("rp_flash", None)
+    with st.expander("Signaler une erreur sur cette fiche", icon=":material/flag:",
+                     expanded=done is not None):
+        if done is not None:
+            kind, text = done
+            (st.success if kind == "success" else st.error)(views.md_text(text))
+        with st.form("rp_form", clear_on_submit=True, enter_to_submit=False):
+            message = st.text_area(
+                "Ce qui est inexact ou manque", max_chars=reports.MAX_MESSAGE,
+                help="Un modérateur du catalogue lira votre message et corrigera la fiche.")
+            email = st.text_input(
+                "Votre e-mail (facultatif, pour vous répondre ; jamais affiché ni exporté)",
+                max_chars=320)
+            sent = st.form_submit_button("Envoyer le signalement", icon=":material/send:")
+        if sent:
+            try:
+                number = reports.submit(store, initiative_id, message, email=email,
+                                        session_id=_session_id())
+            except TerritoiresError as exc:
+                st.session_state["rp_flash"] = ("error", str(exc))
+            else:
+                st.session_state["rp_flash"] = (
+                    "success", f"Merci : signalement n° {number} transmis aux modérateurs.")
+            st.rerun()
+
+
+def open_reports_sidebar(user: User) -> None:
+    """For moderators: the number of open reports, linking to their page."""
+    if not user.at_least("moderateur"):
+        return
+    n = reports.open_count(ui.contribution_store(), user)
+    with st.sidebar:
+        st.page_link("pages/signalements.py", icon=":material/flag:",
+                     label=f"Signalements ouverts : {n}")

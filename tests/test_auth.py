@@ -1,0 +1,97 @@
+"""Tests of identities and roles (territoires.auth)."""
+
+from __future__ import annotations
+
+import pytest
+
+from territoires import auth
+from territoires.auth import ANONYMOUS, CLI_USER, User
+from territoires.errors import ConfigError, PermissionDeniedError, TerritoiresError
+
+
+def test_roles_are_ordered() -> None:
+    assert auth.ROLES == ("anonyme", "contributeur", "moderateur", "admin")
+    mod = User("m@x.fr", "moderateur")
+    assert mod.at_least("contributeur") and mod.at_least("moderateur")
+    assert not mod.at_least("admin")
+    assert not ANONYMOUS.at_least("contributeur")
+    assert not User("x@x.fr", "inconnu").at_least("contributeur")  # unknown role = anonymous
+
+
+def test_require_french_messages() -> None:
+    auth.require(User("a@x.fr", "admin"), "moderateur")
+    with pytest.raises(PermissionDeniedError, match="Connexion nécessaire"):
+        auth.require(ANONYMOUS, "contributeur")
+    with pytest.raises(PermissionDeniedError, match=r"Contributeur.*modérateur"):
+        auth.require(User("c@x.fr", "contributeur"), "moderateur")
+    assert issubclass(PermissionDeniedError, TerritoiresError)
+
+
+def test_identity_key() -> None:
+    assert auth.identity_key(" Alice@Example.FR ", "123") == "alice@example.fr"
+    assert auth.identity_key(None, "abc") == "sub:abc"
+    assert auth.identity_key("pas-un-mail", "abc") == "sub:abc"
+    assert auth.identity_key(None, None) is None
+    assert auth.normalize_key("Bob@Ex.org") == "bob@ex.org"
+    with pytest.raises(ConfigError, match="invalide"):
+        auth.normalize_key("<script>@x")
+
+
+def test_grant_list_revoke(store_factory, monkeypatch) -> None:
+    store = store_factory()
+    store.create_or_upgrade()
+    print(auth.grant(store, CLI_USER, "Admin@Ex.org", "admin"))
+    admin = auth.resolve_user(store, email="admin@ex.org", subject="1", name="Ada")
+    assert admin.role == "admin" and admin.name == "Ada"
+    assert "moderateur" in auth.grant(store, admin, "mod@ex.org", "moderateur")
+    assert "déjà" in auth.grant(store, admin, "mod@ex.org", "moderateur")
+    assert [u["key"] for u in auth.list_users(store, admin)] == ["admin@ex.org", "mod@ex.org"]
+    assert auth.list_users(store, admin)[1]["granted_by"] == "admin@ex.org"
+    # default role of a signed-in identity without a row
+    assert auth.resolve_user(store, email="new@ex.org", subject="9").role == "contributeur"
+    monkeypatch.setenv("TERRITOIRES_OPEN_CONTRIBUTION", "0")
+    assert auth.resolve_user(store, email="new@ex.org", subject="9").role == "anonyme"
+    assert auth.resolve_user(store, email=None, subject=None) == ANONYMOUS
+    with pytest.raises(ConfigError, match="Rôle inconnu"):
+        auth.grant(store, admin, "x@ex.org", "roi")
+    with pytest.raises(PermissionDeniedError, match="seul administrateur"):
+        auth.revoke(store, admin, "admin@ex.org")
+    assert "retiré" in auth.revoke(store, admin, "mod@ex.org")
+    assert "aucun rôle" in auth.revoke(store, admin, "mod@ex.org")
+    assert [u["key"] for u in auth.list_users(store, admin)] == ["admin@ex.org"]
+
+
+@pytest.mark.parametrize("who", [ANONYMOUS, User("c@ex.org", "contributeur"),
+                                 User("m@ex.org", "moderateur")])
+def test_role_management_needs_admin(store_factory, who: User) -> None:
+    store = store_factory()
+    store.create_or_upgrade()
+    auth.grant(store, CLI_USER, "admin@ex.org", "admin")
+    before = auth.list_users(store, CLI_USER)
+    for call in (lambda: auth.grant(store, who, "z@ex.org", "admin"),
+                 lambda: auth.revoke(store, who, "admin@ex.org"),
+                 lambda: auth.list_users(store, who)):
+        with pytest.raises(PermissionDeniedError):
+            call()
+    assert auth.list_users(store, CLI_USER) == before
+
+
+def test_users_cli(tmp_path, capsys) -> None:
+    from territoires import cli
+
+    db = f"sqlite:///{tmp_path / 'u.sqlite'}"
+    assert cli.main(["users", "list", "--db", db]) == 0
+    assert "Aucun rôle" in capsys.readouterr().out
+    assert cli.main(["users", "grant", "Chef@Ville.fr", "admin", "--db", db]) == 0
+    assert "Rôle admin donné à chef@ville.fr" in capsys.readouterr().out
+    assert cli.main(["users", "grant", "mod@ville.fr", "moderateur", "--db", db]) == 0
+    capsys.readouterr()
+    assert cli.main(["users", "list", "--db", db]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[:2] for line in out] == [["chef@ville.fr", "admin"],
+                                                      ["mod@ville.fr", "moderateur"]]
+    assert "donné par cli" in out[0]
+    assert cli.main(["users", "revoke", "mod@ville.fr", "--db", db]) == 0
+    assert "retiré" in capsys.readouterr().out
+    assert cli.main(["users", "grant", "pas un mail", "admin", "--db", db]) == 2
+    assert "Adresse e-mail invalide" in capsys.readouterr().err

@@ -1,0 +1,239 @@
+"""Shared deployment, for real: Debian's nginx (the configuration shipped in ``deploy/``) in
+front of two ``streamlit run`` processes on one PostgreSQL database, driven by chromium.
+
+Checks that websockets go through the proxy, that sessions are sticky (each browser stays on
+one process, and both processes serve someone), and that a catalogue change written by one
+process is seen by the other within a few seconds (the catalogue revision in the database
+invalidates each process's cached catalogue)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from app_env import make_env, tiny_catalogue
+from catalogue_factory import initiative, make_catalogue
+from territoires.layers import Layers
+from territoires.storage import Store
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres]
+
+REPO = Path(__file__).resolve().parents[1]
+SITE_CONF = REPO / "deploy" / "nginx-territoires.conf"
+CHROMIUM = Path("/usr/bin/chromium")
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+PG_URL = os.environ.get("TERRITOIRES_TEST_PG_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+APP_PORTS = (8651, 8652)
+PROXY_PORT = 8655
+
+if os.environ.get("CI") != "true" and not (CHROMIUM.exists() and Path(NGINX).exists()):
+    pytest.skip("chromium or nginx absent", allow_module_level=True)
+
+
+def render_site_conf(proxy_port: int, app_ports: tuple[int, ...]) -> str:
+    """The shipped site configuration with the test's ports (same directives otherwise)."""
+    text = SITE_CONF.read_text(encoding="utf-8")
+    servers = "".join(f"    server 127.0.0.1:{p};\n" for p in app_ports)
+    text, n = re.subn(r"(?m)^    server 127\.0\.0\.1:\d+;\n(?:    server 127\.0\.0\.1:\d+;\n)*",
+                      servers, text)
+    assert n == 1, "the upstream block of deploy/nginx-territoires.conf changed shape"
+    text, n = re.subn(r"listen 127\.0\.0\.1:\d+;", f"listen 127.0.0.1:{proxy_port};", text)
+    assert n == 1
+    return text
+
+
+def test_site_conf_renders_for_other_ports() -> None:
+    text = render_site_conf(9000, (9001, 9002, 9003))
+    assert "listen 127.0.0.1:9000;" in text
+    assert text.count("server 127.0.0.1:900") == 3
+    assert "server 127.0.0.1:8501;" not in text and "listen 127.0.0.1:8080;" not in text
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh schema on the test PostgreSQL; yields a URL whose search_path points to it."""
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.begin() as conn:
+            schema = f"d_{uuid.uuid4().hex[:12]}"
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"PostgreSQL injoignable ({PG_URL})")
+    sep = "&" if "?" in PG_URL else "?"
+    url = f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+    try:
+        yield url
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def _wait_http(url: str, proc: subprocess.Popen, log: Path, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(log.read_text(errors="replace"))
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer in {seconds} s")
+
+
+@contextmanager
+def _process(cmd: list[str], env: dict[str, str], log: Path, health: str) -> Iterator[None]:
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            _wait_http(health, proc, log)
+            yield
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _nginx_main_conf(prefix: Path, site: Path) -> str:
+    return f"""
+user root;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    include /etc/nginx/mime.types;
+    log_format lb '$upstream_addr $cookie_territoires_lb "$request"';
+    access_log {prefix}/access.log lb;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    include {site};
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory, tiny_layers: Layers
+               ) -> Iterator[tuple[str, str, Path]]:
+    """(proxy base URL, database URL, nginx access log)."""
+    root = tmp_path_factory.mktemp("deploy")
+    with ExitStack() as stack:
+        url = stack.enter_context(pg_database())
+        env = {**os.environ, **make_env(root, tiny_layers)}
+        env["TERRITOIRES_DATABASE_URL"] = url
+        store = Store(url)
+        store.create_or_upgrade()
+        store.upsert(tiny_catalogue())
+        store.dispose()
+        for port in APP_PORTS:
+            stack.enter_context(_process(
+                [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
+                 "--server.headless", "true", "--server.port", str(port),
+                 "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+                env, root / f"streamlit-{port}.log",
+                f"http://127.0.0.1:{port}/_stcore/health"))
+        site = root / "site.conf"
+        site.write_text(render_site_conf(PROXY_PORT, APP_PORTS), encoding="utf-8")
+        main = root / "nginx.conf"
+        main.write_text(_nginx_main_conf(root, site), encoding="utf-8")
+        subprocess.run([NGINX, "-t", "-c", str(main), "-p", str(root)], check=True,
+                       capture_output=True)
+        stack.enter_context(_process(
+            [NGINX, "-c", str(main), "-p", str(root), "-g", "daemon off;"],
+            env, root / "nginx.out", f"http://127.0.0.1:{PROXY_PORT}/_stcore/health"))
+        yield f"http://127.0.0.1:{PROXY_PORT}", url, root / "access.log"
+
+
+def _initiatives_metric(page) -> str:
+    metric = page.get_by_test_id("stMetric").filter(has_text="Initiatives").first
+    metric.wait_for(timeout=60_000)
+    return metric.get_by_test_id("stMetricValue").inner_text().strip()
+
+
+def _upstreams_of(log: Path, cookie: str) -> set[str]:
+    """Upstreams that served the requests carrying this sticky cookie."""
+    out = set()
+    for line in log.read_text().splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[1] == cookie and parts[0] != "-":
+            out.add(parts[0])
+    return out
+
+
+def test_two_processes_behind_nginx(deployment: tuple[str, str, Path]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    base, url, log = deployment
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        # new browsers (new cookies) until both processes serve one of them
+        sessions: dict[str, tuple[object, object]] = {}
+        for _ in range(16):
+            context = browser.new_context(locale="fr-FR")
+            context.route(re.compile(r"^(?!http://127\.0\.0\.1).*"), lambda r: r.abort())
+            page = context.new_page()
+            page.goto(f"{base}/")
+            assert _initiatives_metric(page) == "3"
+            cookie = next(c["value"] for c in context.cookies()
+                          if c["name"] == "territoires_lb")
+            served = _upstreams_of(log, cookie)
+            # sticky: the page, its scripts and its websocket all went to one process
+            assert len(served) == 1, served
+            upstream = served.pop()
+            if upstream in sessions:
+                context.close()
+                continue
+            sessions[upstream] = (context, page)
+            if len(sessions) == len(APP_PORTS):
+                break
+        assert len(sessions) == len(APP_PORTS), f"one process served everyone: {sessions}"
+
+        # a catalogue change written by another process (an import on the command line)
+        store = Store(url)
+        store.upsert(make_catalogue([
+            initiative("partagee", [("commune", "33119")], themes=["culture"],
+                       title="Initiative vue partout", maturity="emergence"),
+        ], []))
+        store.dispose()
+        for upstream, (_, page) in sessions.items():
+            deadline = time.monotonic() + 20
+            while True:
+                page.reload()
+                value = _initiatives_metric(page)
+                if value == "4":
+                    break
+                assert time.monotonic() < deadline, f"{upstream} still shows {value}"
+                page.wait_for_timeout(1000)
+        for context, _ in sessions.values():
+            context.close()
+        browser.close()
+    # nginx logs a websocket when it closes: each process had its stream through the proxy
+    streams = {line.split(" ", 1)[0] for line in log.read_text().splitlines()
+               if "/_stcore/stream" in line}
+    assert streams == set(sessions), streams
