@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from territoires import exchange, model, vocab
+from territoires import export, model, validation, vocab
 from territoires.auth import User, require
 from territoires.errors import (
     ConflictError,
@@ -143,7 +143,7 @@ class Submission:
 def validate_catalogue(catalogue: model.Catalogue, index: Any | None,
                        known_initiatives: Iterable[str] = ()) -> list[Problem]:
     """The import's own validation rules (one shared path for import and forms)."""
-    return exchange.validate(catalogue, index, file=None, known_initiatives=known_initiatives)
+    return validation.validate(catalogue, index, file=None, known_initiatives=known_initiatives)
 
 
 def _bounds(catalogue: model.Catalogue) -> list[Problem]:
@@ -177,18 +177,18 @@ def prepare(catalogue: model.Catalogue) -> model.Catalogue:
         df = getattr(catalogue, name).copy()
         df = df.reindex(columns=model.TABLE_COLUMNS[name])
         keep = [c for c in df.columns if c not in ("initiative_id", "id", "source")]
-        blank = df[keep].apply(lambda col: col.map(exchange.is_missing)).all(axis=1)
+        blank = df[keep].apply(lambda col: col.map(validation.is_missing)).all(axis=1)
         df = df[~blank].reset_index(drop=True)
         df["initiative_id"] = iid
         out[name] = df
     fund = out["funding"]
     terr = out["territories"]
     first = (terr.iloc[0]["level"], terr.iloc[0]["code"]) if len(terr) else (None, None)
-    used = {str(x) for x in fund["id"] if not exchange.is_missing(x)}
+    used = {str(x) for x in fund["id"] if not validation.is_missing(x)}
     n = 0
     ids = []
     for value in fund["id"]:
-        if exchange.is_missing(value):
+        if validation.is_missing(value):
             n += 1
             while f"{iid}-f{n}" in used:
                 n += 1
@@ -197,9 +197,9 @@ def prepare(catalogue: model.Catalogue) -> model.Catalogue:
         ids.append(str(value))
     fund["id"] = pd.Series(ids, index=fund.index, dtype=object)
     for col, default in (("territory_level", first[0]), ("territory_code", first[1])):
-        fund[col] = [default if exchange.is_missing(v) else v for v in fund[col]]
-    fund["source"] = [FORM_SOURCE if exchange.is_missing(v) else v for v in fund["source"]]
-    fund["year_end"] = [ys if exchange.is_missing(ye) else ye
+        fund[col] = [default if validation.is_missing(v) else v for v in fund[col]]
+    fund["source"] = [FORM_SOURCE if validation.is_missing(v) else v for v in fund["source"]]
+    fund["year_end"] = [ys if validation.is_missing(ye) else ye
                         for ys, ye in zip(fund["year_start"], fund["year_end"], strict=True)]
     return model.Catalogue(**out)
 
@@ -229,7 +229,7 @@ def _valid_payload(catalogue: model.Catalogue, index: Any | None) -> dict:
 
 def new_id(title: str, taken: Iterable[str]) -> str:
     """A free identifier for a new fiche, from its title (``titre-2`` if taken)."""
-    base = exchange.slugify(title or "", 60) or "initiative"
+    base = export.slugify(title or "", 60) or "initiative"
     taken = set(taken)
     ident, n = base, 1
     while ident in taken:
