@@ -121,7 +121,8 @@ def catalogues(draw: st.DrawFn) -> model.Catalogue:
         ini.append({
             "id": iid, "title": draw(TEXT.filter(bool)), "summary": draw(OPT_TEXT),
             "scale": draw(st.one_of(st.none(), st.sampled_from(vocab.SCALES.codes))),
-            "start_date": draw(st.one_of(st.none(), st.dates(dt.date(1990, 1, 1)))),
+            "start_date": draw(st.one_of(st.none(), st.dates(dt.date(1990, 1, 1),
+                                                             dt.date(2100, 12, 31)))),
             "end_date": None,
             "themes": draw(_pick(vocab.THEMES.codes).filter(bool)),
             "publics": draw(_pick(vocab.PUBLICS.codes)),

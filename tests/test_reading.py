@@ -89,7 +89,7 @@ def test_missing_required_column_and_unknown_file(tmp_path: Path) -> None:
     _cat, problems = read_exchange(folder)
     assert any(p.column == "code" and p.line == 1 for p in problems)
     _cat, problems = read_exchange(tmp_path / "absent.xlsx")
-    assert len(problems) == 1 and "illisible" in problems[0].message
+    assert len(problems) == 1 and "introuvable" in problems[0].message
     empty = tmp_path / "vide"
     empty.mkdir()
     _cat, problems = read_exchange(empty)

@@ -81,3 +81,8 @@ class ImportRefusedError(ValidationError):
 
 class ExportError(TerritoiresError):
     """An export could not be produced."""
+
+
+class InputTooLargeError(ValidationError):
+    """An input goes beyond one of the bounds of :mod:`territoires.reading` (file size,
+    uncompressed size, entries, rows, columns, cell length); nothing more was read."""
