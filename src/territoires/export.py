@@ -393,7 +393,7 @@ def _check_xlsx_text(table: str, df: pd.DataFrame, columns: list[str]) -> None:
             (length == XLSX_CELL_CHARS) & text.str.contains(_FORMULA_PATTERN, regex=True))
         ).to_numpy(bool)
         illegal = text.str.contains(_ILLEGAL_XLSX_PATTERN, regex=True).to_numpy(bool)
-        for mask, what in ((too_long, f"un texte de plus de {XLSX_CELL_CHARS} caractères "
+        for mask, what in ((too_long, "un texte de plus de 32\u202f767 caractères "
                                       "(limite d'une cellule Excel)"),
                            (illegal, "un caractère de contrôle (interdit dans un classeur)")):
             if mask.any():

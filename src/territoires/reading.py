@@ -47,10 +47,10 @@ from territoires.validation import REQUIRED, RawCells, _parse_cell, _text_cell, 
 # -------------------------------------------------------------------------------- bounds
 
 #: Largest file accepted (a workbook, a zip, one CSV file).
-MAX_FILE_BYTES = 256 * 1024 * 1024
+MAX_FILE_BYTES = 250_000_000
 #: Largest total of the uncompressed entries of a zip or workbook (declared sizes: Python's
 #: zipfile never reads past them), and of the CSV files of a folder.
-MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
+MAX_UNCOMPRESSED_BYTES = 500_000_000
 #: Most entries in a zip or workbook (and CSV files in a folder).
 MAX_ZIP_ENTRIES = 1_000
 #: Most lines of one sheet or CSV file, header included.
@@ -72,7 +72,8 @@ def _n(value: int) -> str:
 
 
 def _mib(value: int) -> str:
-    return f"{value // (1024 * 1024)} Mo"
+    """``value`` bytes in French megabytes (``1 Mo``, ``2,5 Mo``, ``500 Mo``)."""
+    return f"{value / 1e6:.3g}".replace(".", ",") + " Mo"
 
 
 class _Refused(Exception):
@@ -227,7 +228,7 @@ def _folder_sheets(path: Path) -> list[_Sheet]:
             f"fichiers CSV trop gros ({_mib(total)} au total, au plus "
             f"{_mib(MAX_UNCOMPRESSED_BYTES)})", file=path.name))
     return [_Sheet(p.name, False,
-                   lambda p=p: _csv_rows(partial(Path.open, p, "rb"), p.name, p.name),
+                   lambda p=p: _csv_rows(partial(Path.open, p, "rb"), path.name, p.name),
                    kind="fichier") for p in files]
 
 
