@@ -669,7 +669,9 @@ def export_bytes(
     except TerritoiresError:
         raise
     except Exception as exc:  # writer libraries raise many kinds
-        raise ExportError(f"L'export au format {fmt} a échoué : {exc}") from exc
+        # the library's own (English) text stays in the chained exception, for the logs
+        raise ExportError(f"L'export au format {fmt} a échoué : "
+                          "réessayez, ou choisissez un autre format.") from exc
     raise ExportError(f"Format d'export inconnu « {fmt} » (csv, xlsx, geojson, gpkg).")
 
 

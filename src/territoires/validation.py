@@ -376,7 +376,11 @@ def validate(
                                     column=column, value=value))
 
         raw = df.attrs.get("raw") or RawCells()
-        records = df.astype(object).to_dict("records") if len(df) else []
+        # one row at a time (no list of every row as a dict: memory stays that of the table)
+        names = list(df.columns)
+        records = (dict(zip(names, values, strict=True)) for values in zip(
+            *(df.iloc[:, i].to_numpy(dtype=object) for i in range(len(names))),
+            strict=True)) if len(df) and names else iter(())
         seen_ids: dict[str, int] = {}
         for line, rec in zip(_lines(df), records, strict=True):
             for col in REQUIRED[table]:
