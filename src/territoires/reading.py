@@ -30,6 +30,7 @@ import codecs
 import contextlib
 import csv
 import io
+import logging
 import re
 import zipfile
 from collections.abc import Iterator
@@ -62,6 +63,7 @@ MAX_CELL_CHARS = 131_072
 #: Longest CSV line (characters, quoted line breaks included).
 MAX_ROW_CHARS = 2 * 1024 * 1024
 
+_log = logging.getLogger(__name__)
 _FORMATS = ("Formats acceptés : classeur .xlsx, dossier ou .zip de fichiers CSV, fichier "
             ".csv.")
 _FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[ >/]")
@@ -467,8 +469,10 @@ def read_exchange(path: Path) -> tuple[model.Catalogue, list[Problem]]:
         return model.Catalogue(), [exc.problem]
     except InputTooLargeError as exc:
         return model.Catalogue(), exc.problems
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, RuntimeError):
-        # library messages are English and say little: name the file and the formats
+    except Exception:  # hostile files make libraries raise anything
+        # library messages are English and say little: name the file and the formats (the
+        # library's error goes to the log)
+        _log.warning("lecture de %s impossible", file, exc_info=True)
         kind = "archive .zip" if path.suffix.lower() == ".zip" else "fichier"
         return model.Catalogue(), [Problem(
             f"{kind} illisible (endommagé, protégé ou d'un autre format que son extension). "
