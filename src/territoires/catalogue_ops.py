@@ -76,6 +76,10 @@ def seed(seeds_dir: Path, url: str) -> str:
         raise _refuse(problems, f"Chargement des fiches de {seeds_dir}")
     store = _store(url)
     try:
+        problems = validation.national_conflicts(catalogue, _national_funding_ids(store),
+                                                 file=str(seeds_dir))
+        if problems:
+            raise _refuse(problems, f"Chargement des fiches de {seeds_dir}")
         report = store.upsert(catalogue)
     finally:
         store.dispose()
