@@ -8,7 +8,8 @@ With ``--csv-rows N`` (e.g. 200000) it measures instead the import of a CSV set 
 ``initiatives.csv`` holds N rows: time and peak resident memory (RSS) of (a) reading and
 validating it (``read_exchange`` + ``validate``, no territory index) and (b) the whole import
 into a new SQLite database (:func:`territoires.catalogue_ops.import_file`, which also loads the
-reference layers), each in a fresh Python process so that the peaks do not mix.
+reference layers), each in a fresh Python process so that the peaks do not mix (peak = the
+child's ``VmHWM``, Python and libraries included).
 
 Usage: ``.venv/bin/python bench/bench_import.py [--n 10000] [--pg URL] [--csv-rows 200000]``
 """
@@ -106,7 +107,7 @@ def timed(label: str, fn):
 
 
 _CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 mode, path, url = sys.argv[1:4]
 t0 = time.perf_counter()
@@ -123,9 +124,11 @@ else:
     from territoires.catalogue_ops import import_file
     import_file(Path(path), url)
     problems, rows = [], None
+# VmHWM (this process image's peak RSS): ru_maxrss would count the parent's memory at fork
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status")
+           if line.startswith("VmHWM:"))
 print(json.dumps({"seconds": time.perf_counter() - t0, "problems": len(problems),
-                  "rows": rows,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rows": rows, "peak_rss_mb": hwm / 1024}))
 """
 
 

@@ -359,3 +359,15 @@ def test_mirror_status(mirror_geo_dir: Path):
     for name in LAYER_SCHEMAS:
         assert f"- {name} :" in text
     assert "qpv : " in text and "41 avec contour" in text
+
+
+def test_later_build_removes_leftovers_of_killed_builds(tmp_path: Path):
+    """A killed build (kill -9) leaves its temp folder; the next build removes them all,
+    even when that build then fails, and leaves nothing of its own."""
+    for name in (".geo.k1b2c3.build", ".geo.x9y8z7.build", ".geo.q1w2e3.old"):
+        (tmp_path / name / "layers").mkdir(parents=True)
+        (tmp_path / name / "layers" / "qpv.parquet").write_bytes(b"x" * 1000)
+    (tmp_path / ".other.build").mkdir()  # not ours: kept
+    with pytest.raises(LayerError):
+        build.build_all(tmp_path / "empty", tmp_path / "geo")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.build"]

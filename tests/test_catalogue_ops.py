@@ -8,11 +8,39 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+import test_storage
 from territoires import catalogue_ops, model
 from territoires.cli import main
 from territoires.layers import LAYER_SCHEMAS, LEVEL_LAYER, Layers
 from territoires.storage import Store
 from test_storage import sample_catalogue
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine_store(request: pytest.FixtureRequest, tmp_path: Path):
+    """A fresh store on SQLite or PostgreSQL (own schema, dropped afterwards)."""
+    import os
+    import uuid
+
+    import sqlalchemy as sa
+
+    if request.param == "sqlite":
+        store = Store(f"sqlite:///{tmp_path / 'engine.sqlite'}")
+        yield store
+        store.dispose()
+        return
+    if not test_storage._pg_reachable():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL injoignable ({test_storage.PG_URL})")
+        pytest.skip(f"PostgreSQL injoignable ({test_storage.PG_URL})")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    store = Store(test_storage.PG_URL, schema=schema)
+    yield store
+    store.dispose()
+    engine = sa.create_engine(test_storage.PG_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
 
 
 class LayerIndex:
@@ -187,3 +215,59 @@ def test_load_funding(seeded: str, tmp_path: Path, capsys: pytest.CaptureFixture
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["catalogue", "load-funding", "--db", seeded, "--mirror", str(empty)]) == 2
+
+
+# ----------------------------------------------------- refusals before the database
+
+def _csv_zip(path: Path, files: dict[str, str]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(f"{name}.csv", text.encode("utf-8"))
+    return path
+
+
+def test_user_line_reusing_a_national_id_is_refused(seeded: str, tmp_path: Path) -> None:
+    from territoires.errors import ImportRefusedError
+    from test_storage import _national
+
+    store = Store(seeded)
+    store.replace_funding_source("national:", _national(2, 2024, "national:adultes-relais"))
+    store.dispose()
+    before = _snapshot(seeded)
+    path = _csv_zip(tmp_path / "f.zip", {"financements": (
+        "id;funder;funder_type;scheme;amount_eur;year_start;territory_level;territory_code\n"
+        "adultes_relais-2024-1;Ville;collectivite;autre;10;2024;commune;33063\n")})
+    with pytest.raises(ImportRefusedError) as exc:
+        catalogue_ops.import_file(path, seeded)
+    (problem,) = exc.value.problems
+    assert (problem.sheet, problem.line, problem.column, problem.value) == (
+        "financements.csv", 2, "id", "adultes_relais-2024-1")
+    assert "nationale" in problem.message
+    assert _snapshot(seeded) == before
+
+
+def test_sqlite_and_postgresql_refuse_alike_before_the_database(
+        engine_store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A NUL character and a 250-character id: PostgreSQL would refuse them, SQLite would
+    store them; validation refuses both, with the same French messages, on both engines."""
+    from territoires.errors import ImportRefusedError
+
+    store = engine_store
+    store.create_or_upgrade()
+    monkeypatch.setattr(catalogue_ops, "Store", lambda url: store)
+    monkeypatch.setattr(catalogue_ops, "_territory_index", lambda: (None, None, None))
+    long_id = "x" * 250
+    path = _csv_zip(tmp_path / "p.zip", {"initiatives": (
+        "id;title;themes;maturity\n"
+        f"{long_id};Titre;culture;emergence\n"
+        "ok;Avec\x00nul;culture;emergence\n")})
+    with pytest.raises(ImportRefusedError) as exc:
+        catalogue_ops.import_file(path, "ignored")
+    got = sorted((p.sheet, p.line, p.column, p.message) for p in exc.value.problems)
+    assert got == [
+        ("initiatives.csv", 2, "id", "identifiant trop long (250 caractères, au plus 200)"),
+        ("initiatives.csv", 3, "title",
+         "caractère nul (U+0000, position 5) interdit dans un texte")]
+    assert len(store.load_catalogue().initiatives) == 0

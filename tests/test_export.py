@@ -121,7 +121,8 @@ def catalogues(draw: st.DrawFn) -> model.Catalogue:
         ini.append({
             "id": iid, "title": draw(TEXT.filter(bool)), "summary": draw(OPT_TEXT),
             "scale": draw(st.one_of(st.none(), st.sampled_from(vocab.SCALES.codes))),
-            "start_date": draw(st.one_of(st.none(), st.dates(dt.date(1990, 1, 1)))),
+            "start_date": draw(st.one_of(st.none(), st.dates(dt.date(1990, 1, 1),
+                                                             dt.date(2100, 12, 31)))),
             "end_date": None,
             "themes": draw(_pick(vocab.THEMES.codes).filter(bool)),
             "publics": draw(_pick(vocab.PUBLICS.codes)),
@@ -277,3 +278,64 @@ def test_geo_export_with_territory_index(tiny_layers: Layers) -> None:
     assert data["features"][3]["geometry"] is None
     assert {p["themes"] for p in props} == {"culture"}
     assert all(p["publics"] is None and p["start_date"] == "2020-01-01" for p in props)
+
+
+# ------------------------------------------------------------ lossless round trips
+
+#: Texts an export must give back unchanged: Excel's longest cell, formula-like starts
+#: (after white space too), tabs and line breaks, an amount that reads two ways.
+LONG = "Début " + "é" * 32_756 + " fin."  # 32,767 characters
+
+
+def _texts_catalogue() -> model.Catalogue:
+    cat = _one(title="  =SOMME(A1)")
+    cat.initiatives["summary"] = LONG
+    cat.initiatives["objectives"] = "- un\n\t- deux\r\n=trois"
+    cat.initiatives["actions"] = "'=déjà protégé"
+    cat.funding["amount_eur"] = 1.234
+    return cat
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_own_export_round_trip_is_lossless(fmt: str, tmp_path: Path) -> None:
+    from territoires.storage import Store
+
+    cat = _texts_catalogue()
+    assert len(LONG) == 32_767 and validate(cat, None) == []
+    store = Store(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    store.create_or_upgrade()
+    store.upsert(cat)
+    stored = store.load_catalogue()
+    path = tmp_path / f"rt.{'zip' if fmt == 'csv' else fmt}"
+    path.write_bytes(export_bytes(stored, fmt, include_private=True))
+    back, problems = read_exchange(path)
+    assert problems == [] and validate(back, None, file=path.name) == []
+    ini = back.initiatives.iloc[0]
+    for col in ("title", "summary", "objectives", "actions"):
+        assert ini[col] == cat.initiatives[col].iloc[0], col
+    assert back.funding["amount_eur"].iloc[0] == 1.234
+    # re-importing the app's own export changes nothing (no new version)
+    report = store.upsert(back)
+    store.dispose()
+    assert report.unchanged == 1 and report.updated == 0
+
+
+def test_xlsx_export_refuses_rather_than_cuts(tmp_path: Path) -> None:
+    from territoires.errors import ExportError
+
+    for summary, what in (("x" * 40_000, "32 767"), ("bip\x07", "contrôle"),
+                          ("=" + "x" * 32_766, "32 767")):
+        cat = _one()
+        cat.initiatives["summary"] = summary
+        with pytest.raises(ExportError) as exc:
+            export_bytes(cat, "xlsx")
+        assert what in str(exc.value).replace("\u202f", " ") and "CSV" in str(exc.value)
+        assert "« a »" in str(exc.value) and "summary" in str(exc.value)
+        back, _ = read_exchange(_csv_zip(cat, tmp_path))  # CSV keeps every character
+        assert back.initiatives["summary"].iloc[0] == summary
+
+
+def _csv_zip(cat: model.Catalogue, tmp_path: Path) -> Path:
+    path = tmp_path / "all.zip"
+    path.write_bytes(export_bytes(cat, "csv"))
+    return path

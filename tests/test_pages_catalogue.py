@@ -402,3 +402,16 @@ def test_catalogue_text_never_renders_as_markdown(hostile_env: dict, page: str,
     assert not live  # … but never as live Markdown
     if page.endswith("comparer.py"):
         assert at.table, "field-by-field table"
+
+
+def test_invalid_url_filters_get_a_notice(tiny_env: dict) -> None:
+    """``?themes=nope&years=abc`` are not silently ignored: a short French notice says so,
+    values as typed (and escaped: shown, never rendered as Markdown)."""
+    at = _run("pages/catalogue.py", {"themes": "nope,culture", "years": "abc",
+                                     "amount": "x-y"})
+    notices = [w.value.replace("\\", "") for w in at.warning]
+    assert any("« nope »" in n and "« abc »" in n and "x-y" in n
+               for n in notices), notices
+    assert not any("culture" in n for n in notices)
+    at = _run("pages/catalogue.py", {"themes": "culture", "years": "2021-2024"})
+    assert not at.warning

@@ -6,11 +6,14 @@ import datetime as dt
 import io
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
 
 from exchange_helpers import LayerIndex, _basic_files, _check_basic, _csv_set
+from territoires import model
+from territoires.export import export_bytes
 from territoires.layers import Layers
 from territoires.reading import read_exchange
 from territoires.validation import validate
@@ -89,8 +92,191 @@ def test_missing_required_column_and_unknown_file(tmp_path: Path) -> None:
     _cat, problems = read_exchange(folder)
     assert any(p.column == "code" and p.line == 1 for p in problems)
     _cat, problems = read_exchange(tmp_path / "absent.xlsx")
-    assert len(problems) == 1 and "illisible" in problems[0].message
+    assert len(problems) == 1 and "introuvable" in problems[0].message
     empty = tmp_path / "vide"
     empty.mkdir()
     _cat, problems = read_exchange(empty)
     assert "aucune feuille" in problems[0].message
+
+
+# ------------------------------------------------------------------ bounds and messages
+
+INI_HEAD = "id;title;themes;maturity\n"
+
+
+def _ini_row(k: int) -> str:
+    return f"i{k};Titre {k};culture;emergence\n"
+
+
+def _zip(path: Path, files: dict[str, bytes], encrypted: bool = False) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    if encrypted:  # set the "encrypted" flag of every entry, as a password-protected zip has
+        data = bytearray(path.read_bytes())
+        for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+            start = 0
+            while (start := data.find(signature, start)) >= 0:
+                data[start + offset] |= 0x1
+                start += 4
+        path.write_bytes(bytes(data))
+    return path
+
+
+def _single(problems: list) -> Any:
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
+def _no_english(text: str) -> None:
+    for word in ("File is not", "password", "required", "Error", "field larger", "line"):
+        assert word not in text, text
+
+
+def test_zip_bomb_refused_before_reading(tmp_path: Path, monkeypatch) -> None:
+    """A small zip holding a lot of blank lines: refused on its declared size, unread."""
+    from territoires import reading
+
+    monkeypatch.setattr(reading, "MAX_UNCOMPRESSED_BYTES", 1_000_000)
+    bomb = INI_HEAD.encode() + b"\n" * 3_000_000
+    path = _zip(tmp_path / "bomb.zip", {"initiatives.csv": bomb})
+    assert path.stat().st_size < 20_000
+    cat, problems = read_exchange(path)
+    p = _single(problems)
+    assert p.file == "bomb.zip" and "décompressé" in p.message and "1 Mo" in p.message
+    assert len(cat.initiatives) == 0
+
+
+def test_too_many_entries_rows_and_columns(tmp_path: Path, monkeypatch) -> None:
+    from territoires import reading
+
+    monkeypatch.setattr(reading, "MAX_ZIP_ENTRIES", 3)
+    path = _zip(tmp_path / "many.zip", {f"x{k}.csv": b"a\n" for k in range(5)})
+    assert "fichiers" in _single(read_exchange(path)[1]).message
+    monkeypatch.setattr(reading, "MAX_ROWS_PER_SHEET", 11)
+    folder = _csv_set(tmp_path / "rows", {"initiatives": INI_HEAD + "".join(
+        _ini_row(k) for k in range(30))})
+    p = _single(read_exchange(folder)[1])
+    assert (p.file, p.sheet, p.line) == ("rows", "initiatives.csv", 12)
+    assert "10 lignes" in p.message
+    monkeypatch.setattr(reading, "MAX_ROWS_PER_SHEET", 1000)
+    monkeypatch.setattr(reading, "MAX_COLUMNS", 5)
+    folder = _csv_set(tmp_path / "cols", {"initiatives": INI_HEAD + "a;b;c;d;e;f;g\n"})
+    p = _single(read_exchange(folder)[1])
+    assert p.line == 2 and "colonnes" in p.message
+
+
+def test_huge_line_of_separators_refused(tmp_path: Path, monkeypatch) -> None:
+    """A line of millions of separators would make millions of cells: refused first."""
+    from territoires import reading
+
+    monkeypatch.setattr(reading, "MAX_ROW_CHARS", 10_000)
+    folder = _csv_set(tmp_path / "sep", {"initiatives": INI_HEAD + ";" * 50_000 + "\n"})
+    p = _single(read_exchange(folder)[1])
+    assert p.line == 2 and "ligne de plus de" in p.message
+
+
+def test_csv_cell_over_131072_chars_is_a_french_message(tmp_path: Path) -> None:
+    folder = _csv_set(tmp_path / "big", {"initiatives": INI_HEAD + _ini_row(1)
+                                         + "i2;" + "x" * 140_000 + ";culture;emergence\n"})
+    p = _single(read_exchange(folder)[1])
+    assert (p.file, p.sheet, p.line) == ("big", "initiatives.csv", 3)
+    assert "131\u202f072 caractères" in p.message
+    _no_english(str(p))
+
+
+def test_encrypted_zip_is_a_french_message(tmp_path: Path) -> None:
+    path = _zip(tmp_path / "secret.zip", {"initiatives.csv": (INI_HEAD + _ini_row(1)).encode()},
+                encrypted=True)
+    p = _single(read_exchange(path)[1])
+    assert p.file == "secret.zip" and "mot de passe" in p.message
+    _no_english(str(p))
+
+
+def test_not_a_zip_and_encrypted_workbook_are_french_messages(tmp_path: Path) -> None:
+    for name, data in (("faux.zip", b"not a zip at all"), ("faux.xlsx", b"PK\x03\x04broken"),
+                       ("chiffre.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600)):
+        (tmp_path / name).write_bytes(data)
+        p = _single(read_exchange(tmp_path / name)[1])
+        assert p.file == name and ("illisible" in p.message or "mot de passe" in p.message)
+        _no_english(str(p))
+
+
+def test_utf16_file_gets_one_encoding_message(tmp_path: Path) -> None:
+    folder = tmp_path / "u16"
+    folder.mkdir()
+    (folder / "initiatives.csv").write_bytes((INI_HEAD + _ini_row(1)).encode("utf-16"))
+    p = _single(read_exchange(folder)[1])
+    assert "UTF-16" in p.message and (p.file, p.sheet) == ("u16", "initiatives.csv")
+
+
+def test_late_non_utf8_byte_reads_as_windows_1252(tmp_path: Path) -> None:
+    text = INI_HEAD + "".join(_ini_row(k) for k in range(3000)) + "z;Début été;culture;emergence\n"
+    folder = _csv_set(tmp_path / "w", {"initiatives": text}, encoding="cp1252")
+    cat, problems = read_exchange(folder)
+    assert problems == [] and cat.initiatives["title"].iloc[-1] == "Début été"
+
+
+def test_hidden_sheet_named_like_a_catalogue_sheet(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "initiatives"
+    ws.append(["id", "title", "themes", "maturity"])
+    ws.append(["a", "Visible", "culture", "emergence"])
+    hidden = wb.create_sheet("Initiatives ")
+    hidden.append(["id", "title", "themes", "maturity"])
+    hidden.append(["a", "Cachée", "culture", "emergence"])
+    hidden.sheet_state = "hidden"
+    wb.save(tmp_path / "h.xlsx")
+    cat, problems = read_exchange(tmp_path / "h.xlsx")
+    p = _single(problems)
+    assert p.sheet == "Initiatives " and "masquée" in p.message
+    assert list(cat.initiatives["title"]) == ["Visible"]
+
+
+def test_duplicated_header_refused(tmp_path: Path) -> None:
+    folder = _csv_set(tmp_path / "d", {"initiatives": "id;title;themes;maturity;title\n"
+                                       "a;Premier;culture;emergence;Second\n"})
+    cat, problems = read_exchange(folder)
+    p = _single(problems)
+    assert (p.line, p.column, p.value) == (1, "E", "title") and "double" in p.message
+    assert "colonne B" in p.message
+    assert list(cat.initiatives["title"]) == ["Premier"]
+
+
+def test_two_files_for_one_table_refused(tmp_path: Path) -> None:
+    folder = _csv_set(tmp_path / "c", {"initiatives": INI_HEAD + _ini_row(1),
+                                       "Initiatives": INI_HEAD + _ini_row(2)})
+    p = _single(read_exchange(folder)[1])
+    assert "deux fichiers" in p.message and "Initiatives.csv" in p.message
+    assert "initiatives.csv" in p.message
+
+
+def test_formula_without_cached_value_says_so(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "indicateurs"
+    ws.append(["initiative_id", "label", "value"])
+    ws.append(["a", "Élèves", "=2*21"])  # openpyxl stores no cached value
+    wb.save(tmp_path / "f.xlsx")
+    _cat, problems = read_exchange(tmp_path / "f.xlsx")
+    p = _single(problems)
+    assert (p.sheet, p.line, p.column) == ("indicateurs", 2, "value")
+    assert "formule" in p.message and "valeur" in p.message
+
+
+def test_leading_white_space_before_equals_is_kept(tmp_path: Path) -> None:
+    folder = _csv_set(tmp_path / "w", {"initiatives": INI_HEAD.strip() + ";summary\n"
+                                       "a;  =SOMME(A1);culture;emergence; @x \n"})
+    cat, problems = read_exchange(folder)
+    assert problems == []
+    ini = cat.initiatives.iloc[0]
+    assert ini["title"] == "  =SOMME(A1)" and ini["summary"] == " @x"
+    back, _ = read_exchange(_zip_export(cat, tmp_path))
+    assert back.initiatives.iloc[0]["title"] == "  =SOMME(A1)"
+
+
+def _zip_export(cat: model.Catalogue, tmp_path: Path) -> Path:
+    path = tmp_path / "export.zip"
+    path.write_bytes(export_bytes(cat, "csv"))
+    return path

@@ -57,3 +57,14 @@ def test_app_pages_are_declared_once() -> None:
     assert files[0] == "pages/accueil.py" and "pages/carte.py" in files
     for file in files:
         assert (Path(__file__).resolve().parents[1] / file).exists()
+
+
+def test_url_notices() -> None:
+    from territoires.ui import url_notices
+
+    assert url_notices({"themes": "culture", "years": "2021-2024", "t": "commune:33119",
+                        "amount": "0-50000", "q": "x"}) == []
+    notes = url_notices({"themes": ["nope"], "years": "abc", "publics": "a,b"})
+    assert any("« nope »" in n and "themes" in n for n in notes)
+    assert any("« abc »" in n for n in notes)
+    assert any("« a », « b » inconnus" in n for n in notes)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import openpyxl
+import pandas as pd
 import pytest
 
-from exchange_helpers import LayerIndex
+from exchange_helpers import LayerIndex, _csv_set
+from territoires import model
 from territoires.layers import Layers
 from territoires.reading import read_exchange
 from territoires.validation import parse_number, validate
@@ -25,6 +28,7 @@ def index(tiny_layers: Layers) -> LayerIndex:
 ])
 def test_parse_number(text: str, expected: float | None) -> None:
     assert parse_number(text) == expected
+
 
 def test_many_errors_all_reported(tmp_path: Path, index) -> None:
     wb = openpyxl.Workbook()
@@ -82,3 +86,90 @@ def test_many_errors_all_reported(tmp_path: Path, index) -> None:
     vocab_msg = next(p for p in problems if p.column == "maturity")
     assert "emergence (Émergence)" in vocab_msg.message
     assert "feuille « initiatives », ligne 4, colonne « maturity »" in str(vocab_msg)
+
+
+# ------------------------------------------------------------- silent changes refused
+
+FUND_HEAD = ("id;funder;funder_type;scheme;amount_eur;year_start;territory_level;"
+             "territory_code\n")
+
+
+def _funding_problems(tmp_path: Path, amounts: list[str]) -> list:
+    rows = "".join(f"f{k};Ville;collectivite;autre;{a};2022;commune;33119\n"
+                   for k, a in enumerate(amounts))
+    cat, problems = read_exchange(_csv_set(tmp_path / "f", {"financements": FUND_HEAD + rows}))
+    assert problems == []
+    return validate(cat, None, file="f")
+
+
+def test_ambiguous_amounts_refused(tmp_path: Path) -> None:
+    problems = _funding_problems(tmp_path, ["1.234", "1,234", "1 234,56", "0,125", "1234",
+                                            "12,5", "1.234,5", "-1,500"])
+    assert [(p.line, p.value) for p in problems if "ambigu" in p.message] == [
+        (2, "1.234"), (3, "1,234"), (9, "-1,500")]
+
+
+def test_values_echoed_as_typed(tmp_path: Path) -> None:
+    problems = _funding_problems(tmp_path, ["-1 500,00", "150 000 000"])
+    assert [(p.message.split(" ")[1], p.value) for p in problems] == [
+        ("négatif", "-1 500,00"), ("invraisemblable", "150 000 000")]
+    assert "« -1 500,00 »" in str(problems[0])
+
+
+def test_thirteen_digit_siret_number_is_not_zero_padded(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "structures"
+    ws.append(["initiative_id", "role", "name", "type", "siret"])
+    ws.append(["a", "porteur", "Asso", "association", 1234567890123])
+    ws.append(["a", "partenaire", "Ville", "collectivite", 21330119700019])
+    wb.save(tmp_path / "s.xlsx")
+    cat, problems = read_exchange(tmp_path / "s.xlsx")
+    assert problems == []
+    assert list(cat.organisations["siret"]) == ["1234567890123", "21330119700019"]
+    siret = [p for p in validate(cat, None, known_initiatives=["a"]) if p.column == "siret"]
+    assert [(p.line, p.value) for p in siret] == [(2, "1234567890123")]
+    assert "zéro" in siret[0].message and "texte" in siret[0].message
+
+
+def test_dates_out_of_range_refused(tmp_path: Path) -> None:
+    folder = _csv_set(tmp_path / "d", {"initiatives": "id;title;themes;maturity;start_date;"
+                                       "end_date\n"
+                                       "a;A;culture;emergence;01/01/1800;\n"
+                                       "b;B;culture;emergence;01/01/2020;31/12/3000\n"
+                                       "c;C;culture;emergence;2001-02-03;\n"})
+    cat, _ = read_exchange(folder)
+    problems = validate(cat, None)
+    assert [(p.line, p.column, p.value) for p in problems] == [
+        (2, "start_date", "01/01/1800"), (3, "end_date", "31/12/3000")]
+    assert all("invraisemblable" in p.message for p in problems)
+
+
+def _catalogue_with(**fields: Any) -> model.Catalogue:
+    row = {"id": "a", "title": "Titre", "themes": ["culture"], "maturity": "emergence"}
+    row.update(fields)
+    return model.Catalogue(initiatives=pd.DataFrame([row]))
+
+
+def test_nul_control_characters_and_long_texts_refused() -> None:
+    problems = validate(_catalogue_with(title="Avec\x00nul", summary="bip\x07",
+                                        objectives="x" * 32_768, actions="ok\ttab\nligne"),
+                        None, file="c.xlsx")
+    got = {(p.column, p.message.split(" (")[0]) for p in problems}
+    assert got == {("title", "caractère nul"), ("summary", "caractère de contrôle"),
+                   ("objectives", "texte trop long")}
+    assert all(p.file == "c.xlsx" and p.sheet == "initiatives" and p.line == 2
+               for p in problems)
+    assert validate(_catalogue_with(objectives="x" * 32_767), None) == []
+
+
+def test_long_ids_and_codes_refused_before_the_database() -> None:
+    long_id = "a" * 250
+    cat = _catalogue_with(id=long_id)
+    cat.territories = pd.DataFrame([{"initiative_id": long_id, "level": "commune",
+                                     "code": "3" * 45}])
+    problems = validate(cat, None)
+    assert {(p.sheet, p.column) for p in problems} == {
+        ("initiatives", "id"), ("territoires", "initiative_id"), ("territoires", "code")}
+    assert all("trop long" in p.message for p in problems)
+    assert any("250 caractères, au plus 200" in p.message for p in problems)

@@ -287,3 +287,14 @@ def test_standalone_map_never_runs_catalogue_text(index: TerritoryIndex,
         sel, "html", layers=tiny_layers, index=index, national=layers, local=layers,
         points=points).decode("utf-8"))
     assert "{{7*7}} {% for %} {{ lipsum.__globals__ }}" in page and "{{ 6*7 }}" in page
+
+
+def test_md_table_escapes_cells_index_and_headers() -> None:
+    table = pd.DataFrame({"![x](http://e/x.png)": ["[a](http://x)", "", None, 3]},
+                         index=pd.Index(["**b**", "ok", "c", "d"], name="_n_"))
+    safe = views.md_table(table)
+    assert list(safe.columns) == [views.md_text("![x](http://e/x.png)")]
+    assert list(safe.index) == [views.md_text("**b**"), "ok", "c", "d"]
+    assert safe.index.name == views.md_text("_n_")
+    assert list(safe.iloc[:, 0])[:2] == ["\\[a\\]\\(http://x\\)", ""]
+    assert safe.iloc[3, 0] == 3 and safe.iloc[2, 0] is None

@@ -791,6 +791,8 @@ def build_all(cache_dir: Path, geo_dir: Path) -> BuildReport:
     t0 = time.perf_counter()
     geo_dir = Path(geo_dir)
     geo_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock = _build_lock(geo_dir)
+    _remove_leftovers(geo_dir)
     tmp = Path(tempfile.mkdtemp(dir=geo_dir.parent, prefix=f".{geo_dir.name}.", suffix=".build"))
     try:
         layers, infos = build_layers(cache_dir)
@@ -812,7 +814,40 @@ def build_all(cache_dir: Path, geo_dir: Path) -> BuildReport:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        lock.close()
     return BuildReport(geo_dir, infos, time.perf_counter() - t0)
+
+
+class _BuildLock:
+    """An exclusive lock on the folder holding ``geo_dir`` (one build at a time: waits for a
+    running build; released by :meth:`close` or when the process dies, even by ``kill -9``).
+    No lock file is left behind."""
+
+    def __init__(self, folder: Path) -> None:
+        import fcntl
+
+        self.fd = os.open(folder, os.O_RDONLY)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def close(self) -> None:
+        """Release the lock."""
+        os.close(self.fd)
+
+
+def _build_lock(geo_dir: Path) -> _BuildLock:
+    return _BuildLock(geo_dir.parent)
+
+
+def _remove_leftovers(geo_dir: Path) -> list[Path]:
+    """Remove the temp folders (``.geo.*.build``, ``.geo.*.old``) of killed builds: under
+    :func:`_build_lock` no other build is running, so every one is a leftover."""
+    removed = []
+    for path in geo_dir.parent.glob(f".{geo_dir.name}.*"):
+        if path.is_dir() and path.suffix in (".build", ".old"):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def _swap_in(tmp: Path, geo_dir: Path) -> None:

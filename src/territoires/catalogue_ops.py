@@ -76,6 +76,10 @@ def seed(seeds_dir: Path, url: str) -> str:
         raise _refuse(problems, f"Chargement des fiches de {seeds_dir}")
     store = _store(url)
     try:
+        problems = validation.national_conflicts(catalogue, _national_funding_ids(store),
+                                                 file=str(seeds_dir))
+        if problems:
+            raise _refuse(problems, f"Chargement des fiches de {seeds_dir}")
         report = store.upsert(catalogue)
     finally:
         store.dispose()
@@ -84,6 +88,16 @@ def seed(seeds_dir: Path, url: str) -> str:
     if warning:
         lines.append(warning)
     return "\n".join(lines)
+
+
+def _national_funding_ids(store: Store) -> set[str]:
+    """Ids of the national funding lines (source ``national:…``) stored at ``store``."""
+    import sqlalchemy as sa
+
+    fund = store.t["funding"]
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(fund.c.id).where(fund.c.source.startswith("national:")))
+        return {str(r[0]) for r in rows}
 
 
 def import_file(path: Path, url: str, dry_run: bool = False) -> str:
@@ -97,14 +111,17 @@ def import_file(path: Path, url: str, dry_run: bool = False) -> str:
     store = Store(url)
     try:
         known: set[str] = set()
+        national: set[str] = set()
         try:
             if store.database_exists() and store.schema_version() > 0:
                 known = set(store.load_catalogue(include_national=False).initiatives["id"])
+                national = _national_funding_ids(store)
         except StorageError:
             known = set()
         _layers, index, warning = _territory_index()
         problems += validation.validate(catalogue, index, file=path.name,
-                                      known_initiatives=known)
+                                        known_initiatives=known)
+        problems += validation.national_conflicts(catalogue, national, file=path.name)
         if problems:
             raise _refuse(problems, f"Import de « {path.name} »")
         counts = (f"{len(catalogue.initiatives)} initiative(s), "

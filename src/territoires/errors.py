@@ -90,3 +90,8 @@ class PermissionDeniedError(TerritoiresError):
 class ConflictError(TerritoiresError):
     """A write was refused because the fiche changed since the author opened it (no lost
     update), or because a proposal was already decided."""
+
+
+class InputTooLargeError(ValidationError):
+    """An input goes beyond one of the bounds of :mod:`territoires.reading` (file size,
+    uncompressed size, entries, rows, columns, cell length); nothing more was read."""

@@ -106,10 +106,21 @@ COLUMN_HELP: dict[str, dict[str, str]] = {
 _ILLEGAL_XLSX_PATTERN = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 _ILLEGAL_XLSX_RE = re.compile(_ILLEGAL_XLSX_PATTERN)
 #: Text that :func:`neutralise` prefixes (vectorised form of its test).
-_FORMULA_PATTERN = r"^'*[=+\-@\t\r]"
+_FORMULA_PATTERN = r"^'*(?:[ \u00a0]*[=+\-@]|[\t\r])"
+#: Excel's limit of characters in a cell.
+XLSX_CELL_CHARS = 32_767
 
 
 # ------------------------------------------------------------------------------- writing
+
+
+#: ``1,234`` would be refused on import as ambiguous (see ``validation.is_ambiguous_number``).
+_AMBIGUOUS_PATTERN = r"^[+-]?[1-9]\d{0,2},\d{3}$"
+
+
+def _unambiguous(text: str) -> str:
+    """``1,234`` -> ``1,2340`` (the same number, read one way only)."""
+    return text + "0" if re.match(_AMBIGUOUS_PATTERN, text) else text
 
 
 def _cell_for_csv(column: str, value: Any) -> str:
@@ -130,7 +141,7 @@ def _cell_for_csv(column: str, value: Any) -> str:
         number = float(value)
         if column in INT_COLUMNS and number.is_integer():
             return str(int(number))
-        return repr(number).replace(".", ",")
+        return _unambiguous(repr(number).replace(".", ","))
     return neutralise(str(value))
 
 
@@ -265,6 +276,9 @@ def _float_cells(column: str, values: np.ndarray, out: np.ndarray, xlsx: bool) -
         out[present] = values[present].tolist()
         return
     cells = np.char.replace(values[present].astype(str), ".", ",").astype(object)
+    ambiguous = pd.Series(cells, dtype="str").str.match(_AMBIGUOUS_PATTERN).to_numpy(bool)
+    if ambiguous.any():
+        cells[ambiguous] = cells[ambiguous] + "0"
     if column in INT_COLUMNS:
         sub = values[present]
         whole = np.isfinite(sub) & (np.floor(sub) == sub) & (np.abs(sub) < 2.0**62)
@@ -364,6 +378,34 @@ def _readme_rows() -> list[list[str]]:
     return rows
 
 
+def _check_xlsx_text(table: str, df: pd.DataFrame, columns: list[str]) -> None:
+    """Refuse (never cut nor strip silently) a text the workbook cannot hold: longer than
+    Excel's cell (:data:`XLSX_CELL_CHARS`, apostrophe included) or with control characters."""
+    for col in columns:
+        if col not in df.columns or df[col].dtype.kind in "biufcmM":
+            continue
+        values = df[col]
+        if isinstance(values, pd.DataFrame):
+            values = values.iloc[:, 0]
+        text = values.map(lambda v: v if isinstance(v, str) else "").astype("str")
+        length = text.str.len()
+        too_long = ((length > XLSX_CELL_CHARS) | (
+            (length == XLSX_CELL_CHARS) & text.str.contains(_FORMULA_PATTERN, regex=True))
+        ).to_numpy(bool)
+        illegal = text.str.contains(_ILLEGAL_XLSX_PATTERN, regex=True).to_numpy(bool)
+        for mask, what in ((too_long, "un texte de plus de 32\u202f767 caractères "
+                                      "(limite d'une cellule Excel)"),
+                           (illegal, "un caractère de contrôle (interdit dans un classeur)")):
+            if mask.any():
+                k = int(np.flatnonzero(mask)[0])
+                ident = df["id"].iloc[k] if "id" in df.columns else (
+                    df["initiative_id"].iloc[k] if "initiative_id" in df.columns else k)
+                raise ExportError(
+                    f"Export XLSX impossible sans perte : la table « "
+                    f"{model.TABLE_LABELS[table]} » (« {ident} », colonne « {col} ») contient "
+                    f"{what}. Exportez au format CSV, qui garde tout le texte.")
+
+
 def _xlsx_bytes(tables: dict[str, pd.DataFrame], *, readme: bool) -> bytes:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
@@ -399,6 +441,7 @@ def _xlsx_bytes(tables: dict[str, pd.DataFrame], *, readme: bool) -> bytes:
         ws.append(header)
         if not len(df):
             continue
+        _check_xlsx_text(table, df, columns)
         cells = _table_cells(df, columns, xlsx=True)
         for i, col in enumerate(columns):
             if col in DATE_COLUMNS:
@@ -626,7 +669,9 @@ def export_bytes(
     except TerritoiresError:
         raise
     except Exception as exc:  # writer libraries raise many kinds
-        raise ExportError(f"L'export au format {fmt} a échoué : {exc}") from exc
+        # the library's own (English) text stays in the chained exception, for the logs
+        raise ExportError(f"L'export au format {fmt} a échoué : "
+                          "réessayez, ou choisissez un autre format.") from exc
     raise ExportError(f"Format d'export inconnu « {fmt} » (csv, xlsx, geojson, gpkg).")
 
 

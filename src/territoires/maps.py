@@ -2,7 +2,10 @@
 
 Only the display layers (simplified, rounded: see :mod:`territoires.layers`) reach the map,
 with the few properties the tooltips need. Every string property is ``html.escape``-d before
-it is embedded, because Leaflet tooltips and popups render properties as HTML. Styles are
+it is embedded, because Leaflet tooltips and popups render properties as HTML, and its braces
+become character references, because branca renders each element's output again as a Jinja
+template (:func:`_esc`, :func:`map_html`): no text of the catalogue or of the layers can run as
+a template on the server. Styles are
 grouped (one style per class, feature ids listed once) instead of one style per feature.
 
 Every clickable feature carries ``lvl`` (territory level) and ``code`` properties so the page

@@ -12,6 +12,7 @@ ui.render_filters_sidebar(); …`` then call :mod:`territoires.queries` and rend
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -291,13 +292,54 @@ def keep_filters_across_pages(page_path: str) -> None:
     st.session_state["_page"] = page_path
 
 
+def url_notices(params: Mapping[str, str | list[str]]) -> list[str]:
+    """Short French notices for the filter parameters of a URL that cannot be used (unknown
+    codes, malformed years or amounts; unknown territories are an error of their own),
+    values echoed as typed; empty if all are fine. :meth:`Filters.from_params` ignores
+    those parts; the page says so."""
+
+    def get(key: str) -> str:
+        value = params.get(key, "")
+        if isinstance(value, list):
+            value = value[-1] if value else ""
+        return str(value).strip()
+
+    out: list[str] = []
+    for name, label, vocab in LIST_WIDGETS:
+        bad = [v.strip() for v in get(name).split(",")
+               if v.strip() and v.strip() not in vocab.items]
+        if bad:
+            out.append(f"{label} : {', '.join(f'« {b} »' for b in bad)} "
+                       f"inconnu{'s' if len(bad) > 1 else ''} (paramètre « {name} »)")
+    years = get("years")
+    if years and not re.fullmatch(r"\d{4}(-\d{4})?", years):
+        out.append(f"Années : « {years} » illisible (attendu par exemple 2021-2024)")
+    amount = get("amount")
+    if amount:
+        try:
+            parts = [float(x) for x in amount.split("-", 1)]
+            if len(parts) != 2 or any(math.isnan(x) for x in parts):
+                raise ValueError(amount)
+        except ValueError:
+            out.append(f"Montant : « {amount} » illisible (attendu par exemple 0-50000)")
+    return out
+
+
 def current_filters() -> Filters:
     """The filters of the URL (the single source of truth)."""
-    filters = Filters.from_params(
-        {k: st.query_params.get_all(k) for k in FILTER_KEYS if k in st.query_params}
-    )
+    params = {k: st.query_params.get_all(k) for k in FILTER_KEYS if k in st.query_params}
+    filters = Filters.from_params(params)
     st.session_state["_filters_params"] = filters.to_params()
+    st.session_state["_url_notices"] = url_notices(params)
     return filters
+
+
+def show_url_notices() -> None:
+    """A short notice on the page for the URL's filter parameters that were ignored."""
+    notices = st.session_state.pop("_url_notices", None)
+    if notices:
+        st.warning(views.md_text("Filtres du lien ignorés — " + " ; ".join(notices) + "."),
+                   icon=":material/link_off:")
 
 
 def set_filters(filters: Filters) -> None:
@@ -371,6 +413,7 @@ def render_filters_sidebar() -> Filters:
     """Draw the shared filters in the sidebar and return the active filters."""
     data = app_data()
     filters = current_filters()
+    show_url_notices()
     options, lookup = _territory_options(data.geo)
     label_of = {v: k for k, v in lookup.items()}
     expected = widget_values(filters, label_of)

@@ -66,11 +66,25 @@ TIMESTAMP_COLUMNS = {"created_at", "updated_at"}
 INT_COLUMNS = {"version", "year", "year_start", "year_end"}
 FLOAT_COLUMNS = {"value", "amount_eur"}
 SIRET_COLUMNS = {"siret", "beneficiary_siret"}
+#: Longest text of a cell (Excel's limit: the XLSX export then keeps every character).
+MAX_TEXT_CHARS = 32_767
+#: Longest identifier (initiative, funding line) and code: the database's column widths.
+MAX_ID_CHARS = 200
+MAX_CODE_CHARS = 40
+#: Years accepted in dates (years of funding lines: 1990-2100, of indicators: 1900-2100).
+DATE_YEARS = (1900, 2100)
+#: Characters refused in text: C0 controls but tab, line feed and carriage return (PostgreSQL
+#: refuses NUL, XLSX cannot hold the others).
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+#: ``1.234`` / ``1,234``: thousands or decimals? Refused as ambiguous.
+_AMBIGUOUS_RE = re.compile(r"^[+-]?[1-9]\d{0,2}[.,]\d{3}$")
 #: Largest plausible amount of one funding line.
 MAX_AMOUNT_EUR = 100_000_000
 
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
-_NEUTRALISED_RE = re.compile(r"^'+[=+\-@\t\r]")
+#: Text a spreadsheet may take for a formula: a formula character, maybe after white space.
+_FORMULA_RE = re.compile(r"^[ \u00a0]*[=+\-@]|^[\t\r]")
+_NEUTRALISED_RE = re.compile(r"^'+(?:[ \u00a0]*[=+\-@]|[\t\r])")
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SIRET_RE = re.compile(r"^\d{14}$")
 _DATE_FR_RE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
@@ -95,7 +109,7 @@ def is_missing(value: Any) -> bool:
 
 def neutralise(text: str) -> str:
     """Prefix an apostrophe to text that a spreadsheet could take for a formula."""
-    if text.startswith(_DANGEROUS) or _NEUTRALISED_RE.match(text):
+    if _FORMULA_RE.match(text) or _NEUTRALISED_RE.match(text):
         return "'" + text
     return text
 
@@ -126,6 +140,32 @@ def parse_number(value: Any) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
+
+
+def is_ambiguous_number(value: Any) -> bool:
+    """Whether a typed number reads two ways: ``1.234`` or ``1,234`` (thousands separator or
+    decimal mark?)."""
+    if not isinstance(value, str):
+        return False
+    return bool(_AMBIGUOUS_RE.match(unneutralise(value.strip()).translate(_SPACES)
+                                    .replace("€", "")))
+
+
+class RawCells(dict):
+    """Text of the cells as typed, for the cells :func:`read_exchange` turned into numbers or
+    dates (``{column: {line: text}}``), so that problems echo what the user typed. Shared,
+    never copied, when pandas copies a DataFrame's ``attrs``."""
+
+    def __deepcopy__(self, memo: dict) -> RawCells:
+        return self
+
+    def keep(self, column: str, line: int, text: str) -> None:
+        """Remember the typed ``text`` of a cell."""
+        self.setdefault(column, {})[line] = text
+
+    def typed(self, column: str, line: int, value: Any) -> Any:
+        """The typed text of the cell, else ``value``."""
+        return self.get(column, {}).get(line, value)
 
 
 def parse_int(value: Any) -> int | None:
@@ -180,7 +220,11 @@ def _text_cell(value: Any) -> str | None:
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = unneutralise(str(value).strip())
+    text = str(value)
+    stripped = text.strip()
+    if stripped[:1] in ("=", "+", "-", "@") and text[:1].isspace():
+        stripped = text.rstrip().lstrip("\n\r\t")  # a space before "=" is kept as typed
+    text = unneutralise(stripped)
     return text or None
 
 
@@ -197,7 +241,7 @@ def _code_cell(value: Any, level: str | None) -> str | None:
 def _siret_cell(value: Any) -> str | None:
     if (isinstance(value, numbers.Real) and not isinstance(value, bool)
             and float(value).is_integer()):
-        return str(int(value)).zfill(14)
+        return str(int(value))  # never zero-padded: validate says a digit is missing
     text = _text_cell(value)
     return text.translate(_SPACES) if text else None
 
@@ -240,6 +284,8 @@ def _parse_cell(table: str, column: str, value: Any, row: dict[str, Any]) -> Any
     elif column in INT_COLUMNS:
         parsed = parse_int(value)
     elif column in FLOAT_COLUMNS:
+        if isinstance(value, str) and is_ambiguous_number(value):
+            return _text_cell(value)  # validate refuses it
         parsed = parse_number(value)
     elif column in SIRET_COLUMNS:
         return _siret_cell(value)
@@ -258,6 +304,46 @@ def _parse_cell(table: str, column: str, value: Any, row: dict[str, Any]) -> Any
 def _opt(parser: Any, value: Any) -> Any:
     """``parser(value)`` for a present cell, else None."""
     return None if is_missing(value) else parser(value)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _check_text(value: str, column: str, line: int, report: Any) -> None:
+    """Characters and length of a text cell (the same refusal whatever the database)."""
+    bad = _CONTROL_RE.search(value)
+    if bad:
+        char = bad.group()
+        what = "caractère nul" if char == "\x00" else "caractère de contrôle"
+        report(f"{what} (U+{ord(char):04X}, position {bad.start() + 1}) interdit dans un "
+               "texte", line, column, _short(value.replace(char, "�")))
+    if len(value) > MAX_TEXT_CHARS:
+        report(f"texte trop long ({len(value)} caractères, au plus {MAX_TEXT_CHARS}, la "
+               "limite d'une cellule Excel) : raccourcissez-le", line, column, _short(value))
+
+
+def national_conflicts(catalogue: model.Catalogue, national_ids: Iterable[str], *,
+                       file: str | None = None) -> list[Problem]:
+    """Funding lines of ``catalogue`` that would replace a national line (same ``id``, see
+    ``catalogue load-funding``) without being one themselves: refused, since the next load
+    of the national lines would fail or overwrite them."""
+    national = set(national_ids)
+    df = catalogue.funding
+    if not national or not len(df):
+        return []
+    sheet = df.attrs.get("sheet") or model.TABLE_LABELS["funding"]
+    problems = []
+    for line, fid, source in zip(_lines(df), df["id"].astype(object),
+                                 df["source"].astype(object), strict=True):
+        if (not is_missing(fid) and str(fid) in national
+                and not str(source or "").startswith("national:")):
+            problems.append(Problem(
+                "identifiant déjà pris par une ligne de financement nationale (chargée par "
+                "« catalogue load-funding ») : choisissez un autre identifiant",
+                file=file, sheet=sheet, line=line, column="id", value=fid))
+    return problems
 
 
 def _lines(df: pd.DataFrame) -> list[int]:
@@ -289,7 +375,12 @@ def validate(
             problems.append(Problem(message, file=file, sheet=_sheet, line=line,
                                     column=column, value=value))
 
-        records = df.astype(object).to_dict("records") if len(df) else []
+        raw = df.attrs.get("raw") or RawCells()
+        # one row at a time (no list of every row as a dict: memory stays that of the table)
+        names = list(df.columns)
+        records = (dict(zip(names, values, strict=True)) for values in zip(
+            *(df.iloc[:, i].to_numpy(dtype=object) for i in range(len(names))),
+            strict=True)) if len(df) and names else iter(())
         seen_ids: dict[str, int] = {}
         for line, rec in zip(_lines(df), records, strict=True):
             for col in REQUIRED[table]:
@@ -301,6 +392,8 @@ def validate(
                     report("champ obligatoire vide", line, col)
             for col in model.TABLE_COLUMNS[table]:
                 value = rec.get(col)
+                if isinstance(value, str):
+                    _check_text(value, col, line, report)
                 if col in model.INITIATIVE_LIST_COLUMNS and table == "initiatives":
                     voc = LIST_VOCABS[col]
                     for item in value if isinstance(value, list) else []:
@@ -318,15 +411,33 @@ def validate(
                 elif col in DATE_COLUMNS and parse_date(value) is None:
                     report("date illisible (attendu JJ/MM/AAAA ou AAAA-MM-JJ)", line, col,
                            value)
+                elif col in DATE_COLUMNS and not (
+                        DATE_YEARS[0] <= parse_date(value).year <= DATE_YEARS[1]):
+                    report(f"date invraisemblable (attendu entre {DATE_YEARS[0]} et "
+                           f"{DATE_YEARS[1]})", line, col, raw.typed(col, line, value))
                 elif col in TIMESTAMP_COLUMNS and parse_timestamp(value) is None:
                     report("horodatage illisible (attendu AAAA-MM-JJTHH:MM:SS)", line, col,
                            value)
                 elif col in INT_COLUMNS and parse_int(value) is None:
                     report("nombre entier attendu", line, col, value)
+                elif col in FLOAT_COLUMNS and is_ambiguous_number(value):
+                    report("nombre ambigu : séparateur des milliers ou des décimales ? "
+                           "Écrivez 1234 (ou 1 234) pour mille deux cent trente-quatre, "
+                           "1,234 étant refusé : ajoutez un chiffre (1,2340) pour des "
+                           "décimales", line, col, value)
                 elif col in FLOAT_COLUMNS and parse_number(value) is None:
                     report("nombre illisible (ex. 1234,56 ou 1234.56)", line, col, value)
                 elif col in SIRET_COLUMNS and not _SIRET_RE.match(str(value)):
-                    report("SIRET invalide : 14 chiffres attendus", line, col, value)
+                    hint = (" (un zéro de tête a pu être perdu : dans Excel, saisissez le "
+                            "SIRET comme texte)" if str(value).isdigit() and len(str(value))
+                            == 13 else "")
+                    report(f"SIRET invalide : 14 chiffres attendus{hint}", line, col, value)
+                if col in ("id", "initiative_id") and len(str(value)) > MAX_ID_CHARS:
+                    report(f"identifiant trop long ({len(str(value))} caractères, au plus "
+                           f"{MAX_ID_CHARS})", line, col, _short(value))
+                elif col in ("code", "territory_code") and len(str(value)) > MAX_CODE_CHARS:
+                    report(f"code trop long ({len(str(value))} caractères, au plus "
+                           f"{MAX_CODE_CHARS})", line, col, _short(value))
             if table in ("initiatives", "funding"):
                 rid = rec.get("id")
                 if not is_missing(rid):
@@ -347,28 +458,30 @@ def validate(
                            line, "end_date", f"{end:%d/%m/%Y}")
                 version = _opt(parse_int, rec.get("version"))
                 if version is not None and version < 1:
-                    report("la version doit être ≥ 1", line, "version", version)
+                    report("la version doit être ≥ 1", line, "version",
+                           raw.typed("version", line, version))
             if table == "funding":
                 amount = _opt(parse_number, rec.get("amount_eur"))
                 if amount is not None:
+                    shown = raw.typed("amount_eur", line, amount)
                     if amount < 0:
-                        report("montant négatif", line, "amount_eur", amount)
+                        report("montant négatif", line, "amount_eur", shown)
                     elif amount > MAX_AMOUNT_EUR:
                         report("montant invraisemblable (plus de 100 millions d'euros pour "
-                               "une ligne)", line, "amount_eur", amount)
+                               "une ligne)", line, "amount_eur", shown)
                 ys = _opt(parse_int, rec.get("year_start"))
                 ye = _opt(parse_int, rec.get("year_end"))
                 for col, year in (("year_start", ys), ("year_end", ye)):
                     if year is not None and not 1990 <= year <= 2100:
                         report("année invraisemblable (attendu entre 1990 et 2100)", line,
-                               col, year)
+                               col, raw.typed(col, line, year))
                 if ys is not None and ye is not None and ye < ys:
                     report(f"l'année de fin précède l'année de début ({ys})", line,
                            "year_end", ye)
             if table == "indicators":
                 year = _opt(parse_int, rec.get("year"))
                 if year is not None and not 1900 <= year <= 2100:
-                    report("année invraisemblable", line, "year", year)
+                    report("année invraisemblable", line, "year", raw.typed("year", line, year))
             level_col, code_col = {
                 "territories": ("level", "code"),
                 "funding": ("territory_level", "territory_code"),
