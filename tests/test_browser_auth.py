@@ -29,6 +29,7 @@ pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "tests" / "artifacts"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 #: Ports of this suite (provider, app); override with TERRITOIRES_TEST_AUTH_PORTS=p1,p2.
@@ -165,6 +166,20 @@ def _text(page, label: str, value: str, area: bool = False) -> None:
     page.wait_for_timeout(500)
 
 
+def _expect(page, text: str | re.Pattern, name: str) -> None:
+    """Wait for ``text``; on timeout, fail with the page's text and a screenshot in
+    tests/artifacts/ (what the user saw instead)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.get_by_text(text).first.wait_for(timeout=90_000)
+    except PlaywrightTimeout:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"auth_{name}.png"), full_page=True)
+        main = page.get_by_test_id("stMain").inner_text()
+        raise AssertionError(f"« {text} » not shown; the page shows:\n{main[:3000]}") from None
+
+
 def _wait_idle(page) -> None:
     page.wait_for_timeout(300)
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60_000)
@@ -185,7 +200,7 @@ def test_propose_sign_in_as_moderator_publish_and_find_it(servers, chromium) -> 
     _text(page, "Résumé", "Ateliers de lecture à voix haute", area=True)
     _wait_idle(page)
     page.get_by_role("button", name="Envoyer aux modérateurs").click()
-    page.get_by_text("attend la validation").wait_for(timeout=60_000)
+    _expect(page, "attend la validation", "proposer")
     alice.close()
 
     pending = servers["store"]
@@ -194,9 +209,9 @@ def test_propose_sign_in_as_moderator_publish_and_find_it(servers, chromium) -> 
     mod = _context(chromium)
     page = _sign_in(mod, base, "mod@ex.org")
     page.goto(f"{base}/moderation")
-    page.get_by_text("1 proposition en attente").wait_for(timeout=60_000)
+    _expect(page, "1 proposition en attente", "moderation")
     page.get_by_role("button", name="Publier").click()
-    page.get_by_text(re.compile(r"publiée \(version 1\)")).wait_for(timeout=60_000)
+    _expect(page, re.compile(r"publiée \(version 1\)"), "publier")
 
     # Catalogue counts it (3 tiny fiches + 1) and finds it by text
     page.goto(f"{base}/catalogue?q={WORD}")
@@ -240,11 +255,11 @@ def test_two_editors_second_save_refused(servers, chromium) -> None:
     _text(first, "Titre de l'initiative", "Sport à Pau (premier)")
     _wait_idle(first)
     first.get_by_role("button", name="Publier la modification").click()
-    first.get_by_text(re.compile(r"Fiche publiée \(version 2\)")).wait_for(timeout=60_000)
+    _expect(first, re.compile(r"Fiche publiée \(version 2\)"), "premier")
     _text(second, "Titre de l'initiative", "Sport à Pau (second)")
     _wait_idle(second)
     second.get_by_role("button", name="Publier la modification").click()
-    second.get_by_text("Conflit de modification").wait_for(timeout=60_000)
+    _expect(second, "Conflit de modification", "second")
     assert second.get_by_label("Titre de l'initiative", exact=True).input_value() == \
         "Sport à Pau (second)"
     title = servers["store"].load_catalogue().initiatives.set_index("id").loc["pau-sport",
