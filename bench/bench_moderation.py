@@ -45,9 +45,29 @@ def median_ms(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
-def run(store: storage.Store, label: str, n: int, index: TerritoryIndex) -> None:
+def baseline_import(make_store: Callable[[], storage.Store], catalogue) -> float:
+    """Baseline in the same run: the same import with the history snapshots stubbed out
+    (empty payloads), i.e. what the import costs without keeping versions."""
+    real = storage.read_payloads
+    storage.read_payloads = lambda conn, t, ids: {i: {} for i in ids}
+    store = make_store()
+    try:
+        store.create_or_upgrade()
+        t0 = time.perf_counter()
+        store.upsert(catalogue)
+        return time.perf_counter() - t0
+    finally:
+        storage.read_payloads = real
+        store.drop_all()
+        store.dispose()
+
+
+def run(store: storage.Store, label: str, n: int, index: TerritoryIndex,
+        make_store: Callable[[], storage.Store]) -> None:
     """Every figure on one database."""
     catalogue = make_synthetic(index, n_initiatives=n, n_funding=4 * n, seed=1)
+    print(f"[{label}] baseline: the same import without history snapshots: "
+          f"{baseline_import(make_store, catalogue):.1f} s")
     store.create_or_upgrade()
     t0 = time.perf_counter()
     report = store.upsert(catalogue)
@@ -107,18 +127,21 @@ def main() -> None:
     index = TerritoryIndex.from_layers(load_layers(built_geo_dir()))
     with tempfile.TemporaryDirectory() as tmp:
         store = storage.Store(f"sqlite:///{Path(tmp) / 'bench.sqlite'}")
-        run(store, "SQLite", args.n, index)
+        run(store, "SQLite", args.n, index,
+            lambda: storage.Store(f"sqlite:///{Path(tmp) / 'baseline.sqlite'}"))
         store.dispose()
     if args.pg:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         store = storage.Store(args.pg, schema=schema)
         try:
-            run(store, "PostgreSQL", args.n, index)
+            run(store, "PostgreSQL", args.n, index,
+                lambda: storage.Store(args.pg, schema=f"{schema}_base"))
         finally:
             store.dispose()
             engine = sa.create_engine(args.pg)
             with engine.begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+                for name in (schema, f"{schema}_base"):
+                    conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
             engine.dispose()
 
 

@@ -449,8 +449,10 @@ def fiche_history(store: Store, user: User, initiative_id: str) -> None:
     if path.empty:
         st.caption("Aucune version enregistrée.")
         return
-    st.text(" → ".join(f"{r['Étape']} ({views.fmt_date(r['Depuis le'])})"
-                       for _, r in path.iterrows()))
+    start = (history[-1].payload.get("initiatives") or [{}])[0].get("start_date")
+    begun = f"Début de l'initiative : {views.fmt_date(start)}. " if start else ""
+    st.text(begun + "Étapes publiées : " + " → ".join(
+        f"{r['Étape']} ({views.fmt_date(r['Depuis le'])})" for _, r in path.iterrows()))
     st.subheader("Historique")
     versions_tab, compare_tab = st.tabs(["Versions", "Comparer deux versions"])
     with versions_tab:
