@@ -36,5 +36,6 @@ with ui.guard():
     if st.button(label, type="primary", key=f"{PREFIX}send", icon=":material/send:"):
         st.session_state.pop("fx_last", None)
         forms.submit(PREFIX, lambda: moderation.submit_new(
-            store, user, forms.form_catalogue(PREFIX, data, None), index=data.index,
+            store, user, forms.form_catalogue(PREFIX, data, None, moderation.pending_ids(store)),
+            index=data.index,
             comment=comment))

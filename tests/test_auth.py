@@ -95,3 +95,26 @@ def test_users_cli(tmp_path, capsys) -> None:
     assert "retiré" in capsys.readouterr().out
     assert cli.main(["users", "grant", "pas un mail", "admin", "--db", db]) == 2
     assert "Adresse e-mail invalide" in capsys.readouterr().err
+
+
+def test_local_trial_secrets_point_to_the_local_provider() -> None:
+    """scripts/try_contribution.py writes an [auth] section st.login accepts."""
+    import importlib.util
+    import tomllib
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "try_contribution.py"
+    spec = importlib.util.spec_from_file_location("try_contribution", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    section = tomllib.loads(module.secrets_toml(8501, 9400))["auth"]
+    assert section["redirect_uri"] == "http://127.0.0.1:8501/oauth2callback"
+    assert section["server_metadata_url"] == \
+        "http://127.0.0.1:9400/.well-known/openid-configuration"
+    assert len(section["cookie_secret"]) >= 32
+    assert module.secrets_toml(8501, 9400) != module.secrets_toml(8501, 9400)  # fresh secret
+    example = tomllib.loads((path.parents[1] / ".streamlit" / "secrets.toml.example")
+                            .read_text(encoding="utf-8"))["auth"]
+    assert {"redirect_uri", "cookie_secret", "client_id", "client_secret",
+            "server_metadata_url"} <= set(example)
+    assert "CHANGE-ME" in example["client_secret"]  # never a real secret

@@ -215,6 +215,9 @@ def test_contributor_edit_keeps_private_email(store) -> None:
     sub = moderation.submit_edit(store, ALICE, cat, base_version=1)
     proposal = moderation.get_proposal(store, ALICE, sub.proposal_id)
     assert "contact_email" not in proposal.payload["initiatives"][0]
+    # the moderator's diff does not show the hidden e-mail as removed (nor leak it)
+    diff = moderation.diff(payload, proposal.payload, include_private=True)
+    assert list(diff["Champ"]) == ["Résumé"]
     moderation.publish(store, MOD, sub.proposal_id)
     row = store.load_catalogue().initiatives.set_index("id").loc["pau-sport"]
     assert row["contact_email"] == "p@pau.fr" and row["summary"] == "Nouveau résumé"
@@ -239,6 +242,16 @@ def test_validation_is_the_import_rules(store, tiny_layers) -> None:
     long = fiche(summary="x" * (moderation.MAX_TEXT + 1))
     with pytest.raises(ValidationError, match="trop long"):
         moderation.submit_new(store, ALICE, long)
+
+
+def test_pending_ids_and_masked_identities(store) -> None:
+    moderation.submit_new(store, ALICE, fiche())
+    assert moderation.pending_ids(store) == {"lecture-lac"}
+    assert moderation.mask_identity("alice@ex.org") == "a…@ex.org"
+    assert moderation.mask_identity("import") == "import"
+    assert moderation.mask_identity("sub:123") == "compte sans e-mail"
+    history = moderation.versions(store, "pau-sport")
+    assert moderation.history_table(history)["Auteur"].tolist() == ["import"]
 
 
 def test_new_id_and_prepare() -> None:

@@ -154,6 +154,15 @@ def test_validation_messages_next_to_fields_and_typed_values_kept(env) -> None:
     assert moderation.queue(env, auth.User("m", "moderateur")) == []
 
 
+def test_same_title_twice_gets_two_identifiers(env) -> None:
+    for who in ("alice", "bob"):
+        at = _run(_app(who, "pages/proposer.py"))
+        _fill_new(at, "Même titre")
+        _run(at.button(key="fx_new_send").click())
+    ids = [p.initiative_id for p in moderation.queue(env, auth.User("m", "moderateur"))]
+    assert ids == ["meme-titre", "meme-titre-2"]
+
+
 def test_reject_with_reason_seen_by_author(env) -> None:
     at = _run(_app("alice", "pages/proposer.py"))
     _fill_new(at, "Fiche à refuser")
@@ -206,6 +215,7 @@ def test_fiche_history_diff_restore_and_private_email(env) -> None:
     assert not any("prive@lac.fr" in t for t in _texts(anon))
     history = next(d.value for d in anon.dataframe if "Version" in d.value.columns)
     assert list(history["Version"]) == [2, 1]
+    assert history.iloc[0]["Auteur"] == "m…@ex.org"  # e-mails masked for the public
     compare = next(d.value for d in anon.dataframe if "Champ" in d.value.columns)
     assert XSS in set(compare["Après"])
     assert "Contact : e-mail (privé)" not in set(compare["Champ"])
@@ -213,6 +223,8 @@ def test_fiche_history_diff_restore_and_private_email(env) -> None:
     assert_no_markup(anon)
     at = _run(_app("mod", "pages/fiche.py", {"id": "lac-lecture"}))
     assert any("prive@lac.fr" in t.value for t in at.text)
+    history = next(d.value for d in at.dataframe if "Version" in d.value.columns)
+    assert history.iloc[0]["Auteur"] == "mod@ex.org"
     assert [p for p in at.get("page_link") if "Modifier" in str(p.label)]
     _run(at.selectbox(key="hist_restore").select(1))
     _run(at.button(key="hist_restore_btn").click())

@@ -291,14 +291,16 @@ def _edited(prefix: str, table: str) -> pd.DataFrame:
     return pd.concat([base, added], ignore_index=True) if len(added) else base
 
 
-def form_catalogue(prefix: str, data: ui.AppData, initiative_id: str | None) -> model.Catalogue:
+def form_catalogue(prefix: str, data: ui.AppData, initiative_id: str | None,
+                   taken: set[str] | None = None) -> model.Catalogue:
     """The one-initiative catalogue typed in the form (``initiative_id`` None: a new id is
-    derived from the title)."""
+    derived from the title, free among published ids and ``taken``)."""
     state = st.session_state
     _options, lookup = ui._territory_options(data.geo)
     row = dict(state.get(_k(prefix, "_row")) or {})
     title = str(state.get(_k(prefix, "title")) or "").strip()
-    iid = initiative_id or moderation.new_id(title, data.catalogue.initiatives["id"])
+    iid = initiative_id or moderation.new_id(
+        title, {*data.catalogue.initiatives["id"], *(taken or ())})
     row.update({"id": iid, "title": title or None,
                 "maturity": state.get(_k(prefix, "maturity")),
                 "scale": state.get(_k(prefix, "scale"))})
@@ -447,12 +449,15 @@ def fiche_history(store: Store, user: User, initiative_id: str) -> None:
     if path.empty:
         st.caption("Aucune version enregistrée.")
         return
-    st.text(" → ".join(f"{r['Étape']} ({views.fmt_date(r['Depuis le'])})"
-                       for _, r in path.iterrows()))
+    start = (history[-1].payload.get("initiatives") or [{}])[0].get("start_date")
+    begun = f"Début de l'initiative : {views.fmt_date(start)}. " if start else ""
+    st.text(begun + "Étapes publiées : " + " → ".join(
+        f"{r['Étape']} ({views.fmt_date(r['Depuis le'])})" for _, r in path.iterrows()))
     st.subheader("Historique")
     versions_tab, compare_tab = st.tabs(["Versions", "Comparer deux versions"])
     with versions_tab:
-        st.dataframe(moderation.history_table(history), hide_index=True, width="stretch",
+        st.dataframe(moderation.history_table(history, show_identities=user.at_least(
+            "moderateur")), hide_index=True, width="stretch",
                      column_config={"Publiée le": st.column_config.DatetimeColumn(
                          "Publiée le", format="DD/MM/YYYY HH:mm")})
     numbers = [v.version for v in history]

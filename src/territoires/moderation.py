@@ -227,6 +227,14 @@ def _valid_payload(catalogue: model.Catalogue, index: Any | None) -> dict:
     return payload
 
 
+def pending_ids(store: Store) -> set[str]:
+    """Identifiers of the fiches with a pending proposal (so that a new fiche gets a free
+    identifier even before the others are published)."""
+    t = store.t["proposals"]
+    return store.transaction("la lecture des propositions", lambda conn: {
+        r[0] for r in conn.execute(sa.select(t.c.initiative_id).where(t.c.status == "pending"))})
+
+
 def new_id(title: str, taken: Iterable[str]) -> str:
     """A free identifier for a new fiche, from its title (``titre-2`` if taken)."""
     base = export.slugify(title or "", 60) or "initiative"
@@ -616,8 +624,8 @@ def diff(before: dict | None, after: dict, *, include_private: bool = False) -> 
     old = (before.get("initiatives") or [{}])[0]
     new = (after.get("initiatives") or [{}])[0]
     for col in model.INITIATIVE_COLUMNS:
-        if col in _IGNORED or (col not in new and col not in old):
-            continue
+        if col in _IGNORED or col not in new:
+            continue  # absent from ``after``: left as it is (a contributor's private fields)
         a, b = _show(col, old.get(col)), _show(col, new.get(col))
         if a != b:
             rows.append((TABLE_TITLES["initiatives"], FIELD_LABELS.get(col, col), a, b))
@@ -633,14 +641,27 @@ def diff(before: dict | None, after: dict, *, include_private: bool = False) -> 
     return pd.DataFrame(rows, columns=["Partie", "Champ", "Avant", "Après"])
 
 
-def history_table(history: list[Version]) -> pd.DataFrame:
-    """The versions as a French table (newest first)."""
+def mask_identity(key: str | None) -> str:
+    """A person's key as shown publicly: ``a…@domaine.fr`` (the organisation's domain stays
+    readable, the address does not); system authors (import, cli…) as they are."""
+    if not key:
+        return ""
+    if "@" not in key:
+        return "compte sans e-mail" if key.startswith("sub:") else key
+    local, _, domain = key.partition("@")
+    return f"{local[:1]}…@{domain}"
+
+
+def history_table(history: list[Version], show_identities: bool = False) -> pd.DataFrame:
+    """The versions as a French table (newest first); authors' and moderators' e-mails are
+    masked unless ``show_identities`` (moderators)."""
+    who = (lambda k: k or "") if show_identities else mask_identity
     rows = []
     for v in reversed(history):
         row = (v.payload.get("initiatives") or [{}])[0]
         rows.append({"Version": v.version, "Publiée le": v.published_at,
-                     "Type": KIND_LABELS.get(v.kind, v.kind), "Auteur": v.author,
-                     "Modérateur": v.moderator or "", "Maturité": _show("maturity",
+                     "Type": KIND_LABELS.get(v.kind, v.kind), "Auteur": who(v.author),
+                     "Modérateur": who(v.moderator), "Maturité": _show("maturity",
                                                                        row.get("maturity")),
                      "Commentaire": v.comment or ""})
     return pd.DataFrame(rows, columns=["Version", "Publiée le", "Type", "Auteur", "Modérateur",

@@ -959,6 +959,8 @@ class Store:
             report.funding_inserted = len(fund_rows) - report.funding_replaced
             changed = {r["id"]: int(r["version"]) for r in to_insert}
             if changed:
+                if len(changed) > 1000:
+                    self._analyze(conn)  # fresh statistics for the bulk read-back below
                 payloads = read_payloads(conn, self.t, list(changed))
                 _insert(conn, ver, [
                     {"initiative_id": iid, "version": changed[iid],

@@ -1,0 +1,269 @@
+"""End-to-end sign-in and contribution: a real OpenID Connect provider (oidc-provider-mock) and
+a real ``streamlit run`` server on 127.0.0.1, driven by Debian's chromium through Playwright.
+
+1. A contributor signs in through the provider's login page and proposes a fiche; a moderator
+   signs in, publishes it; it is then counted on Catalogue and drawn on Carte; its markup-laden
+   title is shown as text (no script runs).
+2. Two moderators open the same version of a fiche; the second save is refused (no lost
+   update) and what they typed is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from app_env import make_env
+from territoires import auth, storage
+from territoires.layers import Layers
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "tests" / "artifacts"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+#: Ports of this suite (provider, app); override with TERRITOIRES_TEST_AUTH_PORTS=p1,p2.
+PROVIDER_PORT, APP_PORT = (int(x) for x in os.environ.get(
+    "TERRITOIRES_TEST_AUTH_PORTS", "8632,8633").split(","))
+WORD = "Bibliobrowser"
+TITLE = f'{WORD} <img src=x onerror="window.__xss=1"> & "lecture" [lien](http://x.test)'
+
+if not CHROMIUM.exists() and os.environ.get("CI") != "true":
+    pytest.skip("chromium absent (/usr/bin/chromium)", allow_module_level=True)
+
+
+def _wait(url: str, proc: subprocess.Popen, log: Path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(log.read_text())
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer in {seconds} s:\n{log.read_text()}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory, tiny_layers: Layers) -> Iterator[dict]:
+    """The provider, then the app (secrets file pointing to the provider, two moderators)."""
+    root = tmp_path_factory.mktemp("browser_auth")
+    env = {**os.environ, **make_env(root, tiny_layers)}
+    store = storage.Store(env["TERRITOIRES_DATABASE_URL"])
+    store.create_or_upgrade()
+    for email in ("mod@ex.org", "mod2@ex.org"):
+        auth.grant(store, auth.CLI_USER, email, "moderateur")
+    secrets_file = root / "secrets.toml"
+    secrets_file.write_text(
+        "[auth]\n"
+        f'redirect_uri = "http://127.0.0.1:{APP_PORT}/oauth2callback"\n'
+        'cookie_secret = "browser-test-cookie-secret-0123456789"\n'
+        'client_id = "territoires-test"\n'
+        'client_secret = "test-only"\n'
+        f'server_metadata_url = "http://127.0.0.1:{PROVIDER_PORT}/.well-known/'
+        'openid-configuration"\n', encoding="utf-8")
+    provider_log, app_log = root / "provider.log", root / "streamlit.log"
+    logs = [provider_log.open("w"), app_log.open("w")]
+    provider = subprocess.Popen(
+        [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port",
+         str(PROVIDER_PORT)], stdout=logs[0], stderr=subprocess.STDOUT)
+    app = None
+    try:
+        _wait(f"http://127.0.0.1:{PROVIDER_PORT}/.well-known/openid-configuration", provider,
+              provider_log)
+        app = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
+             "--server.headless", "true", "--server.port", str(APP_PORT),
+             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+             "--secrets.files", str(secrets_file)],
+            cwd=REPO, env=env, stdout=logs[1], stderr=subprocess.STDOUT)
+        _wait(f"http://127.0.0.1:{APP_PORT}/_stcore/health", app, app_log)
+        yield {"base": f"http://127.0.0.1:{APP_PORT}", "store": store, "log": app_log}
+    finally:
+        if app is not None:
+            _stop(app)
+        _stop(provider)
+        store.dispose()
+        for log in logs:
+            log.close()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    """One chromium; each user gets its own context (own cookies)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+def _context(chromium, *, offline: bool = True):
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
+
+    def route(r) -> None:
+        if r.request.url.startswith("http://127.0.0.1"):
+            r.continue_()
+        elif r.request.url.split("?")[0].endswith((".js", ".css")):
+            r.fulfill(status=200, body="", content_type="text/plain")  # CDN: unreachable
+        else:
+            r.abort()
+
+    context.route("**/*", route)
+    return context
+
+
+def _sign_in(context, base: str, email: str):
+    """Sign in through the provider's real login page; returns the app page."""
+    page = context.new_page()
+    page.goto(f"{base}/proposer")
+    page.get_by_role("button", name="Se connecter").first.click(timeout=60_000)
+    page.wait_for_url(re.compile(rf"127\.0\.0\.1:{PROVIDER_PORT}/"), timeout=30_000)
+    page.locator("input[name=sub]").fill(email)
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(re.compile(rf"127\.0\.0\.1:{APP_PORT}/"), timeout=30_000)
+    page.get_by_text(f"Connecté : {email}").wait_for(timeout=60_000)
+    return page
+
+
+def _multiselect(page, label: str, option: str) -> None:
+    """Pick the first option containing ``option`` (typed in the box, then Enter)."""
+    box = page.get_by_test_id("stMultiSelect").filter(has_text=label).first
+    box.locator("input").click()
+    page.keyboard.type(option)
+    page.get_by_role("option").filter(has_text=option).first.wait_for(timeout=30_000)
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    box.get_by_text(option).first.wait_for(timeout=30_000)
+    _wait_idle(page)
+
+
+def _text(page, label: str, value: str, area: bool = False) -> None:
+    field = page.get_by_label(label, exact=True)
+    field.fill(value)
+    field.press("Control+Enter" if area else "Enter")
+    page.wait_for_timeout(500)
+
+
+def _expect(page, text: str | re.Pattern, name: str) -> None:
+    """Wait for ``text``; on timeout, fail with the page's text and a screenshot in
+    tests/artifacts/ (what the user saw instead)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.get_by_text(text).first.wait_for(timeout=90_000)
+    except PlaywrightTimeout:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"auth_{name}.png"), full_page=True)
+        main = page.get_by_test_id("stMain").inner_text()
+        raise AssertionError(f"« {text} » not shown; the page shows:\n{main[:3000]}") from None
+
+
+def _wait_idle(page) -> None:
+    page.wait_for_timeout(300)
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60_000)
+
+
+def test_propose_sign_in_as_moderator_publish_and_find_it(servers, chromium) -> None:
+    base = servers["base"]
+    alice = _context(chromium)
+    page = _sign_in(alice, base, "alice@ex.org")
+    page.goto(f"{base}/proposer")
+    page.get_by_label("Titre de l'initiative", exact=True).wait_for(timeout=60_000)
+    assert "Rôle : Contributeur" in page.get_by_test_id("stSidebar").inner_text()
+    _text(page, "Titre de l'initiative", TITLE)
+    _multiselect(page, "Thèmes (au moins un)", "Culture")
+    _text(page, "Chercher un territoire (nom ou code)", "Cenon")
+    _wait_idle(page)
+    _multiselect(page, "Territoires de l'initiative", "33119")
+    _text(page, "Résumé", "Ateliers de lecture à voix haute", area=True)
+    _wait_idle(page)
+    page.get_by_role("button", name="Envoyer aux modérateurs").click()
+    _expect(page, "attend la validation", "proposer")
+    alice.close()
+
+    pending = servers["store"]
+    assert WORD not in " ".join(pending.load_catalogue().initiatives["title"])
+
+    mod = _context(chromium)
+    page = _sign_in(mod, base, "mod@ex.org")
+    page.goto(f"{base}/moderation")
+    _expect(page, "1 proposition en attente", "moderation")
+    page.get_by_role("button", name="Publier").click()
+    _expect(page, re.compile(r"publiée \(version 1\)"), "publier")
+
+    # Catalogue counts it (3 tiny fiches + 1) and finds it by text
+    page.goto(f"{base}/catalogue?q={WORD}")
+    page.get_by_text(re.compile(r"1 initiative\s+correspond")).wait_for(timeout=60_000)
+    page.goto(f"{base}/catalogue")
+    page.get_by_text(re.compile(r"4 initiatives\s+correspondent")).wait_for(timeout=60_000)
+    # Carte: the map's document carries the fiche (popups are built from its title)
+    page.goto(f"{base}/carte?q={WORD}")
+    frame_el = page.locator("iframe[title*='streamlit_folium']").first
+    frame_el.wait_for(state="attached", timeout=60_000)
+    def map_html() -> str:
+        frame = frame_el.element_handle().content_frame()
+        return frame.content() if frame is not None else ""
+
+    deadline = time.monotonic() + 30
+    while WORD not in map_html() and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+    assert WORD in map_html()
+    # Fiche: the title is text, its markup did not run
+    ident = servers["store"].load_catalogue().initiatives.set_index("title").loc[TITLE, "id"]
+    page.goto(f"{base}/fiche?id={ident}")
+    heading = page.locator("h1").filter(has_text=WORD).first
+    heading.wait_for(timeout=60_000)
+    assert '<img src=x onerror="window.__xss=1">' in heading.inner_text()
+    assert "[lien](http://x.test" in heading.inner_text()  # no link made of it
+    assert heading.locator("a", has_text="lien").count() == 0
+    page.get_by_text("Parcours de maturité").wait_for(timeout=30_000)
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("img[src='x']").count() == 0
+    mod.close()
+
+
+def test_two_editors_second_save_refused(servers, chromium) -> None:
+    base = servers["base"]
+    first_ctx, second_ctx = _context(chromium), _context(chromium)
+    first = _sign_in(first_ctx, base, "mod@ex.org")
+    second = _sign_in(second_ctx, base, "mod2@ex.org")
+    for page in (first, second):
+        page.goto(f"{base}/modifier?id=pau-sport")
+        page.get_by_label("Titre de l'initiative", exact=True).wait_for(timeout=60_000)
+    _text(first, "Titre de l'initiative", "Sport à Pau (premier)")
+    _wait_idle(first)
+    first.get_by_role("button", name="Publier la modification").click()
+    _expect(first, re.compile(r"Fiche publiée \(version 2\)"), "premier")
+    _text(second, "Titre de l'initiative", "Sport à Pau (second)")
+    _wait_idle(second)
+    second.get_by_role("button", name="Publier la modification").click()
+    _expect(second, "Conflit de modification", "second")
+    assert second.get_by_label("Titre de l'initiative", exact=True).input_value() == \
+        "Sport à Pau (second)"
+    title = servers["store"].load_catalogue().initiatives.set_index("id").loc["pau-sport",
+                                                                            "title"]
+    assert title == "Sport à Pau (premier)"
+    first_ctx.close()
+    second_ctx.close()
