@@ -8,7 +8,6 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-import test_storage
 from territoires import catalogue_ops, model
 from territoires.cli import main
 from territoires.layers import LAYER_SCHEMAS, LEVEL_LAYER, Layers
@@ -16,31 +15,10 @@ from territoires.storage import Store
 from test_storage import sample_catalogue
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine_store(request: pytest.FixtureRequest, tmp_path: Path):
-    """A fresh store on SQLite or PostgreSQL (own schema, dropped afterwards)."""
-    import os
-    import uuid
-
-    import sqlalchemy as sa
-
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path / 'engine.sqlite'}")
-        yield store
-        store.dispose()
-        return
-    if not test_storage._pg_reachable():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL injoignable ({test_storage.PG_URL})")
-        pytest.skip(f"PostgreSQL injoignable ({test_storage.PG_URL})")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    store = Store(test_storage.PG_URL, schema=schema)
-    yield store
-    store.dispose()
-    engine = sa.create_engine(test_storage.PG_URL)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
+@pytest.fixture
+def engine_store(store_factory):
+    """A fresh store on SQLite or PostgreSQL (see conftest's ``store_factory``)."""
+    return store_factory()
 
 
 class LayerIndex:

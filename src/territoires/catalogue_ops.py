@@ -7,12 +7,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from territoires import config, export, funding, model, reading, validation
+from territoires import config, export, funding, importing, model, validation
+from territoires.auth import CLI_USER
 from territoires.errors import (
     ConfigError,
     ImportRefusedError,
     SourceError,
-    StorageError,
     TerritoiresError,
 )
 from territoires.storage import Store
@@ -103,41 +103,25 @@ def _national_funding_ids(store: Store) -> set[str]:
 def import_file(path: Path, url: str, dry_run: bool = False) -> str:
     """Import an exchange workbook or CSV set: read, validate everything, then upsert in one
     transaction, or raise :class:`ImportRefusedError` listing every problem (nothing
-    written). With ``dry_run`` only the check is done."""
+    written). With ``dry_run`` only the check is done. The same path as the Importer page
+    (:mod:`territoires.importing`), acting as the command line's user."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"Fichier introuvable : {path}")
-    catalogue, problems = reading.read_exchange(path)
+    _layers, index, warning = _territory_index()
     store = Store(url)
     try:
-        known: set[str] = set()
-        national: set[str] = set()
-        try:
-            if store.database_exists() and store.schema_version() > 0:
-                known = set(store.load_catalogue(include_national=False).initiatives["id"])
-                national = _national_funding_ids(store)
-        except StorageError:
-            known = set()
-        _layers, index, warning = _territory_index()
-        problems += validation.validate(catalogue, index, file=path.name,
-                                        known_initiatives=known)
-        problems += validation.national_conflicts(catalogue, national, file=path.name)
-        if problems:
-            raise _refuse(problems, f"Import de « {path.name} »")
-        counts = (f"{len(catalogue.initiatives)} initiative(s), "
-                  f"{len(catalogue.organisations)} structure(s), "
-                  f"{len(catalogue.territories)} territoire(s), "
-                  f"{len(catalogue.indicators)} indicateur(s), "
-                  f"{len(catalogue.funding)} ligne(s) de financement")
-        lines = []
+        plan = importing.plan_import(path, store, index, create=not dry_run)
+        if not plan.ok:
+            raise _refuse(plan.problems, f"Import de « {path.name} »")
+        counts = ", ".join(f"{n} ligne(s) « {sheet} »" for sheet, n in plan.counts().items())
+        assert plan.report is not None
         if dry_run:
-            lines.append(f"Vérification réussie pour « {path.name} » : {counts}. "
-                         "Rien n'a été écrit (--dry-run).")
+            lines = [f"Vérification réussie pour « {path.name} » : {counts}.",
+                     f"{plan.report.describe()} Rien n'a été écrit (--dry-run)."]
         else:
-            store.create_or_upgrade()
-            report = store.upsert(catalogue)
-            lines.append(f"Import de « {path.name} » réussi : {counts}.")
-            lines.append(report.describe())
+            lines = [f"Import de « {path.name} » réussi : {counts}.",
+                     importing.apply_import(store, CLI_USER, plan)]
         if warning:
             lines.append(warning)
         return "\n".join(lines)

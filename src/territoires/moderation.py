@@ -715,3 +715,46 @@ def problems_by_field(problems: list[Problem]) -> dict[str, list[str]]:
 def payload_json(payload: dict) -> str:
     """Readable JSON of a payload (for downloads and debugging)."""
     return json.dumps(payload, ensure_ascii=False, indent=2, sort_keys=True)
+
+
+def submit_batch(store: Store, user: User,
+                 items: list[tuple[model.Catalogue, int | None]], *,
+                 comment: str | None = None) -> list[int]:
+    """Proposals for several already validated initiatives (a contributor's import): one
+    per ``(one-initiative catalogue, base version or None for a new fiche)``, all recorded in
+    one transaction or none. Refused if a fiche changed since its base version, or goes
+    beyond the forms' bounds (the same as a proposal typed in the form)."""
+    require(user, "contributeur")
+    problems: list[Problem] = []
+    payloads: list[tuple[dict, int | None]] = []
+    for catalogue, base in items:
+        problems += _bounds(catalogue)
+        payload = catalogue_payload(catalogue)
+        if len(dump_payload(payload).encode("utf-8")) > MAX_PAYLOAD_BYTES:
+            problems.append(Problem(f"fiche trop volumineuse (plus de "
+                                    f"{MAX_PAYLOAD_BYTES // 1000} ko)", sheet="initiatives",
+                                    value=payload["initiatives"][0]["id"]))
+        if base is not None and not user.at_least("moderateur"):
+            row = payload["initiatives"][0]
+            for col in model.PRIVATE_COLUMNS:
+                if row.get(col) is None:
+                    row.pop(col, None)  # left empty: the published value is kept
+        payloads.append((payload, base))
+    if problems:
+        raise ValidationError(problems, summary="Propositions refusées ; rien n'a été écrit")
+
+    def write(conn: sa.Connection) -> list[int]:
+        ids = []
+        for payload, base in payloads:
+            iid = payload["initiatives"][0]["id"]
+            current = store.current_version(conn, iid)
+            if current != base:
+                raise _stale(iid, base, current)
+            ids.append(_insert_proposal(conn, store, user, kind="new" if base is None else "edit",
+                                        initiative_id=iid, payload=payload, base_version=base,
+                                        comment=comment, status="pending"))
+        store.audit(conn, user.key or "?", "propose_import", None,
+                    f"{len(ids)} proposition(s)")
+        return ids
+
+    return _run(store, "l'enregistrement des propositions", write)

@@ -35,7 +35,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -348,6 +348,9 @@ class UpsertReport:
     unchanged: int = 0
     funding_inserted: int = 0
     funding_replaced: int = 0
+    #: ids of the initiatives added and of those changed (with their published version)
+    added_ids: list[str] = field(default_factory=list)
+    changed_versions: dict[str, int] = field(default_factory=dict)
 
     def describe(self) -> str:
         """French summary."""
@@ -858,12 +861,13 @@ class Store:
     # ------------------------------------------------------------------ writing
 
     def upsert(self, catalogue: model.Catalogue, *, author: str = "import",
-               comment: str | None = None) -> UpsertReport:
+               comment: str | None = None, dry_run: bool = False) -> UpsertReport:
         """Insert or replace initiatives (with their child rows) and funding lines, all in one
         transaction. A changed initiative gets ``version + 1`` and a new ``updated_at``; an
         unchanged one is left as is; ``created_at`` is kept. Every new or changed initiative
         is kept in the history (``initiative_versions``, by ``author``), the catalogue
-        revision is bumped and the audit log records the import."""
+        revision is bumped and the audit log records the import. With ``dry_run`` nothing is
+        written: the report says what the import would do (same comparison)."""
         now = dt.datetime.now(dt.UTC)
         ini_rows = [_initiative_row(r) for r in _records(catalogue.initiatives)]
         children: dict[str, dict[str, list[dict]]] = {}
@@ -925,11 +929,13 @@ class Store:
                     if _canon_initiative(old_norm, old_kids) == _canon_initiative(row, new_kids):
                         report.unchanged += 1
                         continue
+                    report.changed_versions[iid] = int(old["version"] or 1)
                     row = {**row, "created_at": old["created_at"] or now,
                            "updated_at": now, "version": int(old["version"] or 1) + 1}
                     to_delete.append(iid)
                     report.updated += 1
                 else:
+                    report.added_ids.append(iid)
                     version = row["version"] or 1
                     recorded = recorded_versions.get(iid, 0)
                     row = {**row, "created_at": row["created_at"] or now,
@@ -939,6 +945,15 @@ class Store:
                 to_insert.append(row)
                 for n in children:
                     child_inserts[n].extend(kids[n])
+            if dry_run:
+                fund = self.t["funding"]
+                fids = [r["id"] for r in fund_rows]
+                for chunk in _chunks(fids, 500):
+                    report.funding_replaced += int(conn.execute(
+                        sa.select(sa.func.count()).select_from(fund)
+                        .where(fund.c.id.in_(chunk))).scalar() or 0)
+                report.funding_inserted = len(fund_rows) - report.funding_replaced
+                return report
             for chunk in _chunks(to_delete, 500):
                 for name in children:
                     t = self.t[name]
