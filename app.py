@@ -26,6 +26,7 @@ CONTRIBUTION_PAGES: list[tuple[str, str, str, str, str]] = [
     ("pages/proposer.py", "Proposer une initiative", ":material/add_circle:", "proposer",
      "anonyme"),
     ("pages/modifier.py", "Modifier une fiche", ":material/edit:", "modifier", "hidden"),
+    ("pages/importer.py", "Importer", ":material/upload_file:", "importer", "contributeur"),
     ("pages/mes-propositions.py", "Mes propositions", ":material/inbox:", "mes-propositions",
      "contributeur"),
     ("pages/moderation.py", "Modération", ":material/fact_check:", "moderation", "moderateur"),

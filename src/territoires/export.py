@@ -473,11 +473,16 @@ def _date_format_cells(ws: Any, values: np.ndarray) -> np.ndarray:
     return out
 
 
+def template_bytes() -> bytes:
+    """The empty exchange workbook (headers + « lisez-moi » sheet)."""
+    return _xlsx_bytes(model.Catalogue().tables(), readme=True)
+
+
 def write_template(path: Path) -> None:
     """Write the empty exchange workbook (headers + « lisez-moi » sheet) to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_xlsx_bytes(model.Catalogue().tables(), readme=True))
+    path.write_bytes(template_bytes())
 
 
 def _missing_to_none(values: np.ndarray) -> np.ndarray:
