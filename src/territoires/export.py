@@ -412,6 +412,8 @@ def _xlsx_bytes(tables: dict[str, pd.DataFrame], *, readme: bool) -> bytes:
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
+    for table, df in tables.items():  # before the workbook exists: nothing half-written
+        _check_xlsx_text(table, df, model.TABLE_COLUMNS[table])
     wb = Workbook(write_only=True)
     bold = Font(bold=True)
     if readme:
@@ -441,7 +443,6 @@ def _xlsx_bytes(tables: dict[str, pd.DataFrame], *, readme: bool) -> bytes:
         ws.append(header)
         if not len(df):
             continue
-        _check_xlsx_text(table, df, columns)
         cells = _table_cells(df, columns, xlsx=True)
         for i, col in enumerate(columns):
             if col in DATE_COLUMNS:

@@ -315,6 +315,7 @@ def _read_sheet(table: str, sheet: _Sheet, file: str, problems: list[Problem]
     raw = RawCells()
     lines: list[int] = []
     headers: list[str | None] = []
+    header_seen = False
     formulas = sheet.formulas() if sheet.formulas else None
     name = sheet.name
 
@@ -335,8 +336,9 @@ def _read_sheet(table: str, sheet: _Sheet, file: str, problems: list[Problem]
                 raise _Refused(Problem(
                     f"cellule de plus de {_n(MAX_CELL_CHARS)} caractères : le fichier est "
                     "refusé", column=_column_letter(i), **where(n)))
-        if n == 1 and not headers:
+        if not header_seen:
             headers = _headers(table, cells, file, name, problems)
+            header_seen = True
             continue
         if formulas:
             for i, value in enumerate(cells):
@@ -360,7 +362,7 @@ def _read_sheet(table: str, sheet: _Sheet, file: str, problems: list[Problem]
             if isinstance(value, str) and not isinstance(out, (str, list)) and out is not None:
                 raw.keep(col, n, value)
         lines.append(n)
-    if not headers:
+    if not header_seen:
         problems.extend(Problem("colonne obligatoire absente", file=file, sheet=name, line=1,
                                 column=col) for col in REQUIRED[table])
     df = pd.DataFrame(data, columns=columns, index=lines, dtype=object)

@@ -246,11 +246,27 @@ def _siret_cell(value: Any) -> str | None:
     return text.translate(_SPACES) if text else None
 
 
+#: (vocabulary, text) -> code: a file repeats the same few values on every row.
+_NORMALIZED: dict[tuple[int, str], str | None] = {}
+
+
+def _normalize(voc: Vocabulary, text: str) -> str | None:
+    """``voc.normalize(text)``, remembered (at most 50,000 distinct texts)."""
+    key = (id(voc), text)
+    try:
+        return _NORMALIZED[key]
+    except KeyError:
+        code = voc.normalize(text)
+        if len(_NORMALIZED) < 50_000:
+            _NORMALIZED[key] = code
+        return code
+
+
 def _vocab_cell(value: Any, voc: Vocabulary) -> str | None:
     text = _text_cell(value)
     if text is None:
         return None
-    return voc.normalize(text) or text
+    return _normalize(voc, text) or text
 
 
 def _list_cell(value: Any, voc: Vocabulary) -> list[str]:
@@ -264,7 +280,7 @@ def _list_cell(value: Any, voc: Vocabulary) -> list[str]:
     for part in parts:
         part = part.strip()
         if part:
-            out.append(voc.normalize(part) or part)
+            out.append(_normalize(voc, part) or part)
     return out
 
 
