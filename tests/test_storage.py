@@ -351,3 +351,20 @@ def test_payload_round_trip(store_factory) -> None:
     assert list(back.initiatives["id"]) == [iid]
     assert back.initiatives.iloc[0]["themes"] == payload["initiatives"][0]["themes"]
     assert storage.catalogue_payload(back) == payload
+
+
+def test_reimported_public_export_keeps_private_emails(store_factory) -> None:
+    """A public export has no contact e-mails: importing it back must neither erase them nor
+    bump any version (it used to do both)."""
+    store = store_factory()
+    store.create_or_upgrade()
+    cat = sample_catalogue()
+    cat.initiatives["contact_email"] = "contact@ex.org"
+    store.upsert(cat)
+    public = sample_catalogue()
+    public.initiatives["contact_email"] = None
+    report = store.upsert(public)
+    assert (report.updated, report.unchanged) == (0, len(cat.initiatives))
+    ini = store.load_catalogue().initiatives
+    assert set(ini["contact_email"]) == {"contact@ex.org"}
+    assert set(ini["version"]) == {1}

@@ -920,6 +920,10 @@ class Store:
                 kids = {n: children[n].get(iid, []) for n in children}
                 old = existing_rows.get(iid)
                 if old is not None:
+                    # private fields are not in public exports: left empty, they keep their
+                    # stored value (a re-imported public export changes nothing)
+                    row = {**row, **{c: old[c] for c in model.PRIVATE_COLUMNS
+                                     if _is_missing(row.get(c)) and not _is_missing(old.get(c))}}
                     old_kids = {
                         n: _children_content(existing_children[n].get(iid, []))
                         for n in children
