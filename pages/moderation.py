@@ -38,6 +38,7 @@ with ui.guard():
     reason = st.text_area("Raison du refus (obligatoire pour refuser ; l'auteur la lira)",
                           key="mod_reason", max_chars=2000)
     publish_col, reject_col = st.columns(2)
+    forms.outcome("mod_")
     action = None
     if publish_col.button("Publier", type="primary", key="mod_publish",
                           icon=":material/publish:"):

@@ -45,3 +45,4 @@ with ui.guard():
         forms.submit(prefix, lambda: moderation.submit_edit(
             store, user, forms.form_catalogue(prefix, data, ident), base,
             index=data.index, comment=comment))
+    forms.outcome(prefix)

@@ -353,12 +353,43 @@ def submit(prefix: str, action: Callable[[], moderation.Submission]) -> None:
 
 
 def flash() -> None:
-    """Show (once) the message left by the last save."""
-    kind, text = st.session_state.pop("fx_flash", (None, None))
+    """Show (once, at the top of the page) the message left by the last save; see
+    :func:`outcome` for the same message beside the save button."""
+    message = st.session_state.pop("fx_flash", None)
+    st.session_state["_fx_flash_now"] = message
+    _show_flash(message)
+
+
+def _show_flash(message: tuple[str, str] | None) -> None:
+    kind, text = message or (None, None)
     if kind == "success":
         st.success(views.md_text(text), icon=":material/check_circle:")
     elif kind == "error":
         st.error(views.md_text(text), icon=":material/error:")
+
+
+def outcome(prefix: str) -> None:
+    """Under the save button (where the user's eyes are after a click): the last save's
+    message again, or a pointer to the conflict panel and to the fields to correct."""
+    _show_flash(st.session_state.pop("_fx_flash_now", None))
+    if st.session_state.get(_k(prefix, "_conflict")):
+        st.error("Enregistrement refusé (conflit de modification) : rien n'a été écrit et vos "
+                 "saisies sont gardées. Les différences avec la version publiée et les deux "
+                 "façons de continuer sont en haut de la page.", icon=":material/sync_problem:")
+    problems = _problems(prefix)
+    if problems:
+        fields = sorted({_field_label(key) for key in problems})
+        st.error(views.md_text("Champs à corriger (messages sous chaque champ) : "
+                               + ", ".join(fields) + "."), icon=":material/error:")
+
+
+def _field_label(key: str) -> str:
+    table, _, column = key.partition(".")
+    if table == "initiatives":
+        return moderation.FIELD_LABELS.get(column, column or "fiche")
+    part = moderation.TABLE_TITLES.get(table, table)
+    label = dict(EDITOR_COLUMNS.get(table, [])).get(column, column)
+    return f"{part} ({label})" if label else part
 
 
 def conflict_panel(prefix: str, store: Store, data: ui.AppData, initiative_id: str,
@@ -414,7 +445,7 @@ def proposal_view(store: Store, p: moderation.Proposal) -> None:
     """A proposal against the published fiche: comment, base version, diff."""
     current, version = moderation.published(store, p.initiative_id)
     st.text(f"Fiche : {p.title}\nIdentifiant : {p.initiative_id}\n"
-            f"Auteur : {p.author_name or ''} <{p.author}>\n"
+            f"Auteur : {p.author_name + ' — ' if p.author_name else ''}{p.author}\n"
             f"Partie de la version : {p.base_version or 'aucune (nouvelle fiche)'} ; "
             f"version publiée : {version or 'aucune'}")
     if p.comment:
