@@ -67,7 +67,7 @@ def _run(obj) -> AppTest:
 
 def _plain(text: object) -> str:
     """Text without Markdown escapes."""
-    return str(text).replace("\\", "")
+    return str(text).replace("\\", "").replace("\u200b", "")
 
 
 def _texts(at: AppTest) -> list[str]:
