@@ -78,6 +78,6 @@ with ui.guard():
                      query_params=ui.page_params(id=rid))
     if not related:
         st.caption("Aucune initiative ne partage ses thèmes.")
-    forms.fiche_history(store, user, ident)
+    forms.fiche_history(store, user, ident, data.index)
     st.page_link("pages/catalogue.py", label="Retour au catalogue",
                  icon=":material/arrow_back:", query_params=ui.page_params())

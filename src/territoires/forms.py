@@ -417,7 +417,8 @@ def conflict_panel(prefix: str, store: Store, data: ui.AppData, initiative_id: s
         return
     mine = catalogue_payload(moderation.prepare(form_catalogue(prefix, data, initiative_id)))
     st.markdown(f"**Différences entre la version {version} publiée et vos saisies**")
-    show_diff(moderation.diff(current, mine, include_private=include_private))
+    show_diff(moderation.diff(current, mine, include_private=include_private,
+                              territory_label=data.index.label))
     keep, reload = st.columns(2)
     if keep.button(f"Garder mes saisies et repartir de la version {version}",
                    key=_k(prefix, "rebase"), icon=":material/merge:",
@@ -453,7 +454,7 @@ def proposal_label(p: moderation.Proposal) -> str:
             f"({p.author_name or p.author}, {views.fmt_date(p.created_at)})")
 
 
-def proposal_view(store: Store, p: moderation.Proposal) -> None:
+def proposal_view(store: Store, p: moderation.Proposal, index: Any = None) -> None:
     """A proposal against the published fiche: comment, base version, diff."""
     current, version = moderation.published(store, p.initiative_id)
     st.text(f"Fiche : {p.title}\nIdentifiant : {p.initiative_id}\n"
@@ -466,7 +467,8 @@ def proposal_view(store: Store, p: moderation.Proposal) -> None:
         st.warning(f"La fiche a changé depuis cette proposition (partie de la version "
                    f"{p.base_version}, version {version} publiée) : la publier est refusé ; "
                    "rejetez-la en expliquant pourquoi.", icon=":material/sync_problem:")
-    show_diff(moderation.diff(current, p.payload, include_private=True))
+    show_diff(moderation.diff(current, p.payload, include_private=True,
+                              territory_label=index.label if index is not None else None))
 
 
 def fiche_tools(store: Store, data: ui.AppData, user: User, initiative_id: str) -> None:
@@ -482,7 +484,7 @@ def fiche_tools(store: Store, data: ui.AppData, user: User, initiative_id: str) 
             st.text(f"E-mail de contact (privé, visible des modérateurs) : {emails.iloc[0]}")
 
 
-def fiche_history(store: Store, user: User, initiative_id: str) -> None:
+def fiche_history(store: Store, user: User, initiative_id: str, index: Any = None) -> None:
     """The Fiche's "Historique" section: maturity path, versions, diff between two versions
     and, for moderators, "restaurer cette version"."""
     flash()
@@ -515,7 +517,9 @@ def fiche_history(store: Store, user: User, initiative_id: str) -> None:
             new = b.selectbox("Version d'arrivée", numbers, index=len(numbers) - 1,
                               key="hist_b")
             by = {v.version: v.payload for v in history}
-            show_diff(moderation.diff(by[old], by[new], include_private=private))
+            show_diff(moderation.diff(by[old], by[new], include_private=private,
+                                      territory_label=index.label if index is not None
+                                      else None))
         if private and len(numbers) > 1:
             chosen = st.selectbox("Version à restaurer", numbers[:-1], index=None,
                                   key="hist_restore", placeholder="Choisissez une version")
