@@ -20,7 +20,6 @@ import pandas as pd
 import streamlit as st
 
 from territoires import auth, model, moderation, ui, views
-from territoires.auth import User
 from territoires.errors import ConflictError, Problem, TerritoiresError, ValidationError
 from territoires.storage import Store, catalogue_payload, payload_catalogue
 from territoires.vocab import (
@@ -471,9 +470,10 @@ def proposal_view(store: Store, p: moderation.Proposal, index: Any = None) -> No
                               territory_label=index.label if index is not None else None))
 
 
-def fiche_tools(store: Store, data: ui.AppData, user: User, initiative_id: str) -> None:
+def fiche_tools(data: ui.AppData, initiative_id: str) -> None:
     """Under the Fiche title: "Modifier cette fiche" and, for moderators, the private
     contact e-mail."""
+    user = ui.current_user()
     if user.at_least("contributeur"):
         st.page_link("pages/modifier.py", label="Modifier cette fiche",
                      icon=":material/edit:", query_params={"id": initiative_id})
@@ -484,9 +484,10 @@ def fiche_tools(store: Store, data: ui.AppData, user: User, initiative_id: str) 
             st.text(f"E-mail de contact (privé, visible des modérateurs) : {emails.iloc[0]}")
 
 
-def fiche_history(store: Store, user: User, initiative_id: str, index: Any = None) -> None:
+def fiche_history(data: ui.AppData, initiative_id: str) -> None:
     """The Fiche's "Historique" section: maturity path, versions, diff between two versions
     and, for moderators, "restaurer cette version"."""
+    user, store, index = ui.current_user(), ui.contribution_store(), data.index
     flash()
     history = moderation.versions(store, initiative_id)
     st.subheader("Parcours de maturité")
