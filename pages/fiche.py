@@ -15,9 +15,8 @@ with ui.guard():
     filters = ui.render_filters_sidebar()
     ident, record = ui.url_initiative(data, filters)
     st.title(views.md_text(record["title"]))
-    user, store = ui.current_user(), ui.contribution_store()
-    forms.fiche_tools(store, data, user, ident)
-    report_forms.error_report_box(store, ident)
+    forms.fiche_tools(data, ident)
+    report_forms.error_report_box(ident)
     if record.get("maturity") == "arretee":
         st.warning("**Initiative arrêtée** : elle n'est plus menée (maturité « Arrêtée »).",
                    icon=":material/block:")
@@ -79,6 +78,6 @@ with ui.guard():
                      query_params=ui.page_params(id=rid))
     if not related:
         st.caption("Aucune initiative ne partage ses thèmes.")
-    forms.fiche_history(store, user, ident)
+    forms.fiche_history(data, ident)
     st.page_link("pages/catalogue.py", label="Retour au catalogue",
                  icon=":material/arrow_back:", query_params=ui.page_params())

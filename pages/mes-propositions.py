@@ -40,7 +40,8 @@ with ui.guard():
         current, _version = moderation.published(store, p.initiative_id)
         base = current if p.status == "pending" else None
         forms.show_diff(moderation.diff(base, p.payload,
-                                        include_private=user.at_least("moderateur")))
+                                        include_private=user.at_least("moderateur"),
+                                        territory_label=ui.app_data().index.label))
         if p.status == "published":
             st.page_link("pages/fiche.py", label="Voir la fiche publiée",
                          icon=":material/description:", query_params={"id": p.initiative_id})

@@ -32,12 +32,13 @@ with ui.guard():
                           format_func=lambda i: forms.proposal_label(by_id[i]))
     proposal = by_id[chosen]
     st.subheader("Changements proposés")
-    forms.proposal_view(store, proposal)
+    forms.proposal_view(store, proposal, data.index)
     comment = st.text_input("Commentaire de publication (facultatif)", key="mod_comment",
                             max_chars=2000)
     reason = st.text_area("Raison du refus (obligatoire pour refuser ; l'auteur la lira)",
                           key="mod_reason", max_chars=2000)
     publish_col, reject_col = st.columns(2)
+    forms.outcome("mod_")
     action = None
     if publish_col.button("Publier", type="primary", key="mod_publish",
                           icon=":material/publish:"):

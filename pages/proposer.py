@@ -39,3 +39,4 @@ with ui.guard():
             store, user, forms.form_catalogue(PREFIX, data, None, moderation.pending_ids(store)),
             index=data.index,
             comment=comment))
+    forms.outcome(PREFIX)

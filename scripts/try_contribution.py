@@ -8,7 +8,7 @@ box and press "Authorize": that address is the identity the app sees.
     pip install -e '.[test]'        # installs oidc-provider-mock
     python scripts/try_contribution.py --admin moi@example.fr
 
-Stop with Ctrl+C (both servers stop).
+Stop with Ctrl+C or ``kill PID`` (both servers stop).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -62,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8501, help="port de l'application")
     p.add_argument("--provider-port", type=int, default=9400, help="port du fournisseur")
     args = p.parse_args(argv)
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # `kill PID` stops both servers too
     folder = REPO / ".cache" / "try-contribution"
     folder.mkdir(parents=True, exist_ok=True)
     secrets_file = folder / "secrets.toml"

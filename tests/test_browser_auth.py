@@ -199,6 +199,8 @@ def test_propose_sign_in_as_moderator_publish_and_find_it(servers, chromium) -> 
     _multiselect(page, "Territoires de l'initiative", "33119")
     _text(page, "Résumé", "Ateliers de lecture à voix haute", area=True)
     _wait_idle(page)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "contribution_proposer.png"), full_page=True)
     page.get_by_role("button", name="Envoyer aux modérateurs").click()
     _expect(page, "attend la validation", "proposer")
     alice.close()
@@ -210,6 +212,8 @@ def test_propose_sign_in_as_moderator_publish_and_find_it(servers, chromium) -> 
     page = _sign_in(mod, base, "mod@ex.org")
     page.goto(f"{base}/moderation")
     _expect(page, "1 proposition en attente", "moderation")
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "contribution_moderation.png"), full_page=True)
     page.get_by_role("button", name="Publier").click()
     _expect(page, re.compile(r"publiée \(version 1\)"), "publier")
 
@@ -239,6 +243,8 @@ def test_propose_sign_in_as_moderator_publish_and_find_it(servers, chromium) -> 
     assert "[lien](http://x.test" in heading.inner_text()  # no link made of it
     assert heading.locator("a", has_text="lien").count() == 0
     page.get_by_text("Parcours de maturité").wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "contribution_fiche_historique.png"), full_page=True)
     assert page.evaluate("window.__xss") is None
     assert page.locator("img[src='x']").count() == 0
     mod.close()
@@ -260,6 +266,8 @@ def test_two_editors_second_save_refused(servers, chromium) -> None:
     _wait_idle(second)
     second.get_by_role("button", name="Publier la modification").click()
     _expect(second, "Conflit de modification", "second")
+    second.wait_for_timeout(1000)
+    second.screenshot(path=str(ARTIFACTS / "contribution_conflit.png"), full_page=True)
     assert second.get_by_label("Titre de l'initiative", exact=True).input_value() == \
         "Sport à Pau (second)"
     title = servers["store"].load_catalogue().initiatives.set_index("id").loc["pau-sport",

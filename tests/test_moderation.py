@@ -67,6 +67,10 @@ def test_contributor_proposal_waits_then_is_published(store) -> None:
     assert pending[0].title == "Lecture au Lac" and pending[0].author == "alice@ex.org"
     diff = moderation.diff(None, pending[0].payload)
     assert ("Fiche", "Titre", "—", "Lecture au Lac") in set(map(tuple, diff.values))
+    assert ("Territoires", "ligne ajoutée", "—", "Commune 33119") in set(map(tuple, diff.values))
+    named = moderation.diff(None, pending[0].payload,
+                            territory_label=lambda lvl, code: f"Cenon ({code})")
+    assert "Cenon (33119)" in set(named["Après"])
     version = moderation.publish(store, MOD, sub.proposal_id, comment="merci")
     assert version == 1
     cat = store.load_catalogue()

@@ -67,7 +67,7 @@ def _run(obj) -> AppTest:
 
 def _plain(text: object) -> str:
     """Text without Markdown escapes."""
-    return str(text).replace("\\", "")
+    return str(text).replace("\\", "").replace("\u200b", "")
 
 
 def _texts(at: AppTest) -> list[str]:
@@ -150,6 +150,7 @@ def test_validation_messages_next_to_fields_and_typed_values_kept(env) -> None:
     errors = [_plain(e.value) for e in at.error]
     assert any("champ obligatoire vide" in e for e in errors), errors
     assert any("n'est pas enregistrée" in e for e in errors)
+    assert any(e.startswith("Champs à corriger") and "Titre" in e for e in errors)
     assert at.text_area(key="fx_new_summary").value == "Mon résumé"  # kept
     assert moderation.queue(env, auth.User("m", "moderateur")) == []
 
@@ -191,6 +192,7 @@ def test_two_editors_second_save_refused_and_typed_text_kept(env) -> None:
     _run(second.button(key="fx_edit_pau-sport_send").click())
     assert any("Conflit de modification" in _plain(e.value) for e in second.error), _texts(second)
     assert second.text_input(key=key).value == "Titre du second"  # what they typed is kept
+    assert any("en haut de la page" in _plain(e.value) for e in second.error)  # by the button
     assert env.load_catalogue().initiatives.set_index("id").loc["pau-sport",
                                                                "title"] == "Titre du premier"
     diff = second.dataframe[0].value

@@ -3,7 +3,7 @@
 A UI-support module (it imports streamlit); the logic lives in :mod:`territoires.moderation`
 and :mod:`territoires.auth`. Contributed text is only ever shown with ``st.text``,
 ``st.dataframe``/``st.data_editor`` (canvas grids), widget values, or Markdown escaped by
-:func:`territoires.views.md_text`: never as Markdown or HTML source.
+:func:`safe_md` (Markdown escaped, autolinks broken): never as Markdown or HTML source.
 
 Form state lives in ``st.session_state`` under a prefix (``fx_new_``, ``fx_edit_<id>_``):
 what the user typed survives a refused save (validation problems, edit conflict) so that it
@@ -20,7 +20,6 @@ import pandas as pd
 import streamlit as st
 
 from territoires import auth, model, moderation, ui, views
-from territoires.auth import User
 from territoires.errors import ConflictError, Problem, TerritoiresError, ValidationError
 from territoires.storage import Store, catalogue_payload, payload_catalogue
 from territoires.vocab import (
@@ -75,6 +74,18 @@ _INT = {"year", "year_start", "year_end"}
 
 
 # ------------------------------------------------------------------------------ state
+
+_ZWSP = "\u200b"
+
+
+def safe_md(text: object) -> str:
+    """Text for a Markdown-rendered element (``st.error``…): Markdown escaped, and bare URLs,
+    ``www.`` names and e-mail addresses broken by a zero-width space, because Streamlit's
+    Markdown turns them into links even when escaped (checked in chromium)."""
+    out = views.md_text(text)
+    return (out.replace("://", f":{_ZWSP}//").replace("www.", f"www{_ZWSP}.")
+            .replace("@", f"{_ZWSP}@"))
+
 
 
 def _k(prefix: str, name: str) -> str:
@@ -146,7 +157,7 @@ def _problems(prefix: str) -> dict[str, list[str]]:
 
 def _field_problems(prefix: str, key: str) -> None:
     for message in _problems(prefix).get(key, []):
-        st.error(views.md_text(message), icon=":material/error:")
+        st.error(safe_md(message), icon=":material/error:")
 
 
 def _table_problems(prefix: str, table: str) -> None:
@@ -156,7 +167,7 @@ def _table_problems(prefix: str, table: str) -> None:
             label = dict(EDITOR_COLUMNS.get(table, [])).get(column, column)
             for message in messages:
                 text = f"{label} — {message}" if label else message
-                st.error(views.md_text(text), icon=":material/error:")
+                st.error(safe_md(text), icon=":material/error:")
 
 
 def _select(prefix: str, col: str, label: str, voc: Vocabulary, optional: bool) -> None:
@@ -353,12 +364,43 @@ def submit(prefix: str, action: Callable[[], moderation.Submission]) -> None:
 
 
 def flash() -> None:
-    """Show (once) the message left by the last save."""
-    kind, text = st.session_state.pop("fx_flash", (None, None))
+    """Show (once, at the top of the page) the message left by the last save; see
+    :func:`outcome` for the same message beside the save button."""
+    message = st.session_state.pop("fx_flash", None)
+    st.session_state["_fx_flash_now"] = message
+    _show_flash(message)
+
+
+def _show_flash(message: tuple[str, str] | None) -> None:
+    kind, text = message or (None, None)
     if kind == "success":
-        st.success(views.md_text(text), icon=":material/check_circle:")
+        st.success(safe_md(text), icon=":material/check_circle:")
     elif kind == "error":
-        st.error(views.md_text(text), icon=":material/error:")
+        st.error(safe_md(text), icon=":material/error:")
+
+
+def outcome(prefix: str) -> None:
+    """Under the save button (where the user's eyes are after a click): the last save's
+    message again, or a pointer to the conflict panel and to the fields to correct."""
+    _show_flash(st.session_state.pop("_fx_flash_now", None))
+    if st.session_state.get(_k(prefix, "_conflict")):
+        st.error("Enregistrement refusé (conflit de modification) : rien n'a été écrit et vos "
+                 "saisies sont gardées. Les différences avec la version publiée et les deux "
+                 "façons de continuer sont en haut de la page.", icon=":material/sync_problem:")
+    problems = _problems(prefix)
+    if problems:
+        fields = sorted({_field_label(key) for key in problems})
+        st.error(safe_md("Champs à corriger (messages sous chaque champ) : "
+                               + ", ".join(fields) + "."), icon=":material/error:")
+
+
+def _field_label(key: str) -> str:
+    table, _, column = key.partition(".")
+    if table == "initiatives":
+        return moderation.FIELD_LABELS.get(column, column or "fiche")
+    part = moderation.TABLE_TITLES.get(table, table)
+    label = dict(EDITOR_COLUMNS.get(table, [])).get(column, column)
+    return f"{part} ({label})" if label else part
 
 
 def conflict_panel(prefix: str, store: Store, data: ui.AppData, initiative_id: str,
@@ -368,13 +410,14 @@ def conflict_panel(prefix: str, store: Store, data: ui.AppData, initiative_id: s
     message = st.session_state.get(_k(prefix, "_conflict"))
     if not message:
         return
-    st.error(views.md_text(message), icon=":material/sync_problem:")
+    st.error(safe_md(message), icon=":material/sync_problem:")
     current, version = moderation.published(store, initiative_id)
     if current is None:
         return
     mine = catalogue_payload(moderation.prepare(form_catalogue(prefix, data, initiative_id)))
     st.markdown(f"**Différences entre la version {version} publiée et vos saisies**")
-    show_diff(moderation.diff(current, mine, include_private=include_private))
+    show_diff(moderation.diff(current, mine, include_private=include_private,
+                              territory_label=data.index.label))
     keep, reload = st.columns(2)
     if keep.button(f"Garder mes saisies et repartir de la version {version}",
                    key=_k(prefix, "rebase"), icon=":material/merge:",
@@ -410,11 +453,11 @@ def proposal_label(p: moderation.Proposal) -> str:
             f"({p.author_name or p.author}, {views.fmt_date(p.created_at)})")
 
 
-def proposal_view(store: Store, p: moderation.Proposal) -> None:
+def proposal_view(store: Store, p: moderation.Proposal, index: Any = None) -> None:
     """A proposal against the published fiche: comment, base version, diff."""
     current, version = moderation.published(store, p.initiative_id)
     st.text(f"Fiche : {p.title}\nIdentifiant : {p.initiative_id}\n"
-            f"Auteur : {p.author_name or ''} <{p.author}>\n"
+            f"Auteur : {p.author_name + ' — ' if p.author_name else ''}{p.author}\n"
             f"Partie de la version : {p.base_version or 'aucune (nouvelle fiche)'} ; "
             f"version publiée : {version or 'aucune'}")
     if p.comment:
@@ -423,12 +466,14 @@ def proposal_view(store: Store, p: moderation.Proposal) -> None:
         st.warning(f"La fiche a changé depuis cette proposition (partie de la version "
                    f"{p.base_version}, version {version} publiée) : la publier est refusé ; "
                    "rejetez-la en expliquant pourquoi.", icon=":material/sync_problem:")
-    show_diff(moderation.diff(current, p.payload, include_private=True))
+    show_diff(moderation.diff(current, p.payload, include_private=True,
+                              territory_label=index.label if index is not None else None))
 
 
-def fiche_tools(store: Store, data: ui.AppData, user: User, initiative_id: str) -> None:
+def fiche_tools(data: ui.AppData, initiative_id: str) -> None:
     """Under the Fiche title: "Modifier cette fiche" and, for moderators, the private
     contact e-mail."""
+    user = ui.current_user()
     if user.at_least("contributeur"):
         st.page_link("pages/modifier.py", label="Modifier cette fiche",
                      icon=":material/edit:", query_params={"id": initiative_id})
@@ -439,9 +484,10 @@ def fiche_tools(store: Store, data: ui.AppData, user: User, initiative_id: str) 
             st.text(f"E-mail de contact (privé, visible des modérateurs) : {emails.iloc[0]}")
 
 
-def fiche_history(store: Store, user: User, initiative_id: str) -> None:
+def fiche_history(data: ui.AppData, initiative_id: str) -> None:
     """The Fiche's "Historique" section: maturity path, versions, diff between two versions
     and, for moderators, "restaurer cette version"."""
+    user, store, index = ui.current_user(), ui.contribution_store(), data.index
     flash()
     history = moderation.versions(store, initiative_id)
     st.subheader("Parcours de maturité")
@@ -472,7 +518,9 @@ def fiche_history(store: Store, user: User, initiative_id: str) -> None:
             new = b.selectbox("Version d'arrivée", numbers, index=len(numbers) - 1,
                               key="hist_b")
             by = {v.version: v.payload for v in history}
-            show_diff(moderation.diff(by[old], by[new], include_private=private))
+            show_diff(moderation.diff(by[old], by[new], include_private=private,
+                                      territory_label=index.label if index is not None
+                                      else None))
         if private and len(numbers) > 1:
             chosen = st.selectbox("Version à restaurer", numbers[:-1], index=None,
                                   key="hist_restore", placeholder="Choisissez une version")
@@ -483,7 +531,7 @@ def fiche_history(store: Store, user: User, initiative_id: str) -> None:
                     new_version = moderation.restore(store, user, initiative_id, chosen,
                                                      base_version=numbers[-1])
                 except TerritoiresError as exc:
-                    st.error(views.md_text(str(exc)))
+                    st.error(safe_md(str(exc)))
                 else:
                     st.session_state["fx_flash"] = (
                         "success", f"Version {chosen} restaurée (nouvelle version "

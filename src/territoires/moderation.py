@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -587,14 +587,18 @@ def _show(col: str, value: Any) -> str:
     return str(value)
 
 
-def row_text(table: str, row: Mapping[str, Any]) -> str:
-    """One child row as plain French text."""
+def row_text(table: str, row: Mapping[str, Any],
+             territory_label: Callable[[str, str], str] | None = None) -> str:
+    """One child row as plain French text (territories named by ``territory_label(level,
+    code)`` when given, e.g. ``TerritoryIndex.label``)."""
     if table == "organisations":
         role = vocab.ORG_ROLES.label_of(str(row.get("role")))
         kind = vocab.ORG_TYPES.label_of(str(row.get("type")))
         siret = f", SIRET {row['siret']}" if row.get("siret") else ""
         return f"{row.get('name')} ({role}, {kind}{siret})"
     if table == "territories":
+        if territory_label is not None:
+            return territory_label(str(row.get("level")), str(row.get("code")))
         return f"{vocab.TERRITORY_LEVELS.label_of(str(row.get('level')))} {row.get('code')}"
     if table == "indicators":
         unit = f" {row['unit']}" if row.get("unit") else ""
@@ -615,7 +619,8 @@ def _number(value: Any) -> str:
     return text.replace(",", "\u202f").replace(".", ",")
 
 
-def diff(before: dict | None, after: dict, *, include_private: bool = False) -> pd.DataFrame:
+def diff(before: dict | None, after: dict, *, include_private: bool = False,
+         territory_label: Callable[[str, str], str] | None = None) -> pd.DataFrame:
     """Field-by-field differences from ``before`` to ``after`` (payloads; ``before`` None for a
     new fiche): columns Partie, Champ, Avant, Après, plain text (show with st.dataframe)."""
     before = public_payload(before or {}, include_private)
@@ -630,8 +635,8 @@ def diff(before: dict | None, after: dict, *, include_private: bool = False) -> 
         if a != b:
             rows.append((TABLE_TITLES["initiatives"], FIELD_LABELS.get(col, col), a, b))
     for table in ("organisations", "territories", "indicators", "funding"):
-        a = [row_text(table, r) for r in before.get(table) or []]
-        b = [row_text(table, r) for r in after.get(table) or []]
+        a = [row_text(table, r, territory_label) for r in before.get(table) or []]
+        b = [row_text(table, r, territory_label) for r in after.get(table) or []]
         for text in a:
             if text not in b:
                 rows.append((TABLE_TITLES[table], "ligne retirée", text, "—"))

@@ -10,7 +10,6 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from territoires import reports, ui, views
 from territoires.auth import User
 from territoires.errors import TerritoiresError
-from territoires.storage import Store
 
 
 def _session_id() -> str:
@@ -18,7 +17,7 @@ def _session_id() -> str:
     return ctx.session_id if ctx is not None else "sans-session"
 
 
-def error_report_box(store: Store, initiative_id: str) -> None:
+def error_report_box(initiative_id: str) -> None:
     """The "Signaler une erreur" form, open to everyone (e-mail optional, never shown)."""
     done = st.session_state.pop("rp_flash", None)
     with st.expander("Signaler une erreur sur cette fiche", icon=":material/flag:",
@@ -36,7 +35,7 @@ def error_report_box(store: Store, initiative_id: str) -> None:
             sent = st.form_submit_button("Envoyer le signalement", icon=":material/send:")
         if sent:
             try:
-                number = reports.submit(store, initiative_id, message, email=email,
+                number = reports.submit(ui.contribution_store(), initiative_id, message, email=email,
                                         session_id=_session_id())
             except TerritoiresError as exc:
                 st.session_state["rp_flash"] = ("error", str(exc))
