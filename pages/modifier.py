@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from territoires import forms, moderation, ui
+from territoires import forms, moderation, ui, views
 
 ui.ensure_routed(__file__)
 
@@ -18,7 +18,7 @@ with ui.guard():
     ident = st.query_params.get("id", "")
     payload, version = moderation.published(store, ident) if ident else (None, None)
     if payload is None:
-        st.warning(f"Aucune fiche publiée n'a l'identifiant « {forms.safe_md(ident)} » : "
+        st.warning(f"Aucune fiche publiée n'a l'identifiant « {views.md_text(ident)} » : "
                    "ouvrez la fiche à modifier depuis le catalogue, puis « Modifier cette "
                    "fiche ».")
         st.page_link("pages/catalogue.py", label="Catalogue", icon=":material/table_view:")

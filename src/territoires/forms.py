@@ -2,8 +2,9 @@
 
 A UI-support module (it imports streamlit); the logic lives in :mod:`territoires.moderation`
 and :mod:`territoires.auth`. Contributed text is only ever shown with ``st.text``,
-``st.dataframe``/``st.data_editor`` (canvas grids), widget values, or Markdown escaped by
-:func:`safe_md` (Markdown escaped, autolinks broken): never as Markdown or HTML source.
+``st.dataframe``/``st.data_editor`` (canvas grids), widget values, or Markdown made safe by
+:func:`territoires.views.md_text` (escaped, autolinks broken): never as Markdown or HTML
+source.
 
 Form state lives in ``st.session_state`` under a prefix (``fx_new_``, ``fx_edit_<id>_``):
 what the user typed survives a refused save (validation problems, edit conflict) so that it
@@ -74,17 +75,6 @@ _INT = {"year", "year_start", "year_end"}
 
 
 # ------------------------------------------------------------------------------ state
-
-_ZWSP = "\u200b"
-
-
-def safe_md(text: object) -> str:
-    """Text for a Markdown-rendered element (``st.error``…): Markdown escaped, and bare URLs,
-    ``www.`` names and e-mail addresses broken by a zero-width space, because Streamlit's
-    Markdown turns them into links even when escaped (checked in chromium)."""
-    out = views.md_text(text)
-    return (out.replace("://", f":{_ZWSP}//").replace("www.", f"www{_ZWSP}.")
-            .replace("@", f"{_ZWSP}@"))
 
 
 
@@ -157,7 +147,7 @@ def _problems(prefix: str) -> dict[str, list[str]]:
 
 def _field_problems(prefix: str, key: str) -> None:
     for message in _problems(prefix).get(key, []):
-        st.error(safe_md(message), icon=":material/error:")
+        st.error(views.md_text(message), icon=":material/error:")
 
 
 def _table_problems(prefix: str, table: str) -> None:
@@ -167,7 +157,7 @@ def _table_problems(prefix: str, table: str) -> None:
             label = dict(EDITOR_COLUMNS.get(table, [])).get(column, column)
             for message in messages:
                 text = f"{label} — {message}" if label else message
-                st.error(safe_md(text), icon=":material/error:")
+                st.error(views.md_text(text), icon=":material/error:")
 
 
 def _select(prefix: str, col: str, label: str, voc: Vocabulary, optional: bool) -> None:
@@ -374,9 +364,9 @@ def flash() -> None:
 def _show_flash(message: tuple[str, str] | None) -> None:
     kind, text = message or (None, None)
     if kind == "success":
-        st.success(safe_md(text), icon=":material/check_circle:")
+        st.success(views.md_text(text), icon=":material/check_circle:")
     elif kind == "error":
-        st.error(safe_md(text), icon=":material/error:")
+        st.error(views.md_text(text), icon=":material/error:")
 
 
 def outcome(prefix: str) -> None:
@@ -390,7 +380,7 @@ def outcome(prefix: str) -> None:
     problems = _problems(prefix)
     if problems:
         fields = sorted({_field_label(key) for key in problems})
-        st.error(safe_md("Champs à corriger (messages sous chaque champ) : "
+        st.error(views.md_text("Champs à corriger (messages sous chaque champ) : "
                                + ", ".join(fields) + "."), icon=":material/error:")
 
 
@@ -410,7 +400,7 @@ def conflict_panel(prefix: str, store: Store, data: ui.AppData, initiative_id: s
     message = st.session_state.get(_k(prefix, "_conflict"))
     if not message:
         return
-    st.error(safe_md(message), icon=":material/sync_problem:")
+    st.error(views.md_text(message), icon=":material/sync_problem:")
     current, version = moderation.published(store, initiative_id)
     if current is None:
         return
@@ -531,7 +521,7 @@ def fiche_history(data: ui.AppData, initiative_id: str) -> None:
                     new_version = moderation.restore(store, user, initiative_id, chosen,
                                                      base_version=numbers[-1])
                 except TerritoiresError as exc:
-                    st.error(safe_md(str(exc)))
+                    st.error(views.md_text(str(exc)))
                 else:
                     st.session_state["fx_flash"] = (
                         "success", f"Version {chosen} restaurée (nouvelle version "

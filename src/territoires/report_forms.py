@@ -35,8 +35,8 @@ def error_report_box(initiative_id: str) -> None:
             sent = st.form_submit_button("Envoyer le signalement", icon=":material/send:")
         if sent:
             try:
-                number = reports.submit(ui.contribution_store(), initiative_id, message, email=email,
-                                        session_id=_session_id())
+                number = reports.submit(ui.contribution_store(), initiative_id, message,
+                                        email=email, session_id=_session_id())
             except TerritoiresError as exc:
                 st.session_state["rp_flash"] = ("error", str(exc))
             else:

@@ -52,6 +52,7 @@ EXPORT_FORMATS: dict[str, tuple[str, str, str]] = {
 MAX_HIGHLIGHTS = 400
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~$>])")
 HIGHLIGHT_COLOUR = "#d7301f"
+_ZWSP = "\u200b"
 
 
 # ----------------------------------------------------------------------------- basics
@@ -90,8 +91,10 @@ def labels(value: object, vocab: Vocabulary) -> list[str]:
 
 def md_text(value: object) -> str:
     """Catalogue text made safe for ``st.markdown``: markup characters are backslash-escaped
-    (so no link, image, HTML or formula can be injected); line breaks and "- " list items are
-    kept. Missing -> "—"."""
+    (so no link, image, HTML or formula can be injected); bare URLs, ``www.`` names and e-mail
+    addresses are broken by a zero-width space, because Streamlit's Markdown links them even
+    when escaped (seen in chromium); line breaks and "- " list items are kept.
+    Missing -> "—"."""
     if is_missing(value):
         return MISSING
     lines = []
@@ -113,7 +116,9 @@ def md_text(value: object) -> str:
             out.append(line + "  ")
         else:
             out.append(line)
-    return "\n".join(out).strip()
+    text = "\n".join(out).strip()
+    return (text.replace("://", f":{_ZWSP}//").replace("www.", f"www{_ZWSP}.")
+            .replace("@", f"{_ZWSP}@"))
 
 
 def md_table(table: pd.DataFrame) -> pd.DataFrame:
