@@ -21,7 +21,7 @@ import geopandas as gpd
 import pandas as pd
 import streamlit as st
 
-from territoires import config, maps, queries, views
+from territoires import assets, config, maps, queries, views
 from territoires.errors import LayersMissingError, TerritoiresError
 from territoires.formatting import (
     MISSING,
@@ -48,6 +48,12 @@ from territoires.vocab import (
 )
 
 APP_TITLE = "Territoires — alliances éducatives"
+#: Suffix of every page's ``<title>`` ("Carte — Territoires", RGAA 8.6).
+TITLE_SUFFIX = "Territoires"
+#: Sets the page language (RGAA 8.3): Streamlit's index.html says ``lang="en"`` and has no
+#: setting for it. Static script, no catalogue data.
+LANG_SCRIPT = ('<script id="territoires-lang">document.documentElement.lang = "fr";'
+               "</script>")
 #: The router script (relative to the app folder).
 MAIN_SCRIPT = "app.py"
 SOURCES_FOOTER = (
@@ -180,8 +186,14 @@ def app_data() -> AppData:
 
 
 def setup_page() -> None:
-    """Page configuration (call first in app.py)."""
+    """Page configuration (call first in app.py); :func:`navigation` then gives each page
+    its own title."""
     st.set_page_config(page_title=APP_TITLE, page_icon="🗺️", layout="wide")
+
+
+def page_title(title: str) -> str:
+    """The browser title of a page: ``"Carte — Territoires"``."""
+    return f"{title} — {TITLE_SUFFIX}"
 
 
 @contextmanager
@@ -215,6 +227,7 @@ def navigation(pages: Sequence[tuple[str, str, str, str]]) -> st.navigation:  # 
         for i, (file, title, icon, path) in enumerate(pages)
     ]
     pg = st.navigation(objs, position="hidden")
+    st.set_page_config(page_title=page_title(pg.title))
     pending = st.session_state.pop(_DEEPLINK, None)
     if pending is not None:
         stem, params = pending
@@ -227,6 +240,7 @@ def navigation(pages: Sequence[tuple[str, str, str, str]]) -> st.navigation:  # 
         st.markdown(f"### {APP_TITLE}")
         for page in objs:
             st.page_link(page, query_params=params or None)
+        st.html(LANG_SCRIPT, unsafe_allow_javascript=True)
     return pg
 
 
@@ -453,6 +467,7 @@ def render_map(data: AppData, filters: Filters, spec: maps.MapSpec, height: int 
             maps.area_bounds(data.display("local"), spec.area))
         st.session_state["_map_view"] = (area_key, spec.center, spec.zoom)
     fmap = maps.build_map(data.display("national"), data.display("local"), spec)
+    serve_map_assets(fmap)
     returned = st_folium(
         fmap, key="carte", height=height, use_container_width=True,
         returned_objects=["last_active_drawing"], center=spec.center, zoom=spec.zoom,
@@ -463,6 +478,12 @@ def render_map(data: AppData, filters: Filters, spec: maps.MapSpec, height: int 
         if filters.territories != (clicked,):
             set_filters(filters.replace(territories=(clicked,)))
             st.rerun()
+
+
+def serve_map_assets(fmap: object) -> None:
+    """Load the map's scripts and styles from the app (``static/vendor``, see
+    :mod:`territoires.assets`), the CDN only for files not fetched."""
+    assets.localise(fmap, base_path=str(st.get_option("server.baseUrlPath") or ""))
 
 
 def fmt_big(value: float | None) -> str:
@@ -537,6 +558,7 @@ def static_map(fmap: object, key: str, height: int = 420) -> None:
     """Draw a folium map that returns nothing to the app (no rerun on interaction)."""
     from streamlit_folium import st_folium
 
+    serve_map_assets(fmap)
     st_folium(fmap, key=key, height=height, use_container_width=True, returned_objects=[])
 
 
