@@ -133,6 +133,7 @@ def map_frame(page, timeout: float = 60_000):
 def settle(page, timeout: float = 60_000) -> None:
     """Wait until the page's script run is over (footer drawn, no running indicator)."""
     page.get_by_text("Sources : ANCT").first.wait_for(state="attached", timeout=timeout)
-    page.wait_for_function(
-        """() => !document.querySelector('[data-testid="stStatusWidget"]')""",
-        timeout=timeout)
+    idle = """() => !document.querySelector('[data-testid="stStatusWidget"]')"""
+    page.wait_for_function(idle, timeout=timeout)
+    page.wait_for_timeout(400)  # elements still laying out after the run
+    page.wait_for_function(idle, timeout=timeout)

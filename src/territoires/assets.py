@@ -22,6 +22,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -295,4 +296,29 @@ def localise(fmap: object, static: Path | None = None, base_path: str = "") -> o
                 (name, static_url(url, static, base_path)) for name, url in links
                 if uses_icons or name not in ICON_ONLY
             ])
+    return fmap
+
+
+#: folium's viewport tag forbids zooming (WCAG 1.4.4, RGAA 10.4): the map lets users zoom.
+_NO_ZOOM = re.compile(r",?\s*maximum-scale=1\.0,\s*user-scalable=no")
+
+
+def allow_zoom(fmap: object) -> object:
+    """Drop ``maximum-scale=1.0, user-scalable=no`` from the viewport tag folium writes in
+    the map's header, each time the map renders. Returns ``fmap``."""
+    from branca.element import Element
+
+    original = fmap.render  # type: ignore[attr-defined]
+
+    def render(**kwargs: object) -> None:
+        original(**kwargs)
+        header = fmap.get_root().header  # type: ignore[attr-defined]
+        name = fmap.get_name()  # type: ignore[attr-defined]
+        element = header._children.get(name)
+        if element is not None:
+            text = element.render()
+            if _NO_ZOOM.search(text):
+                header._children[name] = Element(_NO_ZOOM.sub("", text))
+
+    fmap.render = render  # type: ignore[attr-defined]
     return fmap

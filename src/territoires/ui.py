@@ -482,8 +482,9 @@ def render_map(data: AppData, filters: Filters, spec: maps.MapSpec, height: int 
 
 def serve_map_assets(fmap: object) -> None:
     """Load the map's scripts and styles from the app (``static/vendor``, see
-    :mod:`territoires.assets`), the CDN only for files not fetched."""
+    :mod:`territoires.assets`), the CDN only for files not fetched; let users zoom."""
     assets.localise(fmap, base_path=str(st.get_option("server.baseUrlPath") or ""))
+    assets.allow_zoom(fmap)
 
 
 def fmt_big(value: float | None) -> str:
