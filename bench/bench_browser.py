@@ -21,7 +21,8 @@ beat), and prints:
   tabs), whose median and max time to the script's end are printed.
 
 Layers: ``--geo``, else ``geo/`` if built, else built from the mirror. Ports: ``--port`` and
-``--port + 1`` (the bare page).
+``--port + 1`` (the bare page). ``--app DIR`` measures another copy of the app (before/after:
+``git archive <commit> | tar -x -C DIR``).
 """
 
 from __future__ import annotations
@@ -102,6 +103,25 @@ REDRAWN_JS = """(legend) => [...document.querySelectorAll('iframe')].some(f => {
         return w.document.querySelector('.leaflet-control-layers')
             && (!w.__benchOld || (legend && l && l.innerText.includes(legend))); }
   catch (e) { return false; } })"""
+
+
+def _offline_route(r: object) -> None:
+    """Offline browser: the app's own server only; a CDN script folium asks for (an app
+    that does not serve them, e.g. ``--app`` of an older version) comes from the fetched
+    copy, other CDN scripts and styles are empty, the rest (tiles) is refused."""
+    from territoires import assets
+
+    url = r.request.url  # type: ignore[attr-defined]
+    if url.startswith("http://127.0.0.1"):
+        r.continue_()  # type: ignore[attr-defined]
+        return
+    local = assets.local_file(url)
+    if local is not None:
+        r.fulfill(path=str(local))  # type: ignore[attr-defined]
+    elif url.split("?")[0].endswith((".js", ".css")):
+        r.fulfill(status=200, body="", content_type="text/plain")  # type: ignore[attr-defined]
+    else:
+        r.abort()  # type: ignore[attr-defined]
 
 
 def rss_mb(pid: int) -> float:
@@ -267,13 +287,12 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
     bare.write_text(BARE_PAGE, encoding="utf-8")
     print(f"\n===== {label} =====", flush=True)
     with (sync_playwright() as p,
-          streamlit_server(REPO / "app.py", args.port, env) as (base, proc, healthy),
+          streamlit_server(args.app / "app.py", args.port, env) as (base, proc, healthy),
           streamlit_server(bare, args.port + 1, env) as (bare_base, bare_proc, _)):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1000},
                                       locale="fr-FR")
-        context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(
-            "http://127.0.0.1") else r.abort())
+        context.route("**/*", _offline_route)
         rss0 = rss_mb(proc.pid)
         first = Visit(context, base + "/carte", need_map=True)
         print(f"fresh server: start -> healthy {healthy:.1f} s; first visit of Carte -> "
@@ -395,14 +414,20 @@ def main() -> None:
     parser.add_argument("--initiatives", type=int, default=50_000)
     parser.add_argument("--funding", type=int, default=200_000)
     parser.add_argument("--geo", default=None)
+    parser.add_argument("--app", type=Path, default=REPO,
+                        help="folder of the app.py to measure (e.g. an older version "
+                             "unpacked with git archive; its src/ goes first on PYTHONPATH)")
     args = parser.parse_args()
+    args.app = args.app.resolve()
 
     OUT.mkdir(parents=True, exist_ok=True)
     geo = Path(args.geo) if args.geo else built_geo_dir()
     from territoires import assets
 
     assets.fetch()
-    common_env = {"TERRITOIRES_GEO_DIR": str(geo), "TERRITOIRES_HOME": str(REPO)}
+    common_env = {"TERRITOIRES_GEO_DIR": str(geo), "TERRITOIRES_HOME": str(args.app)}
+    if (args.app / "src").is_dir() and args.app != REPO:
+        common_env["PYTHONPATH"] = str(args.app / "src")
     for scale in args.scales.split(","):
         if scale == "seed":
             url = seed_db(Path(tempfile.mkdtemp(prefix="territoires-bb-")) / "seed.sqlite")

@@ -123,19 +123,33 @@ def _points(geo: str) -> pd.DataFrame:
     return maps.territory_points(_display(geo, "national"))
 
 
+#: Territory levels offered in the lists without searching (about 120 labels, a few kB:
+#: the whole list of 38,000 territories made a 205 kB websocket frame on every rerun).
+BROWSABLE_LEVELS: tuple[str, ...] = ("region", "departement")
+#: Matches of a territory search added to the list.
+SEARCH_LIMIT = 30
+
+
 @st.cache_resource(show_spinner=False)
 def _territory_options(geo: str) -> tuple[list[str], dict[str, tuple[str, str]]]:
-    """Labels offered without searching (everything but communes without QPV nor cité)
-    and the label -> (level, code) lookup of all territories."""
+    """Labels offered without searching (régions, départements: see
+    :data:`BROWSABLE_LEVELS`) and the label -> (level, code) lookup of all territories."""
     index = _index(geo)
     table = index.table
     lookup = {
         str(lbl): (str(lvl), str(code))
         for lbl, lvl, code in zip(table["label"], table["level"], table["code"], strict=True)
     }
-    with_qpv = set(index.commune_qpv["code_insee"].astype(str))
-    keep = (table["level"] != "commune") | table["code"].astype(str).isin(with_qpv)
+    keep = table["level"].isin(BROWSABLE_LEVELS)
     return [str(x) for x in table.loc[keep, "label"]], lookup
+
+
+@st.cache_resource(show_spinner=False, max_entries=512)
+def _territory_search(geo: str, text: str) -> tuple[str, ...]:
+    """Labels of the territories (any level) matching ``text`` (cached per process)."""
+    if not text.strip():
+        return ()
+    return tuple(str(x) for x in _index(geo).search(text.strip(), limit=SEARCH_LIMIT)["label"])
 
 
 @st.cache_resource(show_spinner=False)
@@ -368,12 +382,11 @@ def render_filters_sidebar() -> Filters:
         search = st.text_input(
             "Chercher un territoire", key=f"{_W}tsearch",
             placeholder="nom ou code : Cenon, 33119, QN03307M…",
-            help="Ajoute à la liste ci-dessous les territoires (de tout niveau) trouvés.",
+            help="Ajoute à la liste ci-dessous les territoires trouvés (communes, QPV, EPCI, "
+                 "cités éducatives… ; la liste offre d'emblée régions et départements).",
         )
         choices = list(expected[f"{_W}t"])  # type: ignore[arg-type]
-        if search.strip():
-            found = data.index.search(search.strip(), limit=30)
-            choices += [str(x) for x in found["label"]]
+        choices += _territory_search(data.geo, search)
         seen = set()
         all_options = [x for x in [*choices, *options] if not (x in seen or seen.add(x))]
         st.multiselect(
@@ -590,9 +603,7 @@ def url_territories_picker(label: str, name: str, max_selections: int = 4,
 
     search = st.text_input("Chercher un territoire à comparer", key=f"prm_{name}_search",
                            placeholder="nom ou code : Lormont, 64445, QN03307M…")
-    extra: list[str] = []
-    if search.strip():
-        extra = [str(x) for x in data.index.search(search.strip(), limit=30)["label"]]
+    extra = list(_territory_search(data.geo, search))
     seen: set[str] = set()
     all_options = [x for x in [*expected, *extra, *options] if not (x in seen or seen.add(x))]
     st.multiselect(label, all_options, key=key, on_change=changed,
