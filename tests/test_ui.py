@@ -109,3 +109,26 @@ def test_shared_territory_stays_in_the_list(app_env: dict) -> None:
 def test_page_titles_and_language() -> None:
     assert ui.page_title("Carte") == "Carte — Territoires"
     assert 'lang = "fr"' in ui.LANG_SCRIPT
+
+
+def _paged_script() -> None:
+    import streamlit as st
+
+    from territoires import ui
+
+    st.session_state["first"] = ui.table_page(1234, 500)
+
+
+def test_table_page_in_the_url() -> None:
+    at = AppTest.from_function(_paged_script)
+    at.query_params["page"] = "3"
+    at.run()
+    assert at.session_state["first"] == 1000
+    assert at.number_input(key="prm_page").value == 3
+    at.number_input(key="prm_page").set_value(2).run()
+    assert at.query_params["page"] in ("2", ["2"])
+    assert at.session_state["first"] == 500
+    at = AppTest.from_function(_paged_script)
+    at.query_params["page"] = "99"  # out of range (the filters changed): the last page
+    at.run()
+    assert at.session_state["first"] == 1000
