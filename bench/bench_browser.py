@@ -189,6 +189,15 @@ class Visit:
         self.page.close()
 
 
+def _median(values: object) -> float | None:
+    got = [v for v in values if v is not None]  # type: ignore[attr-defined]
+    return statistics.median(got) if got else None
+
+
+def _ratio(v: float | None, floor: float) -> str:
+    return "     —" if v is None else f"{v / floor:6.2f}"
+
+
 def _fmt_ms(v: float | None) -> str:
     return "   —" if v is None else f"{v:7.0f}"
 
@@ -198,15 +207,18 @@ def _kb(n: float) -> str:
 
 
 def measure_change(visit: Visit, action: object, legend: str | None,
-                   timeout_ms: float = 60_000) -> tuple[float, int, int]:
+                   timeout_ms: float = 60_000) -> tuple[float | None, int, int]:
     """Run ``action`` on the visit's page; (ms until the map is redrawn, bytes, largest)."""
     page = visit.page
     page.evaluate(MARK_OLD_JS)
     start = len(visit.frames)
     t0 = time.perf_counter()
     action(page)  # type: ignore[operator]
-    page.wait_for_function(REDRAWN_JS, arg=legend, timeout=timeout_ms, polling="raf")
-    ms = (time.perf_counter() - t0) * 1000
+    try:
+        page.wait_for_function(REDRAWN_JS, arg=legend, timeout=timeout_ms, polling="raf")
+        ms: float | None = (time.perf_counter() - t0) * 1000
+    except Exception:  # Playwright's TimeoutError: never redrawn
+        ms = None
     page.wait_for_function(
         """() => !document.querySelector('[data-testid="stStatusWidget"]')""",
         timeout=timeout_ms)
@@ -297,7 +309,7 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
         rss0 = rss_mb(proc.pid)
         first = Visit(context, base + "/carte", need_map=True)
         print(f"fresh server: start -> healthy {healthy:.1f} s; first visit of Carte -> "
-              f"settled {first.settled / 1000:.1f} s, -> map drawn "
+              f"settled {(first.settled or float('nan')) / 1000:.1f} s, -> map drawn "
               f"{(first.map or float('nan')) / 1000:.1f} s", flush=True)
         first.close()
         rss1 = rss_mb(proc.pid)
@@ -307,7 +319,7 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
             v = Visit(context, bare_base + "/", need_map=False)
             floor_runs.append((v.settled, *v.traffic()))
             v.close()
-        floor = statistics.median(r[0] for r in floor_runs)
+        floor = _median(r[0] for r in floor_runs) or float("nan")
         print(f"bare page (st.dataframe of the same table): settled {floor:.0f} ms, "
               f"{_kb(floor_runs[-1][1]).strip()} kB over the websocket, largest frame "
               f"{_kb(floor_runs[-1][2]).strip()} kB; server RSS {rss_mb(bare_proc.pid):.0f} MB")
@@ -320,13 +332,16 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
                 v = Visit(context, base + path, need_map=has_map)
                 runs.append((v.settled, v.map if has_map else None, *v.traffic()))
                 v.close()
-            settled = statistics.median(r[0] for r in runs)
-            drawn = statistics.median(r[1] for r in runs) if has_map else None
+            settled = _median(r[0] for r in runs)
+            drawn_runs = [r[1] for r in runs if r[1] is not None]
+            drawn = statistics.median(drawn_runs) if has_map and drawn_runs else None
             total = statistics.median(r[2] for r in runs)
             largest = max(r[3] for r in runs)
             ratio_map = f"{drawn / floor:6.2f}" if drawn is not None else "     —"
-            print(f"{name:<28} {_fmt_ms(settled)} {settled / floor:6.2f} {_fmt_ms(drawn)} "
-                  f"{ratio_map} {_kb(total)} {_kb(largest)}", flush=True)
+            never = "" if not has_map or len(drawn_runs) == len(runs) else (
+                f"  map never drawn in {len(runs) - len(drawn_runs)} of {len(runs)} visits")
+            print(f"{name:<28} {_fmt_ms(settled)} {_ratio(settled, floor)} {_fmt_ms(drawn)} "
+                  f"{ratio_map} {_kb(total)} {_kb(largest)}{never}", flush=True)
 
         print("\nCarte: interaction -> map redrawn (median of "
               f"{args.repeat}; ws kB and largest frame of the change)")
@@ -339,7 +354,7 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
                 v = Visit(context, base + "/carte", need_map=True)
                 runs.append(measure_change(v, action, legend))
                 v.close()
-            print(f"  {name:<26} {statistics.median(r[0] for r in runs):7.0f} ms "
+            print(f"  {name:<26} {_fmt_ms(_median(r[0] for r in runs))} ms "
                   f"{_kb(statistics.median(r[1] for r in runs))} kB, largest "
                   f"{_kb(max(r[2] for r in runs))} kB", flush=True)
         rss2 = rss_mb(proc.pid)
@@ -400,7 +415,9 @@ def synthetic_db(path: Path, geo: Path, n: int, funding: int) -> tuple[str, str]
         print(f"synthetic catalogue written to {path} ({time.perf_counter() - t0:.0f} s)")
     store = storage.Store(url)
     with store.engine.connect() as conn:
-        first = conn.execute(text("select id from initiatives order by id limit 1")).scalar()
+        # a fiche whose map draws (one on a commune: see issue 13 on centroid-only QPV)
+        first = conn.execute(text("select initiative_id from territories where level = "
+                                  "'commune' order by initiative_id limit 1")).scalar()
     store.dispose()
     return url, str(first)
 
