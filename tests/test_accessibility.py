@@ -82,6 +82,9 @@ def test_language_title_and_axe(server: str, browser, axe: str, path: str, title
         page.wait_for_function("() => document.documentElement.lang === 'fr'",
                                timeout=30_000)
         page.wait_for_function("(t) => document.title === t", arg=title, timeout=30_000)
+        # the script setting the language takes no room in the sidebar
+        holder = page.locator(".stElementContainer:has(#territoires-lang)")
+        assert holder.count() == 1 and holder.evaluate("e => e.offsetHeight") == 0
         page.add_script_tag(content=axe)
         violations = page.evaluate(_AXE_RUN)
         assert violations == [], violations

@@ -51,9 +51,11 @@ APP_TITLE = "Territoires — alliances éducatives"
 #: Suffix of every page's ``<title>`` ("Carte — Territoires", RGAA 8.6).
 TITLE_SUFFIX = "Territoires"
 #: Sets the page language (RGAA 8.3): Streamlit's index.html says ``lang="en"`` and has no
-#: setting for it. Static script, no catalogue data.
-LANG_SCRIPT = ('<script id="territoires-lang">document.documentElement.lang = "fr";'
-               "</script>")
+#: setting for it. Static script, no catalogue data; its element is hidden (no blank in the
+#: sidebar).
+LANG_SCRIPT = ('<style>.stElementContainer:has(#territoires-lang){display:none}</style>'
+               '<span id="territoires-lang"></span>'
+               '<script>document.documentElement.lang = "fr";</script>')
 #: The router script (relative to the app folder).
 MAIN_SCRIPT = "app.py"
 SOURCES_FOOTER = (
