@@ -134,3 +134,18 @@ def test_allow_zoom_drops_user_scalable_no() -> None:
     header = m.get_root().header.render()
     assert "user-scalable=no" not in header
     assert 'name="viewport"' in header
+
+
+def test_cli_assets_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    from territoires import cli
+
+    monkeypatch.setenv("TERRITOIRES_STATIC_DIR", str(tmp_path / "static"))
+    assert cli.main(["assets", "verify"]) == 1  # nothing fetched there
+    assert "absent ou modifié" in capsys.readouterr().out
+    package, tgz = _package(tmp_path)
+    monkeypatch.setattr(assets, "PACKAGES", (package,))
+    monkeypatch.setattr(assets, "_npm_pack", lambda spec, dest, timeout=300: tgz)
+    assert cli.main(["assets", "fetch"]) == 0
+    assert cli.main(["assets", "verify"]) == 0
+    assert "intactes" in capsys.readouterr().out

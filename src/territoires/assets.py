@@ -194,16 +194,16 @@ def unpack(package: NpmPackage, tarball: Path, target: Path) -> list[Path]:
     return written
 
 
-def fetch(packages: Iterable[NpmPackage] = PACKAGES, static: Path | None = None,
+def fetch(packages: Iterable[NpmPackage] | None = None, static: Path | None = None,
           force: bool = False) -> list[str]:
     """Fetch ``packages`` from the npm registry into ``static/vendor`` (skipped when present
     and intact, unless ``force``) and write the manifest; returns one French line per
-    package."""
+    package (``packages``: :data:`PACKAGES` by default)."""
     vendor = vendor_dir(static)
     vendor.mkdir(parents=True, exist_ok=True)
     manifest = _read_manifest(vendor)
     lines = []
-    for package in packages:
+    for package in PACKAGES if packages is None else packages:
         target = vendor / package.folder
         if not force and _intact(package, vendor, manifest):
             lines.append(f"{package.name}@{package.version} : déjà présent ({target})")
@@ -241,12 +241,12 @@ def _intact(package: NpmPackage, vendor: Path, manifest: dict) -> bool:
 
 
 def verify(static: Path | None = None,
-           packages: Iterable[NpmPackage] = PACKAGES) -> list[str]:
+           packages: Iterable[NpmPackage] | None = None) -> list[str]:
     """Problems found in the fetched files (missing, altered), empty when all is well."""
     vendor = vendor_dir(static)
     manifest = _read_manifest(vendor)
     problems = []
-    for package in packages:
+    for package in PACKAGES if packages is None else packages:
         if not _intact(package, vendor, manifest):
             problems.append(f"{package.name}@{package.version} : absent ou modifié dans "
                             f"{vendor / package.folder} (territoires assets fetch)")

@@ -110,7 +110,13 @@ def _setup(args: argparse.Namespace) -> int:
     print(catalogue_ops.seed(config.seeds_dir(), url))
     print(catalogue_ops.load_funding(url, mirror=config.mirror_dir(), only_if_empty=True))
     if not args.no_assets:
-        _assets_fetch(argparse.Namespace(force=False))
+        from territoires.assets import AssetError
+
+        try:
+            _assets_fetch(argparse.Namespace(force=False))
+        except AssetError as exc:  # the maps then load Leaflet from its CDN
+            print(f"Attention : {exc} Les cartes chargeront Leaflet depuis son CDN.",
+                  file=sys.stderr)
     return 0
 
 
