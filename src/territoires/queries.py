@@ -274,7 +274,9 @@ def _token_index(folded: pa.Array, pos: np.ndarray, n: int
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     vocabulary = encoded.dictionary.to_numpy(zero_copy_only=False)
     width = max(n, 1)
-    keys = np.unique(codes[keep] * width + owner[keep])
+    keys = np.sort(codes[keep] * width + owner[keep])  # sorting beats np.unique's hashing
+    if len(keys):
+        keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
     tok, post = keys // width, keys % width
     indptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
     np.cumsum(np.bincount(tok, minlength=len(vocabulary)), out=indptr[1:])
@@ -335,9 +337,12 @@ def _prepare(catalogue: Catalogue, index: TerritoryIndex) -> PreparedCatalogue:
     terr_pos = _positions(ids_index, terr["initiative_id"])
     tids = index.tids(terr["level"], terr["code"])
     ok = (terr_pos >= 0) & (tids >= 0)
-    pairs = np.unique(np.stack([terr_pos[ok], tids[ok]], axis=1), axis=0) if ok.any() else (
-        np.empty((0, 2), dtype=np.int64)
-    )
+    pairs = np.empty((0, 2), dtype=np.int64)
+    if ok.any():  # distinct (initiative, territory) pairs, sorted, through int64 keys
+        width = int(tids[ok].max()) + 1
+        keys = np.sort(terr_pos[ok].astype(np.int64) * width + tids[ok].astype(np.int64))
+        keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
+        pairs = np.stack([keys // width, keys % width], axis=1)
 
     lists: dict[str, tuple[dict[str, int], np.ndarray]] = {}
     for name in ("themes", "publics", "alliance_levels"):
