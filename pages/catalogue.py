@@ -11,8 +11,8 @@ ui.ensure_routed(__file__)
 
 st.title("Catalogue des initiatives")
 
-#: Most rows sent to the browser (the export has them all).
-MAX_ROWS = 5_000
+#: Rows per page of the table (only the page is sent to the browser).
+PAGE_ROWS = 500
 
 with ui.guard():
     data = ui.app_data()
@@ -25,12 +25,9 @@ with ui.guard():
     if n == 0:
         ui.empty_selection_info()
     else:
+        first = ui.table_page(n, PAGE_ROWS)
         table = views.catalogue_table(selection.catalogue, data.index, ui.page_params(),
-                                      limit=MAX_ROWS)
-        if n > MAX_ROWS:
-            st.info(f"Le tableau montre les {fmt_int(MAX_ROWS)} premières initiatives par "
-                    "titre : affinez les filtres, ou exportez la sélection complète (page "
-                    "Exporter).")
+                                      limit=PAGE_ROWS, offset=first)
         event = st.dataframe(
             table,
             hide_index=True,

@@ -2,146 +2,32 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-import requests
 
-from app_env import make_env
+from browser_support import ARTIFACTS, OUTSIDE, browser_available, browser_context, serve
 from territoires.layers import Layers
 from territoires.views import HIGHLIGHT_COLOUR
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "tests" / "artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-if not CHROMIUM.exists() and os.environ.get("CI") != "true":
+if not browser_available():
     pytest.skip("chromium absent (/usr/bin/chromium)", allow_module_level=True)
-
-
-ASSETS = Path(os.environ.get("TERRITOIRES_WEB_ASSETS", REPO / ".cache" / "webassets"))
-NPM_PACKAGES = {"leaflet": "1.9.3", "leaflet.markercluster": "1.1.0"}
-
-
-def _assets() -> dict[str, Path]:
-    """Offline copies of the map's JavaScript (the CDN is unreachable here): fetched once with
-    ``npm pack`` into the git-ignored .cache/webassets; jQuery comes from Debian."""
-    for name, version in NPM_PACKAGES.items():
-        folder = ASSETS / f"{name}-{version}"
-        if not folder.exists():
-            ASSETS.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["npm", "pack", f"{name}@{version}"], cwd=ASSETS, check=True,
-                           capture_output=True, timeout=180)
-            tmp = ASSETS / f"tmp-{name}"
-            tmp.mkdir(exist_ok=True)
-            subprocess.run(["tar", "xzf", str(ASSETS / f"{name}-{version}.tgz"), "-C",
-                            str(tmp)], check=True)
-            (tmp / "package").rename(folder)
-            tmp.rmdir()
-    leaflet = ASSETS / "leaflet-1.9.3" / "dist"
-    cluster = ASSETS / "leaflet.markercluster-1.1.0" / "dist"
-    return {
-        "leaflet@1.9.3/dist/leaflet.js": leaflet / "leaflet.js",
-        "leaflet@1.9.3/dist/leaflet.css": leaflet / "leaflet.css",
-        "markercluster/1.1.0/leaflet.markercluster.js": cluster / "leaflet.markercluster.js",
-        "markercluster/1.1.0/MarkerCluster.css": cluster / "MarkerCluster.css",
-        "markercluster/1.1.0/MarkerCluster.Default.css": cluster / "MarkerCluster.Default.css",
-        "jquery-3.7.1.min.js": Path("/usr/share/javascript/jquery/jquery.min.js"),
-    }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def _serve(root: Path, layers: Layers) -> Iterator[str]:
-    """Run ``streamlit run app.py`` on a free loopback port over the tiny test data."""
-    env = {**os.environ, **make_env(root, layers)}
-    port = _free_port()
-    log = (root / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
-         "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base}/_stcore/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError((root / "streamlit.log").read_text())
-            time.sleep(0.5)
-        else:
-            raise RuntimeError("Streamlit did not become healthy in 60 s")
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, tiny_layers: Layers) -> Iterator[str]:
-    with _serve(tmp_path_factory.mktemp("browser"), tiny_layers) as base:
+    with serve(tmp_path_factory.mktemp("browser"), tiny_layers) as base:
         yield base
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """A browser context whose requests outside 127.0.0.1 are served from local copies of the
-    map libraries or refused (tiles and fonts then stay blank, as offline)."""
-    from playwright.sync_api import sync_playwright
-
-    assets = _assets()
-
-    def route(r) -> None:
-        url = r.request.url
-        if url.startswith("http://127.0.0.1"):
-            r.continue_()
-            return
-        for suffix, path in assets.items():
-            if url.endswith(suffix) and path.exists():
-                r.fulfill(path=str(path))
-                return
-        if url.split("?")[0].endswith((".js", ".css")):
-            # other CDN files (bootstrap, fonts…) are not needed: an empty file lets the
-            # component's loader go on (a failed script load stops it)
-            r.fulfill(status=200, body="", content_type="text/plain")
-            return
-        r.abort()
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        # a French user's browser: the tables' numbers follow the browser's locale
-        context = b.new_context(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
-        context.route("**/*", route)
+    """An offline French chromium context (see browser_support.browser_context)."""
+    with browser_context() as context:
         yield context
-        context.close()
-        b.close()
 
 
 def test_accueil_key_figures(server: str, browser) -> None:
@@ -151,6 +37,30 @@ def test_accueil_key_figures(server: str, browser) -> None:
     metric = page.get_by_test_id("stMetric").filter(has_text="Initiatives").first
     metric.wait_for(timeout=30_000)
     assert metric.get_by_test_id("stMetricValue").inner_text().strip() == "1"
+    page.close()
+
+
+def test_map_scripts_served_by_the_app(server: str, browser) -> None:
+    """Offline (every request outside 127.0.0.1 refused), the map draws from the app's own
+    copies of Leaflet and MarkerCluster: no script or style sheet is asked of a CDN."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    served: list[str] = []
+    page.on("response", lambda r: served.append(r.url) if "/app/static/vendor/" in r.url
+            and r.ok else None)
+    OUTSIDE.clear()
+    page.goto(f"{server}/carte")
+    frame_el = page.locator("iframe[title*='streamlit_folium']").first
+    frame_el.wait_for(timeout=60_000)
+    frame_el.content_frame.locator(".leaflet-control-layers-overlays").wait_for(timeout=30_000)
+    assert frame_el.content_frame.locator(".marker-cluster, .leaflet-interactive").count() > 0
+    assert any(u.endswith("leaflet.js") for u in served)
+    assert any(u.endswith("leaflet.markercluster.js") for u in served)
+    assert any(u.endswith("leaflet.css") for u in served)
+    outside = [(kind, url) for kind, url in OUTSIDE if kind in ("script", "stylesheet")]
+    assert outside == []
+    assert errors == []
     page.close()
 
 
@@ -267,7 +177,7 @@ def test_comparer_and_xlsx_download(server: str, browser) -> None:
 def test_deep_link_on_fresh_server(tmp_path: Path, tiny_layers: Layers, browser) -> None:
     """The very first session of a new server opened on a shared link (not on "/") gets the
     app's own menu, the page asked for and its filters, not Streamlit's pages/ fallback."""
-    with _serve(tmp_path, tiny_layers) as base:
+    with serve(tmp_path, tiny_layers) as base:
         page = browser.new_page()
         page.goto(f"{base}/catalogue?t=commune:33119&themes=culture")
         page.get_by_test_id("stPageLink").filter(has_text="Accueil").first.wait_for(

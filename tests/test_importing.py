@@ -157,3 +157,11 @@ def test_stale_plan_is_refused_whole(store: Store, tmp_path: Path) -> None:
     with pytest.raises(ConflictError):
         importing.apply_import(store, CONTRIB, plan)
     assert moderation.queue(store, MOD) == []  # not even the new fiche: all or nothing
+
+
+def test_streamlit_upload_limit_is_the_importers() -> None:
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml")
+                           .read_text(encoding="utf-8"))
+    assert config["server"]["maxUploadSize"] * 1024 * 1024 == importing.MAX_UPLOAD_BYTES

@@ -210,6 +210,7 @@ def test_comparer_tiny(tiny_env: dict) -> None:
     assert [t.label.replace("\\", "") for t in at.tabs] == [
         "Cenon (commune) — 1", "Pau (commune) — 1", "Le Lac (qpv) — 1"]
     assert at.tabs[1].get("page_link")[0].proto.label == "Sport à Pau"
+    at.text_input(key="prm_cmp_search").set_value("Cenon").run()  # communes: by search
     at.multiselect(key="prm_cmp").set_value(["Cenon (33119) — Commune"]).run()
     assert at.query_params.get("cmp") == "commune:33119"
     assert any("au moins deux" in i.value for i in at.info)

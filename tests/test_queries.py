@@ -345,3 +345,33 @@ _filters = st.builds(
 @given(_filters)
 def test_filters_params_round_trip(filters: Filters) -> None:
     assert Filters.from_params(filters.to_params()) == filters
+
+
+# -- free-text index (Arrow folding and tokenising)
+
+import pandas as pd  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+_FRENCH = "aàâäbcçdeéèêëfghiîïjklmnoôöœpqrstuùûüvwxyÿzAÀÉÈÇŒß'’ -\u00a0\u202f\t\n.,;1é"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=_FRENCH, max_size=30), max_size=8))
+def test_vectorised_fold_matches_fold(texts: list[str]) -> None:
+    from territoires.queries import _fold_series
+    from territoires.vocab import fold
+
+    assert list(_fold_series(pd.Series(texts, dtype=object))) == [fold(t) for t in texts]
+
+
+def test_text_filter_finds_porteur_names_and_folded_words(index: TerritoryIndex) -> None:
+
+    cat = make_catalogue(
+        [initiative("a", [("commune", "33119")], title="Théâtre d’été",
+                    porteurs=[("Maison Œuvre Straße", "association")]),
+         initiative("b", [("commune", "33119")], title="Lecture")], [])
+    for text, ids in (("theatre", {"a"}), ("D'ETE", {"a"}), ("oeuvre", set()),
+                      ("œuvre", {"a"}), ("strasse", {"a"}), ("lect", {"b"}),
+                      ("maison lecture", set())):
+        got = set(select(cat, index, Filters(text=text)).catalogue.initiatives["id"])
+        assert got == ids, text

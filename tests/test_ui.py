@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app_env import make_env
 from territoires import ui
+from territoires.layers import Layers
 from territoires.queries import Filters
 
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
 LOOKUP = {"Cenon (33119) — Commune": ("commune", "33119"),
           "Gironde (33) — Département": ("departement", "33")}
 LABELS = {v: k for k, v in LOOKUP.items()}
@@ -68,3 +75,71 @@ def test_url_notices() -> None:
     assert any("« nope »" in n and "themes" in n for n in notes)
     assert any("« abc »" in n for n in notes)
     assert any("« a », « b » inconnus" in n for n in notes)
+
+
+# --- the sidebar's territory list (AppTest on the tiny data)
+
+
+@pytest.fixture
+def app_env(tmp_path: Path, tiny_layers: Layers, monkeypatch: pytest.MonkeyPatch) -> dict:
+    env = make_env(tmp_path, tiny_layers)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def _run_app(params: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in (params or {}).items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_territory_list_sends_matches_not_every_territory(app_env: dict) -> None:
+    """Without a search the list offers régions and départements only (not the 38,000
+    territories of France on every rerun); a search adds its matches of any level."""
+    at = _run_app()
+    options = at.multiselect(key="flt_t").options
+    assert options and all(o.endswith(("— Région", "— Département")) for o in options), options
+    assert "Cenon (33119) — Commune" not in options  # a commune with a QPV
+    at.text_input(key="flt_tsearch").set_value("Cenon").run()
+    options = at.multiselect(key="flt_t").options
+    assert "Cenon (33119) — Commune" in options
+    at.multiselect(key="flt_t").set_value(["Cenon (33119) — Commune"]).run()
+    assert at.query_params["t"] in ("commune:33119", ["commune:33119"])
+
+
+def test_shared_territory_stays_in_the_list(app_env: dict) -> None:
+    at = _run_app({"t": "qpv:QN03307M"})
+    assert at.multiselect(key="flt_t").value[0].startswith("QN03307M") or \
+        "QN03307M" in at.multiselect(key="flt_t").value[0]
+
+
+def test_page_titles_and_language() -> None:
+    assert ui.page_title("Carte") == "Carte — Territoires"
+    assert 'lang = "fr"' in ui.LANG_SCRIPT
+
+
+def _paged_script() -> None:
+    import streamlit as st
+
+    from territoires import ui
+
+    st.session_state["first"] = ui.table_page(1234, 500)
+
+
+def test_table_page_in_the_url() -> None:
+    at = AppTest.from_function(_paged_script)
+    at.query_params["page"] = "3"
+    at.run()
+    assert at.session_state["first"] == 1000
+    assert at.number_input(key="prm_page").value == 3
+    at.number_input(key="prm_page").set_value(2).run()
+    assert at.query_params["page"] in ("2", ["2"])
+    assert at.session_state["first"] == 500
+    at = AppTest.from_function(_paged_script)
+    at.query_params["page"] = "99"  # out of range (the filters changed): the last page
+    at.run()
+    assert at.session_state["first"] == 1000

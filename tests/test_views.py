@@ -110,6 +110,17 @@ def test_catalogue_table(cat: Catalogue, index: TerritoryIndex) -> None:
     assert empty.empty and list(empty.columns) == views.CATALOGUE_COLUMNS
 
 
+def test_catalogue_table_pages(cat: Catalogue, index: TerritoryIndex) -> None:
+    """A page of the table: rows ``offset`` to ``offset + limit`` of the title order, with
+    their own porteurs, territories and funding."""
+    second = views.catalogue_table(cat, index, limit=2, offset=1)
+    assert list(second["title"]) == ["Erasmus+ à Cenon", "Théâtre-forum"]
+    row = second.set_index("id").loc["erasmus"]
+    assert row["funding_eur"] == pytest.approx(1_169_970.05)
+    assert row["porteurs"] == "Ville de Cenon"
+    assert views.catalogue_table(cat, index, limit=2, offset=3).empty
+
+
 def test_fiche_parts(cat: Catalogue, index: TerritoryIndex) -> None:
     record = views.initiative_record(cat, "erasmus")
     assert record is not None and "contact_email" not in record
@@ -181,6 +192,10 @@ def test_coverage_and_overlaps_tables(cat: Catalogue, index: TerritoryIndex) -> 
                                 views.initiative_options(sel.catalogue))
     assert list(over["Code"]) == ["QN03309M"]  # Benauge spans Bordeaux and Cenon
     assert sorted(over["Titres"][0]) == ["Erasmus+ à Cenon", "Théâtre-forum"]
+    capped = views.overlaps_table(queries.overlaps(sel, index, "qpv"),
+                                  views.initiative_options(sel.catalogue), max_titles=1)
+    assert len(capped["Titres"][0]) == 2 and capped["Titres"][0][1] == "… et 1 autre"
+    assert capped["Initiatives"][0] == 2
 
 
 def test_maps(cat: Catalogue, index: TerritoryIndex, tiny_layers: Layers) -> None:

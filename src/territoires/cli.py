@@ -109,6 +109,14 @@ def _setup(args: argparse.Namespace) -> int:
     url = config.database_url()
     print(catalogue_ops.seed(config.seeds_dir(), url))
     print(catalogue_ops.load_funding(url, mirror=config.mirror_dir(), only_if_empty=True))
+    if not args.no_assets:
+        from territoires.assets import AssetError
+
+        try:
+            _assets_fetch(argparse.Namespace(force=False))
+        except AssetError as exc:  # the maps then load Leaflet from its CDN
+            print(f"Attention : {exc} Les cartes chargeront Leaflet depuis son CDN.",
+                  file=sys.stderr)
     return 0
 
 
@@ -159,6 +167,23 @@ def _users_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _assets_fetch(args: argparse.Namespace) -> int:
+    from territoires import assets
+
+    for line in assets.fetch(force=args.force):
+        print(line)
+    return 0
+
+
+def _assets_verify(args: argparse.Namespace) -> int:
+    from territoires import assets
+
+    problems = assets.verify()
+    for line in problems or ["Bibliothèques de la carte présentes et intactes."]:
+        print(line)
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``territoires`` command."""
     p = argparse.ArgumentParser(
@@ -169,7 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("setup", help="tout préparer : couches, base, fiches, financements")
     s.add_argument("--rebuild", action="store_true", help="reconstruire les couches")
     s.add_argument("--quiet", action="store_true")
+    s.add_argument("--no-assets", action="store_true",
+                   help="sans récupérer les bibliothèques de la carte (npm)")
     s.set_defaults(func=_setup)
+
+    web = sub.add_parser("assets", help="bibliothèques de la carte servies par l'application")
+    wsub = web.add_subparsers(dest="assets_command", required=True)
+    wf = wsub.add_parser("fetch", help="récupérer Leaflet et ses extensions (registre npm)")
+    wf.add_argument("--force", action="store_true", help="récupérer même si déjà présentes")
+    wf.set_defaults(func=_assets_fetch)
+    wv = wsub.add_parser("verify", help="vérifier les empreintes des fichiers récupérés")
+    wv.set_defaults(func=_assets_verify)
 
     data = sub.add_parser("data", help="couches territoriales de référence")
     dsub = data.add_subparsers(dest="data_command", required=True)

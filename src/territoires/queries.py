@@ -35,6 +35,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from territoires.errors import UnknownTerritoryError
 from territoires.model import Catalogue
@@ -202,9 +204,10 @@ class PreparedCatalogue:
     maturity: np.ndarray
     start_year: np.ndarray
     end_year: np.ndarray
+    #: folded text of each initiative (title, summary, objectives, actions, results)
     haystack: pd.Series
-    #: inverted index of the haystack: distinct whitespace-separated tokens, and for each
-    #: token (CSR) the initiatives containing it
+    #: inverted index of the haystack and of the structures' names: distinct
+    #: whitespace-separated tokens, and for each token (CSR) the initiatives containing it
     tokens: pd.Series
     token_indptr: np.ndarray
     token_postings: np.ndarray
@@ -238,12 +241,46 @@ def _to_list(value: object) -> list[str]:
         return []
 
 
+def _fold_arrow(series: pd.Series) -> pa.Array:
+    """Vectorised :func:`territoires.vocab.fold` in Arrow's C++ kernels (RE2), about 10x
+    faster than pandas' per-value ``str`` methods: NFKD, combining accents dropped,
+    lower case (and ß -> ss, as ``casefold``), typographic apostrophe, blanks collapsed."""
+    values = series.astype("str").fillna("").to_numpy(dtype=object)
+    arr = pa.array(values, type=pa.large_string())
+    arr = pc.utf8_normalize(arr, form="NFKD")
+    arr = pc.replace_substring_regex(arr, pattern="[\\x{0300}-\\x{036f}]", replacement="")
+    arr = pc.replace_substring(pc.utf8_lower(arr), pattern="ß", replacement="ss")
+    arr = pc.replace_substring(arr, pattern="’", replacement="'")
+    arr = pc.replace_substring_regex(arr, pattern="[\\s\\p{Z}]+", replacement=" ")
+    return pc.utf8_trim_whitespace(arr)
+
+
 def _fold_series(series: pd.Series) -> pd.Series:
-    """Vectorised :func:`territoires.vocab.fold`."""
-    s = series.astype("str").fillna("")
-    s = s.str.normalize("NFKD").str.replace(r"[\u0300-\u036f]", "", regex=True)
-    s = s.str.casefold().str.replace("’", "'", regex=False)
-    return s.str.replace(r"\s+", " ", regex=True).str.strip()
+    """Vectorised :func:`territoires.vocab.fold` (see :func:`_fold_arrow`)."""
+    return pd.Series(_fold_arrow(series).to_numpy(zero_copy_only=False), index=series.index,
+                     dtype="str")
+
+
+def _token_index(folded: pa.Array, pos: np.ndarray, n: int
+                 ) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Inverted index of folded texts owned by initiatives ``pos``: (distinct tokens, CSR
+    offsets per token, initiative positions), each (token, initiative) pair once."""
+    split = pc.utf8_split_whitespace(folded)
+    flat = pc.list_flatten(split)
+    owner = pos[pc.list_parent_indices(split).to_numpy()] if len(flat) else (
+        np.empty(0, dtype=np.int64))
+    keep = owner >= 0
+    encoded = pc.dictionary_encode(flat)
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    vocabulary = encoded.dictionary.to_numpy(zero_copy_only=False)
+    width = max(n, 1)
+    keys = np.sort(codes[keep] * width + owner[keep])  # sorting beats np.unique's hashing
+    if len(keys):
+        keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
+    tok, post = keys // width, keys % width
+    indptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(tok, minlength=len(vocabulary)), out=indptr[1:])
+    return pd.Series(np.asarray(vocabulary, dtype=object), dtype="str"), indptr, post
 
 
 def _positions(ids: pd.Index, values: pd.Series) -> np.ndarray:
@@ -300,9 +337,12 @@ def _prepare(catalogue: Catalogue, index: TerritoryIndex) -> PreparedCatalogue:
     terr_pos = _positions(ids_index, terr["initiative_id"])
     tids = index.tids(terr["level"], terr["code"])
     ok = (terr_pos >= 0) & (tids >= 0)
-    pairs = np.unique(np.stack([terr_pos[ok], tids[ok]], axis=1), axis=0) if ok.any() else (
-        np.empty((0, 2), dtype=np.int64)
-    )
+    pairs = np.empty((0, 2), dtype=np.int64)
+    if ok.any():  # distinct (initiative, territory) pairs, sorted, through int64 keys
+        width = int(tids[ok].max()) + 1
+        keys = np.sort(terr_pos[ok].astype(np.int64) * width + tids[ok].astype(np.int64))
+        keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
+        pairs = np.stack([keys // width, keys % width], axis=1)
 
     lists: dict[str, tuple[dict[str, int], np.ndarray]] = {}
     for name in ("themes", "publics", "alliance_levels"):
@@ -318,36 +358,21 @@ def _prepare(catalogue: Catalogue, index: TerritoryIndex) -> PreparedCatalogue:
         org_pos[sel], orgs["type"].astype("str").fillna("").to_numpy(dtype=object)[sel].tolist(),
         n,
     )
-    folded_names = _fold_series(orgs["name"])
-    porteur_key = np.where(is_porteur, pd.factorize(folded_names)[0], -1).astype(np.int64)
+    folded_names = _fold_arrow(orgs["name"])
+    porteur_key = np.where(is_porteur, pd.factorize(
+        folded_names.to_numpy(zero_copy_only=False))[0], -1).astype(np.int64)
 
     parts = [ini[c].astype("str").fillna("") for c in
              ("title", "summary", "objectives", "actions", "results") if c in ini]
     text = parts[0] if parts else pd.Series([""] * n, dtype="str")
     for part in parts[1:]:
         text = text + "\n" + part
-    text = pd.Series(text.to_numpy(dtype=object), dtype="str")
-    if len(orgs):
-        names = (
-            pd.DataFrame({"p": org_pos, "name": orgs["name"].astype("str").fillna("")})
-            .loc[lambda d: d["p"] >= 0]
-            .groupby("p")["name"]
-            .agg(" \n ".join)
-        )
-        extra = pd.Series([""] * n, dtype="str")
-        extra.iloc[names.index.to_numpy()] = names.to_numpy(dtype=object)
-        text = text + "\n" + extra
-    haystack = _fold_series(text)
-    tokens = haystack.str.split().explode()
-    tok_pos = np.repeat(np.arange(n), haystack.str.count(" ").fillna(-1).to_numpy(dtype=int) + 1)
-    tok_ids, vocabulary = pd.factorize(tokens.to_numpy(dtype=object))
-    keep_tok = tok_ids >= 0
-    post_keys = np.sort(tok_ids[keep_tok].astype(np.int64) * max(n, 1) + tok_pos[keep_tok])
-    post_keys = post_keys[np.r_[True, post_keys[1:] != post_keys[:-1]]] if len(post_keys) \
-        else post_keys
-    post = np.stack([post_keys // max(n, 1), post_keys % max(n, 1)], axis=1)
-    token_indptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(post[:, 0], minlength=len(vocabulary)), out=token_indptr[1:])
+    folded_text = _fold_arrow(pd.Series(text.to_numpy(dtype=object), dtype="str"))
+    haystack = pd.Series(folded_text.to_numpy(zero_copy_only=False), dtype="str")
+    # the structures' names are searched too: their tokens are posted to their initiative
+    tokens, token_indptr, token_postings = _token_index(
+        pa.concat_arrays([folded_text, folded_names]),
+        np.concatenate([np.arange(n, dtype=np.int64), org_pos.astype(np.int64)]), n)
 
     fund = catalogue.funding
     f_init = _positions(ids_index, fund["initiative_id"].astype("str").fillna("")) if len(fund) \
@@ -372,9 +397,9 @@ def _prepare(catalogue: Catalogue, index: TerritoryIndex) -> PreparedCatalogue:
         start_year=_year(ini["start_date"]),
         end_year=_year(ini["end_date"]),
         haystack=haystack,
-        tokens=pd.Series(np.asarray(vocabulary, dtype=object), dtype="str"),
+        tokens=tokens,
         token_indptr=token_indptr,
-        token_postings=post[:, 1].astype(np.int64),
+        token_postings=token_postings,
         org_pos=org_pos,
         porteur_key=porteur_key,
         terr_pos=terr_pos,

@@ -22,7 +22,7 @@ import geopandas as gpd
 import pandas as pd
 import streamlit as st
 
-from territoires import auth, config, maps, queries, views
+from territoires import assets, auth, config, maps, queries, views
 from territoires.auth import User
 from territoires.errors import LayersMissingError, TerritoiresError
 from territoires.formatting import (
@@ -51,6 +51,14 @@ from territoires.vocab import (
 )
 
 APP_TITLE = "Territoires — alliances éducatives"
+#: Suffix of every page's ``<title>`` ("Carte — Territoires", RGAA 8.6).
+TITLE_SUFFIX = "Territoires"
+#: Sets the page language (RGAA 8.3): Streamlit's index.html says ``lang="en"`` and has no
+#: setting for it. Static script, no catalogue data; its element is hidden (no blank in the
+#: sidebar).
+LANG_SCRIPT = ('<style>.stElementContainer:has(#territoires-lang){display:none}</style>'
+               '<span id="territoires-lang"></span>'
+               '<script>document.documentElement.lang = "fr";</script>')
 #: The router script (relative to the app folder).
 MAIN_SCRIPT = "app.py"
 SOURCES_FOOTER = (
@@ -126,19 +134,39 @@ def _points(geo: str) -> pd.DataFrame:
     return maps.territory_points(_display(geo, "national"))
 
 
+#: Territory levels offered in the lists without searching (about 120 labels, a few kB:
+#: the whole list of 38,000 territories made a 205 kB websocket frame on every rerun).
+BROWSABLE_LEVELS: tuple[str, ...] = ("region", "departement")
+#: Matches of a territory search added to the list.
+SEARCH_LIMIT = 30
+
+
 @st.cache_resource(show_spinner=False)
 def _territory_options(geo: str) -> tuple[list[str], dict[str, tuple[str, str]]]:
-    """Labels offered without searching (everything but communes without QPV nor cité)
-    and the label -> (level, code) lookup of all territories."""
+    """Labels offered without searching (régions, départements: see
+    :data:`BROWSABLE_LEVELS`) and the label -> (level, code) lookup of all territories."""
     index = _index(geo)
     table = index.table
     lookup = {
         str(lbl): (str(lvl), str(code))
         for lbl, lvl, code in zip(table["label"], table["level"], table["code"], strict=True)
     }
-    with_qpv = set(index.commune_qpv["code_insee"].astype(str))
-    keep = (table["level"] != "commune") | table["code"].astype(str).isin(with_qpv)
+    keep = table["level"].isin(BROWSABLE_LEVELS)
     return [str(x) for x in table.loc[keep, "label"]], lookup
+
+
+@st.cache_resource(show_spinner=False)
+def _territory_labels(geo: str) -> dict[tuple[str, str], str]:
+    """(level, code) -> label of every territory (inverse of the lookup)."""
+    return {v: k for k, v in _territory_options(geo)[1].items()}
+
+
+@st.cache_resource(show_spinner=False, max_entries=512)
+def _territory_search(geo: str, text: str) -> tuple[str, ...]:
+    """Labels of the territories (any level) matching ``text`` (cached per process)."""
+    if not text.strip():
+        return ()
+    return tuple(str(x) for x in _index(geo).search(text.strip(), limit=SEARCH_LIMIT)["label"])
 
 
 @st.cache_resource(show_spinner=False)
@@ -206,8 +234,14 @@ def app_data() -> AppData:
 
 
 def setup_page() -> None:
-    """Page configuration (call first in app.py)."""
+    """Page configuration (call first in app.py); :func:`navigation` then gives each page
+    its own title."""
     st.set_page_config(page_title=APP_TITLE, page_icon="🗺️", layout="wide")
+
+
+def page_title(title: str) -> str:
+    """The browser title of a page: ``"Carte — Territoires"``."""
+    return f"{title} — {TITLE_SUFFIX}"
 
 
 @contextmanager
@@ -243,6 +277,7 @@ def navigation(pages: Sequence[tuple[str, str, str, str]],
         for i, (file, title, icon, path) in enumerate(pages)
     ]
     pg = st.navigation(objs, position="hidden")
+    st.set_page_config(page_title=page_title(pg.title))
     pending = st.session_state.pop(_DEEPLINK, None)
     if pending is not None:
         stem, params = pending
@@ -256,6 +291,7 @@ def navigation(pages: Sequence[tuple[str, str, str, str]],
         for (file, *_), page in zip(pages, objs, strict=True):
             if menu is None or file in menu:
                 st.page_link(page, query_params=params or None)
+        st.html(LANG_SCRIPT, unsafe_allow_javascript=True)
     return pg
 
 
@@ -414,8 +450,8 @@ def render_filters_sidebar() -> Filters:
     data = app_data()
     filters = current_filters()
     show_url_notices()
-    options, lookup = _territory_options(data.geo)
-    label_of = {v: k for k, v in lookup.items()}
+    options, _ = _territory_options(data.geo)
+    label_of = _territory_labels(data.geo)
     expected = widget_values(filters, label_of)
     for key, value in expected.items():
         if st.session_state.get(key) != value:
@@ -425,12 +461,11 @@ def render_filters_sidebar() -> Filters:
         search = st.text_input(
             "Chercher un territoire", key=f"{_W}tsearch",
             placeholder="nom ou code : Cenon, 33119, QN03307M…",
-            help="Ajoute à la liste ci-dessous les territoires (de tout niveau) trouvés.",
+            help="Ajoute à la liste ci-dessous les territoires trouvés (communes, QPV, EPCI, "
+                 "cités éducatives… ; la liste offre d'emblée régions et départements).",
         )
         choices = list(expected[f"{_W}t"])  # type: ignore[arg-type]
-        if search.strip():
-            found = data.index.search(search.strip(), limit=30)
-            choices += [str(x) for x in found["label"]]
+        choices += _territory_search(data.geo, search)
         seen = set()
         all_options = [x for x in [*choices, *options] if not (x in seen or seen.add(x))]
         st.multiselect(
@@ -474,6 +509,35 @@ def param_select(label: str, name: str, options: Mapping[str, str], default: str
     st.radio(label, list(options), format_func=lambda c: options[c], key=key,
              on_change=changed, horizontal=horizontal)
     return value
+
+
+def table_page(total: int, page_size: int, name: str = "page") -> int:
+    """Page chooser of a long table, kept in the URL (``?page=N``); returns the first row
+    of the page (0 when everything fits on one page). Only the page's rows are then sent to
+    the browser (the whole table of 50,000 initiatives made a 1.4 MB websocket frame)."""
+    pages = max(1, math.ceil(total / page_size))
+    try:
+        number = int(st.query_params.get(name, "1"))
+    except ValueError:
+        number = 1
+    number = min(max(number, 1), pages)
+    if pages == 1:
+        return 0
+    key = f"prm_{name}"
+    if st.session_state.get(key) != number:
+        st.session_state[key] = number
+
+    def changed() -> None:
+        st.query_params[name] = str(st.session_state[key])
+
+    first = (number - 1) * page_size
+    cols = st.columns([1, 3])
+    cols[0].number_input(f"Page (sur {fmt_int(pages)})", min_value=1, max_value=pages,
+                         step=1, key=key, on_change=changed)
+    cols[1].caption(f"Lignes {fmt_int(first + 1)} à {fmt_int(min(first + page_size, total))} "
+                    f"sur {fmt_int(total)}, par titre ; le tri par colonne s'applique à la "
+                    "page affichée.")
+    return first
 
 
 def metrics(items: Sequence[tuple[str, str, str | None]], per_row: int = 4) -> None:
@@ -596,6 +660,7 @@ def render_map(data: AppData, filters: Filters, spec: maps.MapSpec, height: int 
             maps.area_bounds(data.display("local"), spec.area))
         st.session_state["_map_view"] = (area_key, spec.center, spec.zoom)
     fmap = maps.build_map(data.display("national"), data.display("local"), spec)
+    serve_map_assets(fmap)
     returned = st_folium(
         fmap, key="carte", height=height, use_container_width=True,
         returned_objects=["last_active_drawing"], center=spec.center, zoom=spec.zoom,
@@ -608,6 +673,13 @@ def render_map(data: AppData, filters: Filters, spec: maps.MapSpec, height: int 
             st.rerun()
 
 
+def serve_map_assets(fmap: object) -> None:
+    """Load the map's scripts and styles from the app (``static/vendor``, see
+    :mod:`territoires.assets`), the CDN only for files not fetched; let users zoom."""
+    assets.localise(fmap, base_path=str(st.get_option("server.baseUrlPath") or ""))
+    assets.allow_zoom(fmap)
+
+
 def fmt_big(value: float | None) -> str:
     """Amount for a metric tile ("1 234 567 €")."""
     return fmt_eur(value) if value is not None else MISSING
@@ -617,7 +689,7 @@ __all__ = [
     "APP_TITLE", "NNBSP", "AppData", "app_data", "current_filters", "empty_selection_info",
     "filters_summary", "fmt_big", "fmt_eur", "fmt_int", "fmt_pct", "footer", "guard",
     "invalidate_catalogue", "metrics", "navigation", "param_select", "render_filters_sidebar",
-    "render_map", "set_filters", "territory_table",
+    "render_map", "set_filters", "table_page", "territory_table",
 ]
 
 
@@ -680,6 +752,7 @@ def static_map(fmap: object, key: str, height: int = 420) -> None:
     """Draw a folium map that returns nothing to the app (no rerun on interaction)."""
     from streamlit_folium import st_folium
 
+    serve_map_assets(fmap)
     st_folium(fmap, key=key, height=height, use_container_width=True, returned_objects=[])
 
 
@@ -689,7 +762,7 @@ def url_territories_picker(label: str, name: str, max_selections: int = 4,
     ``?name=commune:33063,qpv:QN03307M``; returns the chosen (level, code) pairs."""
     data = app_data()
     options, lookup = _territory_options(data.geo)
-    label_of = {v: k for k, v in lookup.items()}
+    label_of = _territory_labels(data.geo)
     chosen = []
     for part in (st.query_params.get(name) or "").split(","):
         lvl, _, code = part.strip().partition(":")
@@ -710,9 +783,7 @@ def url_territories_picker(label: str, name: str, max_selections: int = 4,
 
     search = st.text_input("Chercher un territoire à comparer", key=f"prm_{name}_search",
                            placeholder="nom ou code : Lormont, 64445, QN03307M…")
-    extra: list[str] = []
-    if search.strip():
-        extra = [str(x) for x in data.index.search(search.strip(), limit=30)["label"]]
+    extra = list(_territory_search(data.geo, search))
     seen: set[str] = set()
     all_options = [x for x in [*expected, *extra, *options] if not (x in seen or seen.add(x))]
     st.multiselect(label, all_options, key=key, on_change=changed,

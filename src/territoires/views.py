@@ -213,22 +213,24 @@ CATALOGUE_COLUMNS = ["fiche", "title", "porteurs", "territoires", "themes", "pub
 
 def catalogue_table(catalogue: Catalogue, index: TerritoryIndex | None,
                     params: Mapping[str, str] | None = None,
-                    limit: int | None = None) -> pd.DataFrame:
+                    limit: int | None = None, offset: int = 0) -> pd.DataFrame:
     """One row per initiative for the Catalogue table: ``fiche`` (relative link to the fiche
     keeping ``params``), title, porteurs, territoires (names), themes and publics (lists of
     French labels), maturity (label), start/end dates (datetime), funding_eur (own lines of
-    the catalogue) and id. Sorted by title; only the first ``limit`` rows when given."""
+    the catalogue) and id. Sorted by title; only ``limit`` rows from row ``offset`` (a page
+    of the table) when given."""
     ini = catalogue.initiatives
     if ini.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in CATALOGUE_COLUMNS})
     order = np.argsort(ini["title"].astype("str").str.casefold().to_numpy(dtype=object),
                        kind="stable")
-    ini = ini.iloc[order[:limit] if limit is not None else order]
+    start = max(int(offset), 0)
+    ini = ini.iloc[order[start:start + limit] if limit is not None else order[start:]]
     ids = _ids(ini, "id")
     orgs = catalogue.organisations
     terr = catalogue.territories
     fund = catalogue.funding
-    if limit is not None and len(ini) < len(catalogue.initiatives):
+    if len(ini) < len(catalogue.initiatives):
         keep = set(ids)
         orgs = orgs[_ids(orgs, "initiative_id").isin(keep)]
         terr = terr[_ids(terr, "initiative_id").isin(keep)]
@@ -524,14 +526,30 @@ def coverage_table(uncovered: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def overlaps_table(overlap: pd.DataFrame, titles: Mapping[str, str]) -> pd.DataFrame:
-    """:func:`queries.overlaps` with French columns and initiative titles as lists."""
+#: Titles listed per territory in the overlaps table (all of them made a 6.9 MB websocket
+#: frame at 50,000 initiatives); the count column and the Catalogue page give the rest.
+MAX_OVERLAP_TITLES = 5
+
+
+def _some_titles(ids: object, titles: Mapping[str, str], most: int) -> list[str]:
+    ids = list(ids)  # type: ignore[call-overload]
+    shown = [titles.get(i, i) for i in ids[:most]]
+    if len(ids) > most:
+        rest = len(ids) - most
+        shown.append(f"… et {fmt_int(rest)} autre{'s' if rest > 1 else ''}")
+    return shown
+
+
+def overlaps_table(overlap: pd.DataFrame, titles: Mapping[str, str],
+                   max_titles: int = MAX_OVERLAP_TITLES) -> pd.DataFrame:
+    """:func:`queries.overlaps` with French columns and initiative titles as lists (the
+    first ``max_titles``, then "… et N autres")."""
     return pd.DataFrame({
         "Code": overlap["code"].to_numpy(dtype=object),
         "Nom": overlap["nom"].to_numpy(dtype=object),
         "Population": overlap["population"].to_numpy(dtype=float),
         "Initiatives": overlap["initiatives"].to_numpy(dtype=np.int64),
-        "Titres": [[titles.get(i, i) for i in ids] for ids in overlap["initiative_ids"]],
+        "Titres": [_some_titles(ids, titles, max_titles) for ids in overlap["initiative_ids"]],
     }, columns=["Code", "Nom", "Population", "Initiatives", "Titres"])
 
 

@@ -1,0 +1,466 @@
+"""What a user feels: chromium (Playwright) against a real ``streamlit run`` server.
+
+Usage: ``.venv/bin/python bench/bench_browser.py [--scales seed,50k] [--repeat 3]
+[--clients 20] [--port 8640] [--geo DIR]``
+
+For each scale (``seed``: the fiches of ``data/initiatives``; ``50k``: 50,000 synthetic
+initiatives of :func:`synthetic.make_synthetic` written once to ``bench/out/``, git-ignored),
+the script starts the app (``streamlit run app.py``) and, in the same run, a bare Streamlit
+page showing the same catalogue table with ``st.dataframe`` (the floor no Streamlit app can
+beat; the first 500 rows, the Catalogue page's page size), and prints:
+
+- fresh server: process start -> healthy, then the first visit of Carte -> map drawn;
+- per page, warm (medians of ``--repeat`` visits in new tabs): navigation -> content settled
+  (footer drawn, no script running for 250 ms) and -> map drawn (Leaflet map with its layer
+  control in the map's frame), websocket bytes received and the largest frame, and the ratio
+  of the settled time to the bare page's;
+- Carte: change of the measure (a page choice) and of the theme filter (sidebar) -> map
+  redrawn; the bytes and largest frame of the change;
+- server RSS after the first session, after the page visits, after ``--clients`` concurrent
+  first visits (Python websocket clients speaking Streamlit's protocol, not 20 chromium
+  tabs), whose median and max time to the script's end are printed.
+
+Layers: ``--geo``, else ``geo/`` if built, else built from the mirror. Ports: ``--port`` and
+``--port + 1`` (the bare page). ``--app DIR`` measures another copy of the app (before/after:
+``git archive <commit> | tar -x -C DIR``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "bench" / "out"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import built_geo_dir  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+BARE_PAGE = '''"""Floor of the benchmark: the catalogue table (its first 500 rows, one page of the
+Catalogue page: all 50,000 rows would be a 36 MB frame), nothing else."""
+import streamlit as st
+
+from territoires import config
+from territoires.storage import Store
+
+
+@st.cache_resource
+def catalogue():
+    return Store(config.database_url()).load_catalogue()
+
+
+st.set_page_config(page_title="Bare", layout="wide")
+st.title("Catalogue")
+ini = catalogue().initiatives.head(500)
+cols = [c for c in ini.columns if ini[c].map(lambda v: isinstance(v, (str, int, float))
+                                             or v is None).all()]
+st.dataframe(ini[cols], hide_index=True)
+st.caption("Sources : ANCT (floor page)")
+'''
+
+#: JS: times (ms since navigation start) when the page settled and the map was drawn.
+TIMES_JS = """async ([needMap, limit]) => {
+  const settled = () => document.body && document.body.innerText.includes('Sources : ANCT')
+      && !document.querySelector('[data-testid="stStatusWidget"]');
+  const mapDrawn = () => [...document.querySelectorAll('iframe')].some(f => {
+      try { const w = f.contentWindow; return w && w.map && !w.__benchOld
+            && w.document.querySelector('.leaflet-control-layers')
+            && Object.keys(w.map._layers).length > 1; } catch (e) { return false; } });
+  let since = null, tSettled = null, tMap = needMap ? null : 0;
+  const start = performance.now();
+  while (performance.now() - start < limit) {
+    const now = performance.now();
+    if (tMap === null && mapDrawn()) tMap = now;
+    if (settled()) { if (since === null) since = now;
+                     if (now - since >= 250 && tSettled === null) tSettled = since; }
+    else since = null;
+    if (tSettled !== null && tMap !== null) break;
+    await new Promise(r => requestAnimationFrame(r));
+  }
+  return [tSettled, tMap];
+}"""
+
+MARK_OLD_JS = """() => { document.querySelectorAll('iframe').forEach(f => {
+  try { f.contentWindow.__benchOld = true; } catch (e) {} }); }"""
+
+REDRAWN_JS = """(legend) => [...document.querySelectorAll('iframe')].some(f => {
+  try { const w = f.contentWindow; if (!w || !w.map) return false;
+        const l = w.document.querySelector('.territoires-legend');
+        return w.document.querySelector('.leaflet-control-layers')
+            && (!w.__benchOld || (legend && l && l.innerText.includes(legend))); }
+  catch (e) { return false; } })"""
+
+
+def _offline_route(r: object) -> None:
+    """Offline browser: the app's own server only; a CDN script folium asks for (an app
+    that does not serve them, e.g. ``--app`` of an older version) comes from the fetched
+    copy, other CDN scripts and styles are empty, the rest (tiles) is refused."""
+    from territoires import assets
+
+    url = r.request.url  # type: ignore[attr-defined]
+    if url.startswith("http://127.0.0.1"):
+        r.continue_()  # type: ignore[attr-defined]
+        return
+    local = assets.local_file(url)
+    if local is not None:
+        r.fulfill(path=str(local))  # type: ignore[attr-defined]
+    elif url.split("?")[0].endswith((".js", ".css")):
+        r.fulfill(status=200, body="", content_type="text/plain")  # type: ignore[attr-defined]
+    else:
+        r.abort()  # type: ignore[attr-defined]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process (MB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextmanager
+def streamlit_server(script: Path, port: int, env: dict[str, str]
+                     ) -> Iterator[tuple[str, subprocess.Popen, float]]:
+    """``streamlit run script`` on 127.0.0.1:port; yields (base URL, process, seconds to
+    healthy)."""
+    log = (OUT / f"streamlit-{port}.log").open("w")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false"],
+        cwd=script.parent, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                if requests.get(f"{base}/_stcore/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.perf_counter() - t0 > 120:
+                raise RuntimeError(f"server on {port} did not start (see {log.name})")
+            time.sleep(0.1)
+        yield base, proc, time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+class Visit:
+    """One page visit in a new tab: times and websocket traffic."""
+
+    def __init__(self, context: object, url: str, need_map: bool, limit_ms: float = 120_000):
+        self.page = context.new_page()  # type: ignore[attr-defined]
+        self.frames: list[int] = []
+        self.page.on("websocket", self._on_ws)
+        self.page.goto(url, wait_until="commit")
+        self.settled, self.map = self.page.evaluate(TIMES_JS, [need_map, limit_ms])
+
+    def _on_ws(self, ws: object) -> None:
+        ws.on("framereceived",  # type: ignore[attr-defined]
+              lambda payload: self.frames.append(len(payload)))
+
+    def traffic(self, since: int = 0) -> tuple[int, int]:
+        """(bytes, largest frame) received since frame number ``since``."""
+        part = self.frames[since:]
+        return sum(part), max(part, default=0)
+
+    def close(self) -> None:
+        self.page.close()
+
+
+def _median(values: object) -> float | None:
+    got = [v for v in values if v is not None]  # type: ignore[attr-defined]
+    return statistics.median(got) if got else None
+
+
+def _ratio(v: float | None, floor: float) -> str:
+    return "     —" if v is None else f"{v / floor:6.2f}"
+
+
+def _fmt_ms(v: float | None) -> str:
+    return "   —" if v is None else f"{v:7.0f}"
+
+
+def _kb(n: float) -> str:
+    return f"{n / 1024:8.1f}"
+
+
+def measure_change(visit: Visit, action: object, legend: str | None,
+                   timeout_ms: float = 60_000) -> tuple[float | None, int, int]:
+    """Run ``action`` on the visit's page; (ms until the map is redrawn, bytes, largest)."""
+    page = visit.page
+    page.evaluate(MARK_OLD_JS)
+    start = len(visit.frames)
+    t0 = time.perf_counter()
+    action(page)  # type: ignore[operator]
+    try:
+        page.wait_for_function(REDRAWN_JS, arg=legend, timeout=timeout_ms, polling="raf")
+        ms: float | None = (time.perf_counter() - t0) * 1000
+    except Exception:  # Playwright's TimeoutError: never redrawn
+        ms = None
+    page.wait_for_function(
+        """() => !document.querySelector('[data-testid="stStatusWidget"]')""",
+        timeout=timeout_ms)
+    page.wait_for_timeout(300)
+    total, largest = visit.traffic(start)
+    return ms, total, largest
+
+
+def _measure_radio(page: object) -> None:
+    page.get_by_text("Financements (€)", exact=True).first.click()  # type: ignore[attr-defined]
+
+
+def _theme_filter(page: object) -> None:
+    box = page.get_by_test_id("stMultiSelect").filter(  # type: ignore[attr-defined]
+        has_text="Thèmes").first
+    box.click()
+    page.keyboard.type("Culture")  # type: ignore[attr-defined]
+    page.keyboard.press("Enter")  # type: ignore[attr-defined]
+
+
+def ws_first_visits(base: str, n: int, page_name: str = "carte",
+                    timeout: float = 300) -> list[float]:
+    """``n`` concurrent first visits by websocket clients speaking Streamlit's protocol:
+    seconds from connection to the end of the script run, per client."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.sync.client import connect
+
+    url = base.replace("http://", "ws://") + "/_stcore/stream"
+    times: list[float] = [float("nan")] * n
+    barrier = threading.Barrier(n)
+
+    def client(i: int) -> None:
+        barrier.wait()
+        t0 = time.perf_counter()
+        with connect(url, subprotocols=["streamlit"], max_size=None,
+                     open_timeout=timeout) as ws:
+            msg = BackMsg()
+            msg.rerun_script.query_string = ""
+            msg.rerun_script.page_name = page_name
+            ws.send(msg.SerializeToString())
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                fwd = ForwardMsg()
+                fwd.ParseFromString(ws.recv(timeout=timeout))
+                if (fwd.WhichOneof("type") == "script_finished"
+                        and fwd.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY):
+                    times[i] = time.perf_counter() - t0
+                    break
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return times
+
+
+def pages_for(first_id: str) -> list[tuple[str, str, bool]]:
+    """(name, URL path, has a map)."""
+    return [
+        ("accueil", "/", False),
+        ("carte", "/carte", True),
+        ("catalogue", "/catalogue", False),
+        ("fiche", f"/fiche?id={first_id}", True),
+        ("comparer", "/comparer?cmp=commune:33063,commune:33119", False),
+        ("couverture", "/couverture", True),
+        ("exporter", "/exporter", False),
+        ("a-propos", "/a-propos", False),
+    ]
+
+
+def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.Namespace
+                ) -> None:
+    """Print every figure of one catalogue scale."""
+    from playwright.sync_api import sync_playwright
+
+    bare = OUT / "bare_page.py"
+    bare.write_text(BARE_PAGE, encoding="utf-8")
+    print(f"\n===== {label} =====", flush=True)
+    with (sync_playwright() as p,
+          streamlit_server(args.app / "app.py", args.port, env) as (base, proc, healthy),
+          streamlit_server(bare, args.port + 1, env) as (bare_base, bare_proc, _)):
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                      locale="fr-FR")
+        context.route("**/*", _offline_route)
+        rss0 = rss_mb(proc.pid)
+        first = Visit(context, base + "/carte", need_map=True)
+        print(f"fresh server: start -> healthy {healthy:.1f} s; first visit of Carte -> "
+              f"settled {(first.settled or float('nan')) / 1000:.1f} s, -> map drawn "
+              f"{(first.map or float('nan')) / 1000:.1f} s", flush=True)
+        first.close()
+        rss1 = rss_mb(proc.pid)
+
+        Visit(context, bare_base + "/", need_map=False).close()  # its cache filled, unmeasured
+        floor_runs = []
+        for _ in range(args.repeat):
+            v = Visit(context, bare_base + "/", need_map=False)
+            floor_runs.append((v.settled, *v.traffic()))
+            v.close()
+        floor = _median(r[0] for r in floor_runs) or float("nan")
+        print(f"bare page (st.dataframe of the same table): settled {floor:.0f} ms, "
+              f"{_kb(floor_runs[-1][1]).strip()} kB over the websocket, largest frame "
+              f"{_kb(floor_runs[-1][2]).strip()} kB; server RSS {rss_mb(bare_proc.pid):.0f} MB")
+
+        print(f"\n{'page (warm, median of ' + str(args.repeat) + ')':<28} {'settled':>7} "
+              f"{'ratio':>6} {'map':>7} {'ratio':>6} {'ws kB':>8} {'max kB':>8}")
+        for name, path, has_map in pages_for(first_id):
+            runs = []
+            for _ in range(args.repeat):
+                v = Visit(context, base + path, need_map=has_map)
+                runs.append((v.settled, v.map if has_map else None, *v.traffic()))
+                v.close()
+            settled = _median(r[0] for r in runs)
+            drawn_runs = [r[1] for r in runs if r[1] is not None]
+            drawn = statistics.median(drawn_runs) if has_map and drawn_runs else None
+            total = statistics.median(r[2] for r in runs)
+            largest = max(r[3] for r in runs)
+            ratio_map = f"{drawn / floor:6.2f}" if drawn is not None else "     —"
+            never = "" if not has_map or len(drawn_runs) == len(runs) else (
+                f"  map never drawn in {len(runs) - len(drawn_runs)} of {len(runs)} visits")
+            print(f"{name:<28} {_fmt_ms(settled)} {_ratio(settled, floor)} {_fmt_ms(drawn)} "
+                  f"{ratio_map} {_kb(total)} {_kb(largest)}{never}", flush=True)
+
+        print("\nCarte: interaction -> map redrawn (median of "
+              f"{args.repeat}; ws kB and largest frame of the change)")
+        for name, action, legend in (
+            ("measure -> Financements", _measure_radio, "Financements (€)"),
+            ("theme filter -> Culture", _theme_filter, None),
+        ):
+            runs = []
+            for _ in range(args.repeat):
+                v = Visit(context, base + "/carte", need_map=True)
+                runs.append(measure_change(v, action, legend))
+                v.close()
+            print(f"  {name:<26} {_fmt_ms(_median(r[0] for r in runs))} ms "
+                  f"{_kb(statistics.median(r[1] for r in runs))} kB, largest "
+                  f"{_kb(max(r[2] for r in runs))} kB", flush=True)
+        rss2 = rss_mb(proc.pid)
+        context.close()
+        browser.close()
+
+        times = ws_first_visits(base, args.clients)
+        ok = [t for t in times if t == t]
+        rss3 = rss_mb(proc.pid)
+        med = statistics.median(ok) if ok else float("nan")
+        print(f"\n{args.clients} concurrent first visits of Carte (websocket clients): "
+              f"{len(ok)}/{len(times)} served, median {med:.2f} s, max "
+              f"{max(ok, default=float('nan')):.2f} s")
+        print(f"server RSS: at start {rss0:.0f} MB, after the first session {rss1:.0f} MB, "
+              f"after the page visits {rss2:.0f} MB, after {args.clients} more sessions "
+              f"{rss3:.0f} MB ({(rss3 - rss2) / max(args.clients, 1):.1f} MB per extra "
+              "session)", flush=True)
+
+
+def seed_db(path: Path) -> str:
+    """A SQLite catalogue of the seed fiches."""
+    from territoires import storage
+    from territoires.seeds import load_seed_dir
+
+    url = f"sqlite:///{path}"
+    if path.exists():
+        path.unlink()
+    store = storage.Store(url)
+    store.create_or_upgrade()
+    store.upsert(load_seed_dir(REPO / "data" / "initiatives"))
+    store.dispose()
+    return url
+
+
+def synthetic_db(path: Path, geo: Path, n: int, funding: int) -> tuple[str, str]:
+    """A SQLite catalogue of ``n`` synthetic initiatives (kept in bench/out between runs);
+    returns (URL, first initiative id)."""
+    from sqlalchemy import text
+
+    from synthetic import make_synthetic
+    from territoires import layers as layers_mod
+    from territoires import storage
+    from territoires.territories import TerritoryIndex
+
+    url = f"sqlite:///{path}"
+    if not path.exists():
+        t0 = time.perf_counter()
+        index = TerritoryIndex.from_layers(layers_mod.load_layers(geo))
+        cat = make_synthetic(index, n, funding, seed=0)
+        tmp = path.with_suffix(".tmp")
+        if tmp.exists():
+            tmp.unlink()
+        store = storage.Store(f"sqlite:///{tmp}")
+        store.create_or_upgrade()
+        store.upsert(cat)
+        store.dispose()
+        tmp.rename(path)
+        print(f"synthetic catalogue written to {path} ({time.perf_counter() - t0:.0f} s)")
+    store = storage.Store(url)
+    with store.engine.connect() as conn:
+        # a fiche whose map draws (one on a commune: see issue 13 on centroid-only QPV)
+        first = conn.execute(text("select initiative_id from territories where level = "
+                                  "'commune' order by initiative_id limit 1")).scalar()
+    store.dispose()
+    return url, str(first)
+
+
+def main() -> None:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scales", default="seed", help="seed, 50k or both: seed,50k")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--port", type=int, default=8640)
+    parser.add_argument("--initiatives", type=int, default=50_000)
+    parser.add_argument("--funding", type=int, default=200_000)
+    parser.add_argument("--geo", default=None)
+    parser.add_argument("--app", type=Path, default=REPO,
+                        help="folder of the app.py to measure (e.g. an older version "
+                             "unpacked with git archive; its src/ goes first on PYTHONPATH)")
+    args = parser.parse_args()
+    args.app = args.app.resolve()
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    geo = Path(args.geo) if args.geo else built_geo_dir()
+    from territoires import assets
+
+    assets.fetch()
+    common_env = {"TERRITOIRES_GEO_DIR": str(geo), "TERRITOIRES_HOME": str(args.app)}
+    if (args.app / "src").is_dir() and args.app != REPO:
+        common_env["PYTHONPATH"] = str(args.app / "src")
+    for scale in args.scales.split(","):
+        if scale == "seed":
+            url = seed_db(Path(tempfile.mkdtemp(prefix="territoires-bb-")) / "seed.sqlite")
+            bench_scale("seed catalogue (12 fiches)",
+                        {**common_env, "TERRITOIRES_DATABASE_URL": url},
+                        "cenon-erasmus-plus", args)
+        elif scale == "50k":
+            path = OUT / f"synthetic-{args.initiatives}-{args.funding}.sqlite"
+            url, first_id = synthetic_db(path, geo, args.initiatives, args.funding)
+            bench_scale(f"{args.initiatives} synthetic initiatives",
+                        {**common_env, "TERRITOIRES_DATABASE_URL": url}, first_id, args)
+        else:
+            parser.error(f"unknown scale {scale!r}")
+
+
+if __name__ == "__main__":
+    main()

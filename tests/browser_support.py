@@ -1,0 +1,139 @@
+"""Shared helpers of the browser tests: a real ``streamlit run`` server over the tiny data,
+and Debian's chromium driven by Playwright, offline.
+
+The maps' scripts (Leaflet, MarkerCluster, jQuery) are served by the app itself
+(``static/vendor``, fetched from npm by :func:`territoires.assets.fetch`): the browser needs
+no routing for them. Requests leaving 127.0.0.1 (map tiles) are refused and recorded in
+:data:`OUTSIDE`, so that a test can check that no script or style sheet came from a CDN.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from app_env import make_env
+from territoires import assets
+from territoires.layers import Layers
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "tests" / "artifacts"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+#: Test-only web assets (axe-core), git-ignored.
+TEST_ASSETS = REPO / ".cache" / "webassets"
+#: Requests the browser tried outside 127.0.0.1: (resource type, URL).
+OUTSIDE: list[tuple[str, str]] = []
+
+
+def browser_available() -> bool:
+    """Chromium present (CI installs it; elsewhere the browser tests skip without it)."""
+    return CHROMIUM.exists() or os.environ.get("CI") == "true"
+
+
+def ensure_map_assets() -> None:
+    """Fetch the maps' libraries into the app's static folder (no-op when present)."""
+    assets.fetch()
+
+
+def axe_script() -> Path:
+    """axe-core's ``axe.min.js``, fetched once from npm (pinned, integrity checked)."""
+    assets.fetch([assets.AXE_CORE], static=TEST_ASSETS)
+    return assets.vendor_dir(TEST_ASSETS) / assets.AXE_CORE.folder / "axe.min.js"
+
+
+def free_port() -> int:
+    """A free loopback TCP port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(root: Path, layers: Layers) -> Iterator[str]:
+    """Run ``streamlit run app.py`` on a free loopback port over the tiny test data."""
+    ensure_map_assets()
+    env = {**os.environ, **make_env(root, layers)}
+    port = free_port()
+    log = (root / "streamlit.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
+         "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{base}/_stcore/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError((root / "streamlit.log").read_text())
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("Streamlit did not become healthy in 60 s")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@contextmanager
+def browser_context() -> Iterator[object]:
+    """A French user's chromium context, offline: requests outside 127.0.0.1 are refused
+    (and recorded in :data:`OUTSIDE`)."""
+    from playwright.sync_api import sync_playwright
+
+    def route(r) -> None:
+        url = r.request.url
+        if url.startswith("http://127.0.0.1"):
+            r.continue_()
+            return
+        OUTSIDE.append((r.request.resource_type, url))
+        r.abort()
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        # a French user's browser: the tables' numbers follow the browser's locale
+        context = b.new_context(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
+        context.route("**/*", route)
+        try:
+            yield context
+        finally:
+            context.close()
+            b.close()
+
+
+def map_frame(page, timeout: float = 60_000):
+    """The first map's iframe element, once its layer control is drawn."""
+    frame_el = page.locator("iframe[title*='streamlit_folium']").first
+    frame_el.wait_for(timeout=timeout)
+    frame_el.content_frame.locator(".leaflet-control-layers").first.wait_for(
+        state="attached", timeout=timeout)
+    return frame_el
+
+
+def settle(page, timeout: float = 60_000) -> None:
+    """Wait until the page's script run is over (footer drawn, no running indicator)."""
+    page.get_by_text("Sources : ANCT").first.wait_for(state="attached", timeout=timeout)
+    idle = """() => !document.querySelector('[data-testid="stStatusWidget"]')"""
+    page.wait_for_function(idle, timeout=timeout)
+    page.wait_for_timeout(400)  # elements still laying out after the run
+    page.wait_for_function(idle, timeout=timeout)
