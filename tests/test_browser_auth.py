@@ -240,8 +240,9 @@ def test_propose_sign_in_as_moderator_publish_and_find_it(servers, chromium) -> 
     heading = page.locator("h1").filter(has_text=WORD).first
     heading.wait_for(timeout=60_000)
     assert '<img src=x onerror="window.__xss=1">' in heading.inner_text()
-    assert "[lien](http://x.test" in heading.inner_text()  # no link made of it
-    assert heading.locator("a", has_text="lien").count() == 0
+    # no link made of it (a zero-width space breaks Streamlit's autolinking of the URL)
+    assert "[lien](http://x.test" in heading.inner_text().replace("\u200b", "")
+    assert heading.locator("a[href*='x.test']").count() == 0
     page.get_by_text("Parcours de maturité").wait_for(timeout=30_000)
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "contribution_fiche_historique.png"), full_page=True)

@@ -171,7 +171,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, tiny_layers: Layers
 
 
 def _initiatives_metric(page) -> str:
-    metric = page.get_by_test_id("stMetric").filter(has_text="Initiatives").first
+    label = page.get_by_test_id("stMetricLabel").get_by_text("Initiatives", exact=True)
+    metric = page.get_by_test_id("stMetric").filter(has=label).first
     metric.wait_for(timeout=60_000)
     return metric.get_by_test_id("stMetricValue").inner_text().strip()
 

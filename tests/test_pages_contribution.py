@@ -91,6 +91,8 @@ def assert_no_markup(at: AppTest) -> None:
 
 
 def _fill_new(at: AppTest, title: str) -> None:
+    # communes are offered once searched (the list holds régions and départements only)
+    _run(at.text_input(key="fx_new_tsearch").input("33119"))
     at.text_input(key="fx_new_title").input(title)
     at.multiselect(key="fx_new_themes").select("culture")
     at.multiselect(key="fx_new_territories").select(
