@@ -495,12 +495,69 @@ def initiative_choices(selected: Catalogue, catalogue: Catalogue, wanted: Sequen
 COVERAGE_LEVELS: dict[str, str] = {"qpv": "QPV", "commune": "Communes ayant un QPV"}
 
 
-def coverage_table(uncovered: pd.DataFrame) -> pd.DataFrame:
-    """:func:`queries.coverage` with French column names and the rank."""
+def coverage_table(uncovered: pd.DataFrame, level: str = "qpv") -> pd.DataFrame:
+    """:func:`queries.coverage` with French column names and the rank. For QPV the
+    population is the QPV's; for communes both the commune's population and the known
+    inhabitants of its QPV ("Habitants des QPV"). Unknown figures stay empty (shown "—"),
+    never 0."""
     out = uncovered.rename(columns={"code": "Code", "nom": "Nom", "code_dep": "Département",
-                                    "population": "Population", "qpv_count": "QPV"})
+                                    "population": "Population", "qpv_count": "QPV",
+                                    "qpv_population": "Habitants des QPV"})
+    if level == "qpv":
+        out = out.drop(columns=["Habitants des QPV"], errors="ignore")
     out.insert(0, "Rang", np.arange(1, len(out) + 1))
     return out
+
+
+def coverage_summary_text(summary: queries.CoverageSummary) -> str:
+    """The people left out, in French: "12 300 habitants des QPV non touchés (3 QPV ; population
+    inconnue pour 1 QPV), sur 45 000 habitants des QPV de la zone"."""
+    if summary.qpv_unreached == 0:
+        return "Aucun habitant des QPV de la zone n'est laissé de côté."
+    n = summary.qpv_unreached
+    people = ("population inconnue" if summary.inhabitants_unreached is None
+              else f"{fmt_int(summary.inhabitants_unreached)} habitants")
+    text = f"{people} dans {fmt_int(n)} QPV non touché{'s' if n > 1 else ''}"
+    if summary.inhabitants_unreached is not None and summary.unknown_unreached:
+        text += (f" (population inconnue pour {fmt_int(summary.unknown_unreached)} "
+                 f"QPV de plus)")
+    if summary.inhabitants_area is not None:
+        text += f", sur {fmt_int(summary.inhabitants_area)} habitants des QPV de la zone"
+    return text + "."
+
+
+def theme_coverage_table(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`queries.theme_coverage` in French: one row per theme (or public), unknown
+    figures empty."""
+    return pd.DataFrame({
+        "Valeur": table["label"].astype(str).to_numpy(dtype=object),
+        "Initiatives": table["initiatives"].to_numpy(dtype=np.int64),
+        "QPV touchés": table["qpv_reached"].to_numpy(dtype=np.int64),
+        "Habitants touchés": table["population_reached"].to_numpy(dtype=float),
+        "Habitants non touchés": table["population_unreached"].to_numpy(dtype=float),
+        "Part touchée (%)": (table["share"] * 100).to_numpy(dtype=float),
+    })
+
+
+def theme_coverage_chart(table: pd.DataFrame, what: str) -> alt.Chart:
+    """Horizontal bars: share of the area's QPV inhabitants each theme (or public) reaches,
+    sorted so the least covered come first; ``what`` names the rows ("Thème")."""
+    data = pd.DataFrame({
+        "valeur": table["label"].astype(str),
+        "part": table["share"].astype(float).fillna(0.0),
+        "habitants": table["population_reached"].astype(float).fillna(0.0),
+        "non_touches": table["population_unreached"].astype(float).fillna(0.0),
+    })
+    chart = alt.Chart(data).mark_bar(color="#08519c").encode(
+        x=alt.X("part:Q", title="Part des habitants des QPV de la zone touchés",
+                axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("valeur:N", title=what, sort=alt.EncodingSortField("part", order="ascending")),
+        tooltip=[alt.Tooltip("valeur:N", title=what),
+                 alt.Tooltip("part:Q", title="Part touchée", format=".1%"),
+                 alt.Tooltip("habitants:Q", title="Habitants touchés", format=",.0f"),
+                 alt.Tooltip("non_touches:Q", title="Habitants non touchés", format=",.0f")],
+    ).properties(height=alt.Step(22))
+    return french_chart(chart)
 
 
 def overlaps_table(overlap: pd.DataFrame, titles: Mapping[str, str]) -> pd.DataFrame:
