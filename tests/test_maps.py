@@ -289,3 +289,23 @@ def test_view_for() -> None:
     assert maps.view_for(None) == (maps.FRANCE_CENTER, maps.FRANCE_ZOOM)
     center, zoom = maps.view_for((-0.6, 44.8, -0.5, 44.9))
     assert center == pytest.approx((44.85, -0.55)) and zoom >= 10
+
+
+def test_share_choropleth_fixed_classes_and_unknown(display: dict) -> None:
+    values = _values(["33", "64", "17", "93"], [2, 1, 0, 0], [0, 0, 0, 0]).assign(
+        qpv_population=[19_200, 7_000, 8_000, None],
+        qpv_share_reached=[0.73, 0.0, 0.1, None])
+    spec = maps.MapSpec(choropleth_level="departement", measure="qpv_share_reached",
+                        values=values)
+    page = maps.map_html(maps.build_map(display, display, spec))
+    choro = next(p for p in _payloads(page) if "qs" in p["k"])
+    rows = {r["code"]: r for r in maps.decode_rows(choro)}
+    # unknown QPV population: not drawn (never shown as 0 %)
+    assert set(rows) == {"33", "64", "17"}
+    assert rows["33"]["qs"] == "73\u202f%" and rows["33"]["k"] == 3  # class (60 %, 80 %]
+    assert rows["64"]["k"] == -1 and rows["17"]["k"] == 0
+    assert rows["33"]["qp"] == "19\u202f200"
+    assert "Départements — part de la population des qpv touchée" in _layer_names(page)
+    assert maps.format_measure(None, "qpv_share_reached") == "inconnue"
+    assert maps.class_labels(list(maps.SHARE_BREAKS), "qpv_share_reached")[0] == (
+        "0\u202f% – 20\u202f%")

@@ -28,7 +28,7 @@ from branca.element import MacroElement
 from folium.plugins import MarkerCluster
 from jinja2 import Template
 
-from territoires.formatting import fmt_eur, fmt_eur_short, fmt_int
+from territoires.formatting import fmt_eur, fmt_eur_short, fmt_int, fmt_pct
 from territoires.layers import LAYER_SCHEMAS, LEVEL_LAYER
 from territoires.model import Catalogue
 from territoires.vocab import MATURITY, TERRITORY_LEVELS, THEMES
@@ -38,7 +38,13 @@ MEASURES: dict[str, str] = {
     "initiatives": "Nombre d'initiatives",
     "funding_eur": "Financements (€)",
     "funding_per_inhabitant": "Financement par habitant (€)",
+    "qpv_share_reached": "Part de la population des QPV touchée",
 }
+#: Measures that only make sense where there are QPV (units without a known QPV population
+#: are left out of national views instead of being drawn as "non renseigné").
+QPV_MEASURES = ("qpv_share_reached",)
+#: Fixed class edges of a share (0 % is a class of its own, see :func:`classify`).
+SHARE_BREAKS: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 #: Choropleth levels -> French label.
 CHOROPLETH_LEVELS: dict[str, str] = {
     "departement": "Départements",
@@ -193,7 +199,11 @@ def classify(values: Iterable[float], breaks: list[float]) -> list[int]:
 def format_measure(value: float | None, measure: str) -> str:
     """French text of a measure value."""
     if value is None or pd.isna(value):
-        return "non renseigné"
+        return "inconnue" if measure in QPV_MEASURES else "non renseigné"
+    if measure == "qpv_share_reached":
+        return fmt_pct(value)
+    if measure == "qpv_population":
+        return fmt_int(value)
     if measure == "initiatives":
         return fmt_int(value)
     if measure == "funding_per_inhabitant":
@@ -205,6 +215,8 @@ def class_labels(breaks: list[float], measure: str) -> list[str]:
     """French labels of the classes defined by ``breaks``."""
 
     def fmt(v: float) -> str:
+        if measure == "qpv_share_reached":
+            return fmt_pct(v)
         if measure == "initiatives":
             return fmt_int(v)
         if measure == "funding_per_inhabitant":
@@ -669,16 +681,26 @@ def _choropleth_layer(
     gdf[key] = gdf[key].astype(str)
     vals = values.copy()
     vals["code"] = vals["code"].astype(str)
+    for col in ("qpv_population", "qpv_share_reached"):
+        if col not in vals.columns:
+            vals[col] = np.nan
     gdf = gdf.merge(
-        vals[["code", "initiatives", "funding_eur", "funding_per_inhabitant"]],
+        vals[["code", "initiatives", "funding_eur", "funding_per_inhabitant",
+              "qpv_population", "qpv_share_reached"]],
         left_on=key, right_on="code", how="inner",
     )
-    if area.national and level in ("commune", "qpv"):
+    if measure in QPV_MEASURES:
+        # a share of the QPV population: only the units with known QPV inhabitants
+        gdf = gdf[gdf["qpv_population"].notna()]
+    elif area.national and level in ("commune", "qpv"):
         # never all the communes (or QPV) of France: only those with something to show
         gdf = gdf[(gdf["initiatives"].fillna(0) > 0) | (gdf["funding_eur"].fillna(0) > 0)]
     if gdf.empty:
         return None, []
-    breaks = class_breaks(gdf[measure], integer=measure == "initiatives")
+    if measure in QPV_MEASURES:
+        breaks = list(SHARE_BREAKS)  # fixed classes: shares compare across views
+    else:
+        breaks = class_breaks(gdf[measure], integer=measure == "initiatives")
     classes = classify(list(gdf[measure]), breaks)
     n = len(breaks) - 1
     palette = PALETTE[len(PALETTE) - n:] if 0 < n < len(PALETTE) else PALETTE
@@ -689,6 +711,9 @@ def _choropleth_layer(
         "ini": [format_measure(v, "initiatives") for v in gdf["initiatives"]],
         "fin": [format_measure(v, "funding_eur") for v in gdf["funding_eur"]],
         "hab": [format_measure(v, "funding_per_inhabitant") for v in gdf["funding_per_inhabitant"]],
+        "qp": [format_measure(v, "qpv_population") if pd.notna(v) else "inconnue"
+               for v in gdf["qpv_population"]],
+        "qs": [format_measure(v, "qpv_share_reached") for v in gdf["qpv_share_reached"]],
     }, decimals)
     # the class is computed here; the browser maps it to a colour
     style = (f"function(f){{var k=f.properties.k;return{{fillColor:k==-2?{_js(NO_DATA_COLOUR)}:"
@@ -696,17 +721,31 @@ def _choropleth_layer(
              "fillOpacity:0.75};}")
     tooltip = _table_js([(TERRITORY_LEVELS.label_of(level), "nom"), ("Code", "code"),
                          ("Initiatives", "ini"), ("Financements", "fin"),
-                         ("Par habitant", "hab")])
+                         ("Par habitant", "hab"), ("Habitants des QPV", "qp"),
+                         ("Part touchée", "qs")])
     layer = CompactGeoJson(
         payload, _esc(f"{CHOROPLETH_LEVELS[level]} — {MEASURES[measure].lower()}"),
         _options(tooltip=tooltip, style=style, level=level, smooth=1.0),
     )
     labels = class_labels(breaks, measure)
     items = [(palette[i], label) for i, label in enumerate(labels)]
-    items.append((ZERO_COLOUR, "Aucun" if measure == "initiatives" else "0 €"))
+    items.append((ZERO_COLOUR, {"initiatives": "Aucun", "qpv_share_reached": "0 %"}.get(
+        measure, "0 €")))
     if any(c == -2 for c in classes):
-        items.append((NO_DATA_COLOUR, "Non renseigné"))
+        items.append((NO_DATA_COLOUR, "Inconnue" if measure in QPV_MEASURES
+                      else "Non renseigné"))
     return layer, items
+
+
+def table_rows(values: pd.DataFrame, area: Area, level: str, measure: str) -> pd.DataFrame:
+    """Rows of :func:`territoires.queries.aggregate` shown in the table under the map: the
+    same as the choropleth (units with known QPV inhabitants for a QPV measure; nationally,
+    communes and QPV with something to show)."""
+    if measure in QPV_MEASURES and "qpv_population" in values.columns:
+        return values[values["qpv_population"].notna()]
+    if area.national and level in ("commune", "qpv"):
+        return values[(values["initiatives"] > 0) | (values["funding_eur"] > 0)]
+    return values
 
 
 def view_for(bounds: tuple[float, float, float, float] | None) -> tuple[tuple[float, float], int]:

@@ -21,7 +21,14 @@ import numpy as np
 import pandas as pd
 
 from territoires import exchange, maps, queries
-from territoires.formatting import MISSING, fmt_eur, fmt_int, fmt_number
+from territoires.formatting import (
+    MISSING,
+    UNKNOWN_POPULATION,
+    fmt_eur,
+    fmt_int,
+    fmt_number,
+    fmt_population,
+)
 from territoires.layers import LEVEL_LAYER
 from territoires.model import PRIVATE_COLUMNS, Catalogue
 from territoires.queries import Filters, Selection
@@ -397,7 +404,9 @@ COMPARE_ROWS: list[tuple[str, str]] = [
     ("funding_eur", "Financements"),
     ("funding_per_inhabitant", "Financement par habitant"),
     ("qpv_reached", "QPV touchés"),
+    ("qpv_population", "Population des QPV"),
     ("qpv_population_reached", "Population des QPV touchés"),
+    ("funding_per_qpv_inhabitant", "Financement par habitant des QPV"),
 ]
 
 
@@ -410,6 +419,35 @@ def _qpv_population_text(row: Mapping[str, object]) -> str:
         return "inconnue"
     text = fmt_int(row["qpv_population_reached"])
     return text if known == reached else f"{text} ({known} QPV sur {reached})"
+
+
+def _qpv_area_population_text(row: Mapping[str, object]) -> str:
+    """Known inhabitants of the territory's QPV: "19 200", "19 200 (4 QPV sur 5)",
+    "inconnue", or "—" without QPV."""
+    total, known = int(row["qpv_total"]), int(row["qpv_population_area_known"])
+    if total == 0:
+        return MISSING
+    if known == 0:
+        return UNKNOWN_POPULATION
+    text = fmt_int(row["qpv_population"])
+    return text if known == total else f"{text} ({known} QPV sur {total})"
+
+
+def qpv_inhabitants_metric(figures: queries.KeyFigures) -> tuple[str, str]:
+    """Accueil tile "habitants des QPV touchés / habitants des QPV de la zone": (value,
+    help). Unknown figures say "inconnue", never 0."""
+    help_text = ("Population municipale des QPV touchés par au moins une initiative, sur "
+                 "celle des QPV de la zone filtrée.")
+    if figures.qpv_in_area == 0:
+        return MISSING, help_text + " Aucun QPV dans la zone."
+    if figures.qpv_population_in_area is None:
+        return UNKNOWN_POPULATION, help_text + " Population inconnue pour ces QPV."
+    reached = (0.0 if figures.qpv_reached == 0 else figures.qpv_population_reached)
+    value = f"{fmt_population(reached)} / {fmt_int(figures.qpv_population_in_area)}"
+    if figures.qpv_population_unknown:
+        help_text += (f" Population inconnue pour {fmt_int(figures.qpv_population_unknown)} "
+                      "QPV de la zone, laissés de côté.")
+    return value, help_text
 
 
 def territory_names(index: TerritoryIndex, territories: Sequence[tuple[str, str]]) -> list[str]:
@@ -439,6 +477,11 @@ def comparison_table(figures: pd.DataFrame, names: Sequence[str]) -> pd.DataFram
                 values.append(f"{fmt_int(v)} sur {fmt_int(row['qpv_total'])}")
             elif key == "qpv_population_reached":
                 values.append(_qpv_population_text(row))
+            elif key == "qpv_population":
+                values.append(_qpv_area_population_text(row))
+            elif key == "funding_per_qpv_inhabitant":
+                values.append(MISSING if int(row["qpv_total"]) == 0
+                              else fmt_eur(v, 2) if pd.notna(v) else UNKNOWN_POPULATION)
             else:
                 values.append(fmt_int(v))
         columns[name] = values
@@ -493,6 +536,8 @@ def initiative_choices(selected: Catalogue, catalogue: Catalogue, wanted: Sequen
 
 
 COVERAGE_LEVELS: dict[str, str] = {"qpv": "QPV", "commune": "Communes ayant un QPV"}
+#: Theme coverage: rows by theme or by public.
+THEME_COVERAGE_BY: dict[str, str] = {"themes": "Thème", "publics": "Public"}
 
 
 def coverage_table(uncovered: pd.DataFrame, level: str = "qpv") -> pd.DataFrame:
@@ -794,8 +839,12 @@ def distribution_charts(selections: Sequence[Selection],
 
 
 def layer_status_table(status: Mapping[str, object]) -> pd.DataFrame:
-    """The "millésimes des couches" table of the À propos page from ``geo/layers.json``."""
+    """The "millésimes des couches" table of the À propos page from ``geo/layers.json``: per
+    layer its source, vintage, count, how many have a contour and a known population, and
+    the notes of the build (partial contours named, third-party figures)."""
     layers = status.get("layers", {}) if isinstance(status, Mapping) else {}
+    columns = ["Couche", "Source", "Millésime", "Entités", "Avec contour", "Population connue",
+               "Remarques"]
     return pd.DataFrame(
         [
             {
@@ -804,8 +853,11 @@ def layer_status_table(status: Mapping[str, object]) -> pd.DataFrame:
                 "Millésime": info.get("vintage", ""),
                 "Entités": fmt_int(info.get("count")),
                 "Avec contour": fmt_int(info.get("with_polygon")),
+                "Population connue": (MISSING if info.get("population_known") is None
+                                      else fmt_int(info.get("population_known"))),
+                "Remarques": " ; ".join(str(n) for n in info.get("notes", [])),
             }
             for name, info in layers.items()
         ],
-        columns=["Couche", "Source", "Millésime", "Entités", "Avec contour"],
+        columns=columns,
     )
