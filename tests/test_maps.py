@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 
 import pandas as pd
@@ -309,3 +310,27 @@ def test_share_choropleth_fixed_classes_and_unknown(display: dict) -> None:
     assert maps.format_measure(None, "qpv_share_reached") == "inconnue"
     assert maps.class_labels(list(maps.SHARE_BREAKS), "qpv_share_reached")[0] == (
         "0\u202f% – 20\u202f%")
+
+
+def test_fit_on_a_single_point_never_degenerates(tiny_layers: Layers) -> None:
+    """An area known by a single point (a QPV known by its centroid, whose commune has no
+    contour): the fitted box has a size and comes after the tile layer, with a maximum zoom
+    (Leaflet otherwise computes an infinite zoom: "Invalid LatLng object: (NaN, NaN)")."""
+    display = dict(tiny_layers.items())
+    communes = display["communes"].copy()
+    communes.loc[communes["code_insee"] == "93066", "geometry"] = None
+    display["communes"] = communes
+    area = maps.Area(frozenset({"93066"}), frozenset({"QN09301M"}))
+    assert maps.area_bounds(display, area) == pytest.approx((2.36, 48.945, 2.36, 48.945))
+    page = maps.map_html(maps.build_map(display, display, maps.MapSpec(area=area, fit=True)))
+    fit = re.search(r"fitBounds\(\s*\[\[([-\d.e]+), ([-\d.e]+)\], \[([-\d.e]+), ([-\d.e]+)\]\]",
+                    page)
+    assert fit is not None
+    miny, minx, maxy, maxx = map(float, fit.groups())
+    assert min(maxx - minx, maxy - miny) >= maps.MIN_FIT_SPAN - 1e-9
+    assert page.index("L.tileLayer(") < page.index("fitBounds(")
+    assert '"maxZoom": 15' in page[page.index("fitBounds("):]
+    # a missing geometry never turns the box into NaN
+    communes.loc[communes["code_insee"] == "33063", "geometry"] = None
+    bounds = maps.area_bounds(display, maps.Area(frozenset({"33063", "33119"}), frozenset()))
+    assert bounds is not None and all(map(math.isfinite, bounds))

@@ -93,6 +93,10 @@ POINT_DECIMALS = 4
 MAX_INITIATIVE_POINTS = 800
 #: Areas with more communes than this are drawn from the "national" display layers.
 LOCAL_MAX_COMMUNES = 150
+#: Maximum zoom of the maps, and of a map fitted to its area; smallest box fitted (degrees).
+MAX_ZOOM = 18
+FIT_MAX_ZOOM = 15
+MIN_FIT_SPAN = 0.01
 FRANCE_CENTER: tuple[float, float] = (46.6, 2.4)
 FRANCE_ZOOM = 6
 #: Metropolitan France (minx, miny, maxx, maxy), for maps fitted to their size.
@@ -748,6 +752,16 @@ def table_rows(values: pd.DataFrame, area: Area, level: str, measure: str) -> pd
     return values
 
 
+def padded_bounds(bounds: tuple[float, float, float, float],
+                  minimum: float = MIN_FIT_SPAN) -> tuple[float, float, float, float]:
+    """``bounds`` (minx, miny, maxx, maxy) widened to at least ``minimum`` degrees each way
+    around their centre (a single point, a tiny QPV)."""
+    minx, miny, maxx, maxy = (float(b) for b in bounds)
+    cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+    hx, hy = max((maxx - minx) / 2, minimum / 2), max((maxy - miny) / 2, minimum / 2)
+    return cx - hx, cy - hy, cx + hx, cy + hy
+
+
 def view_for(bounds: tuple[float, float, float, float] | None) -> tuple[tuple[float, float], int]:
     """Centre (lat, lon) and zoom showing ``bounds`` (minx, miny, maxx, maxy)."""
     if bounds is None or not all(np.isfinite(bounds)):
@@ -782,6 +796,7 @@ def area_bounds(local: Mapping[str, gpd.GeoDataFrame], area: Area) -> tuple | No
         parts.append(_in_area(local["communes"], "code_insee", area.communes))
     if area.qpv and "qpv" in local:
         parts.append(_in_area(local["qpv"], "code_qp", area.qpv))
+    parts = [p[p.geometry.notna() & ~p.geometry.is_empty] for p in parts]
     parts = [p for p in parts if not p.empty]
     if not parts:
         return None
@@ -812,12 +827,14 @@ def build_map(
     else:
         center, zoom = view_for(bounds)
     m = folium.Map(location=list(center), zoom_start=zoom, tiles=None, control_scale=True,
-                   prefer_canvas=True)
-    if spec.fit:
-        minx, miny, maxx, maxy = bounds if bounds is not None else FRANCE_BOUNDS
-        m.fit_bounds([[miny, minx], [maxy, maxx]], padding=(10, 10))
+                   prefer_canvas=True, max_zoom=MAX_ZOOM)
     folium.TileLayer(TILES_URL, attr=TILES_ATTRIBUTION, name="Fond OpenStreetMap",
-                     control=False, max_zoom=18).add_to(m)
+                     control=False, max_zoom=MAX_ZOOM).add_to(m)
+    if spec.fit:
+        # after the tile layer, and never on a zero-size box: Leaflet fitting a single point
+        # without a maximum zoom computes an infinite zoom ("Invalid LatLng (NaN, NaN)")
+        minx, miny, maxx, maxy = padded_bounds(bounds if bounds is not None else FRANCE_BOUNDS)
+        m.fit_bounds([[miny, minx], [maxy, maxx]], padding=(10, 10), max_zoom=FIT_MAX_ZOOM)
 
     legend_blocks: list[str] = []
     decimals = NATIONAL_DECIMALS if area.national else LOCAL_DECIMALS
