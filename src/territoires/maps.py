@@ -252,8 +252,31 @@ def representative_points(geoms: gpd.GeoSeries | np.ndarray) -> np.ndarray:
     Works on the bare geometry array: a GeoSeries built here would compare its CRS with the
     source's, and pyproj rebuilds a CRS object in every new thread (Streamlit runs each
     script in a new thread), about 15 to 60 ms per comparison."""
-    arr = geoms.to_numpy() if isinstance(geoms, gpd.GeoSeries) else np.asarray(geoms)
-    return shapely.point_on_surface(np.asarray(arr, dtype=object))
+    arr = np.asarray(geoms.to_numpy() if isinstance(geoms, gpd.GeoSeries) else geoms,
+                     dtype=object)
+    out = np.empty(len(arr), dtype=object)
+    todo = []
+    for i, g in enumerate(arr):
+        hit = _POINTS.get(id(g))
+        if hit is not None and hit[0] is g:
+            out[i] = hit[1]
+        else:
+            todo.append(i)
+    if todo:
+        idx = np.asarray(todo, dtype=np.int64)
+        pts = shapely.point_on_surface(arr[idx])
+        if len(_POINTS) + len(idx) > _ENCODED_MAX:
+            _POINTS.clear()
+        for i, p in zip(idx, pts, strict=True):
+            out[i] = p
+            if arr[i] is not None:
+                _POINTS[id(arr[i])] = (arr[i], p)
+    return out
+
+
+#: Memo of representative points, as :data:`_ENCODED`: id of the geometry -> (geometry,
+#: point).
+_POINTS: dict[int, tuple[object, object]] = {}
 
 
 def has_polygon(gdf: gpd.GeoDataFrame) -> np.ndarray:
@@ -369,9 +392,32 @@ def _ring(coords: np.ndarray, scale: float) -> list[int] | None:
     return deltas.ravel().tolist()
 
 
+#: Memo of encoded polygons: (id of the geometry, decimals) -> (geometry, encoding). The
+#: display layers are loaded once per process and their geometry objects drawn again on
+#: every rerun; keeping the geometry in the value makes a reused id impossible while cached.
+_ENCODED: dict[tuple[int, int], tuple[object, list | None]] = {}
+_ENCODED_MAX = 200_000
+
+
 def encode_geometry(geom: object, decimals: int) -> list | None:
     """Compact geometry: ``[x, y]`` integers (coordinates × 10^decimals) for a point, rings
-    of delta-encoded integers for (multi)polygons; None when empty or degenerate."""
+    of delta-encoded integers for (multi)polygons; None when empty or degenerate.
+    (Multi)polygons are memoised (see :data:`_ENCODED`)."""
+    if geom is None:
+        return None
+    key = (id(geom), decimals)
+    hit = _ENCODED.get(key)
+    if hit is not None and hit[0] is geom:
+        return hit[1]
+    out = _encode_geometry(geom, decimals)
+    if getattr(geom, "geom_type", "") in ("Polygon", "MultiPolygon"):
+        if len(_ENCODED) >= _ENCODED_MAX:
+            _ENCODED.clear()
+        _ENCODED[key] = (geom, out)
+    return out
+
+
+def _encode_geometry(geom: object, decimals: int) -> list | None:
     if geom is None or geom.is_empty:  # type: ignore[attr-defined]
         return None
     scale = 10.0 ** decimals
@@ -385,7 +431,7 @@ def encode_geometry(geom: object, decimals: int) -> list | None:
             return None
         return [r for r in rings if r is not None]
     if kind == "MultiPolygon":
-        parts = [encode_geometry(p, decimals) for p in geom.geoms]  # type: ignore[attr-defined]
+        parts = [_encode_geometry(p, decimals) for p in geom.geoms]  # type: ignore[attr-defined]
         parts = [p for p in parts if p]
         return parts or None
     if kind == "MultiPoint":
@@ -969,11 +1015,19 @@ def naive_map(layers: Mapping[str, gpd.GeoDataFrame],
               markers: pd.DataFrame | None = None) -> folium.Map:
     """Reference for benchmarks/tests, written without care: every layer passed whole (all
     its properties, full geometry) to ``folium.GeoJson`` with a tooltip of all its fields,
-    plus one ``folium.Marker`` with a popup per row of ``markers`` (``lat, lon, title``)."""
+    plus one ``folium.Marker`` with a popup per row of ``markers`` (``lat, lon, title``).
+    It draws in Leaflet (multi-part points are split into points, empty geometries left
+    out), so that its render time in a browser can be measured beside ours."""
     m = folium.Map(location=list(FRANCE_CENTER), zoom_start=FRANCE_ZOOM)
     for name, gdf in layers.items():
+        gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
         if gdf.empty:
             continue
+        if gdf.geometry.geom_type.isin(["MultiPoint", "GeometryCollection"]).any():
+            # Leaflet's GeoJSON layer makes a MultiPoint a group of markers, which folium's
+            # tooltip cannot bind to ("t.getElement is not a function"): one point each
+            gdf = gdf.explode(index_parts=False)
+            gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
         fields = [c for c in gdf.columns if c != gdf.geometry.name]
         folium.GeoJson(gdf.to_json(default=str), name=name,
                        style_function=lambda _f: {"color": "#333333"},
