@@ -273,17 +273,32 @@ def test_display_versions(mirror_built):
             assert disp.geometry.is_valid.all()
             coords = shapely.get_coordinates(np.asarray(disp.geometry.values))
             assert np.allclose(coords * 1e5, np.round(coords * 1e5), atol=1e-6)
-    assert info["communes"]["simplification"]["national"].startswith("coverage_simplify")
+    # the fixture's squares have 0.02° sides: already coarser than the tolerance
+    assert info["communes"]["simplification"]["national"].startswith("déjà simplifiée")
 
 
-def test_display_falls_back_when_not_a_coverage():
+def _dense(poly: Polygon) -> Polygon:
+    return shapely.segmentize(poly, 0.001)
+
+
+def test_display_coverage_simplify_and_fallback():
+    tiles = gpd.GeoDataFrame(
+        {"code_reg": ["1", "2"], "nom": ["a", "b"]},
+        geometry=[_dense(Polygon([(0, 0), (1, 0), (1, 1), (0, 1)])),
+                  _dense(Polygon([(1, 0), (2, 0), (2, 1), (1, 1)]))], crs="EPSG:4326")
+    disp, method = build.simplify_display(tiles, "regions", 0.01, coverage=True)
+    assert method.startswith("coverage_simplify")
     overlapping = gpd.GeoDataFrame(
         {"code_reg": ["1", "2"], "nom": ["a", "b"]},
-        geometry=[Polygon([(0, 0), (1, 0), (1, 1), (0, 1)]),
-                  Polygon([(0.5, 0), (1.5, 0), (1.5, 1), (0.5, 1)])], crs="EPSG:4326")
+        geometry=[_dense(Polygon([(0, 0), (1, 0), (1, 1), (0, 1)])),
+                  _dense(Polygon([(0.5, 0), (1.5, 0), (1.5, 1), (0.5, 1)]))], crs="EPSG:4326")
     disp, method = build.simplify_display(overlapping, "regions", 0.01)
     assert method.startswith("simplify(preserve_topology=True)")
     assert len(disp) == 2
+    # already coarse (segments far longer than the tolerance): rounded only
+    coarse = tiles.set_geometry([Polygon([(0, 0), (1, 0), (1, 1), (0, 1)])] * 2)
+    disp, method = build.simplify_display(coarse, "regions", 0.01)
+    assert method.startswith("déjà simplifiée") and len(disp) == 2
 
 
 def test_status_text_mentions_each_layer(mirror_built):

@@ -848,13 +848,25 @@ def build_cites(cog: Cog, located: src.Located | None, info: LayerInfo) -> gpd.G
 # Display versions
 
 
+def mean_segment(arr: np.ndarray) -> float:
+    """Mean segment length (degrees) over all the geometries' rings (total length / number
+    of segments), so that dense parts weigh by their vertices."""
+    n = shapely.get_num_coordinates(arr).astype(float)
+    rings = shapely.get_num_interior_rings(arr).astype(float) + 1
+    length = float(np.nansum(shapely.length(arr)))
+    segments = float(np.nansum(np.maximum(n - rings, 0)))
+    return length / segments if segments else 0.0
+
+
 def simplify_display(
     gdf: gpd.GeoDataFrame, layer: str, tolerance: float, coverage: bool | None = None,
 ) -> tuple[gpd.GeoDataFrame, str]:
     """Display version of a polygon layer: polygonal rows only, few columns, simplified as a
     coverage when the layer is a valid coverage (else per geometry, topology preserved),
     coordinates rounded to :data:`DISPLAY_DECIMALS` decimals (``coverage``: whether the
-    polygons are a valid coverage, computed when None). Returns (layer, method)."""
+    polygons are a valid coverage, computed when None). A layer whose segments are already
+    much longer than ``tolerance`` (already simplified contours) is only rounded: simplifying
+    it would remove next to nothing. Returns (layer, method)."""
     cols = DISPLAY_COLUMNS[layer]
     keep = np.array([_is_polygonal(g) for g in gdf.geometry], dtype=bool)
     sub = gdf.loc[keep, [*cols, "geometry"]].reset_index(drop=True)
@@ -862,13 +874,17 @@ def simplify_display(
     if len(arr) == 0:
         method = "aucune géométrie"
         out = arr
+    elif mean_segment(arr) > 5 * tolerance:
+        method = "déjà simplifiée (segments plus longs que la tolérance) : arrondie seulement"
+        out = arr
     elif coverage if coverage is not None else bool(shapely.coverage_is_valid(arr)):
         method = "coverage_simplify (couverture valide)"
         out = shapely.coverage_simplify(arr, tolerance)
     else:
         method = "simplify(preserve_topology=True) par géométrie (couverture non valide)"
         out = shapely.simplify(arr, tolerance, preserve_topology=True)
-    out = shapely.set_precision(out, 10.0 ** -DISPLAY_DECIMALS)
+    # display only: coordinates rounded point by point (no costly topology repair)
+    out = shapely.set_precision(out, 10.0 ** -DISPLAY_DECIMALS, mode="pointwise")
     sub = sub.set_geometry(gpd.GeoSeries(out, crs=CRS))
     sub = sub[~sub.geometry.is_empty & sub.geometry.notna()].reset_index(drop=True)
     return sub, method
@@ -891,8 +907,10 @@ def _finalise(gdf: gpd.GeoDataFrame, name: str, info: LayerInfo) -> gpd.GeoDataF
     return out
 
 
-def build_layers(cache_dir: Path) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, LayerInfo]]:
-    """Build the seven layers in memory from the cache (no writing)."""
+def build_layers(cache_dir: Path, coverages: dict[str, bool] | None = None
+                 ) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, LayerInfo]]:
+    """Build the seven layers in memory from the cache (no writing). ``coverages`` receives
+    the layers known to be valid coverages (communes, and the EPCI dissolved from them)."""
     cog_loc = _locate(cache_dir, "cog", required=True)
     assert cog_loc is not None
     cog = load_cog(cog_loc)
@@ -922,6 +940,9 @@ def build_layers(cache_dir: Path) -> tuple[dict[str, gpd.GeoDataFrame], dict[str
     layers["communes"] = build_communes(cog, contours, infos["communes"])
     infos["communes"].population_known = int(layers["communes"]["population"].notna().sum())
     coverage = communes_are_coverage(layers["communes"])
+    if coverages is not None:
+        # unions of disjoint groups of cells of a valid coverage are a valid coverage
+        coverages.update({"communes": coverage, "epci": coverage})
     infos["regions"] = with_cog("regions", admin)
     layers["regions"] = build_regions(cog, admin, infos["regions"], layers["communes"],
                                       coverage)
@@ -957,11 +978,13 @@ def build_all(cache_dir: Path, geo_dir: Path) -> BuildReport:
     geo_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=geo_dir.parent, prefix=f".{geo_dir.name}.", suffix=".build"))
     try:
-        layers, infos = build_layers(cache_dir)
+        coverages: dict[str, bool] = {}
+        layers, infos = build_layers(cache_dir, coverages)
         for name, gdf in layers.items():
             gdf.to_parquet(layer_path(name, tmp), index=False)
             if name in POLYGON_LAYERS:
-                coverage = communes_are_coverage(gdf)
+                coverage = (coverages[name] if coverages.get(name)
+                            else communes_are_coverage(gdf))
                 for level, tol in DISPLAY_LEVELS.items():
                     disp, method = simplify_display(gdf, name, tol, coverage)
                     path = display_path(name, level, tmp)
