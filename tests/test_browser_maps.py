@@ -183,7 +183,7 @@ def test_carte_seine_saint_denis_draws_qpv_polygons(mirror_geo_dir: Path, browse
         frame_el = _map_frame(page)
         drawn = frame_el.element_handle().content_frame().evaluate(_QPV_DRAWN)
         polygons = drawn.get("Polygon", 0) + drawn.get("MultiPolygon", 0)
-        assert polygons == expected, drawn
+        assert polygons == expected, drawn  # Joncherolles (on old Pierrefitte) included
         assert drawn.get("Point", 0) == 0, drawn
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.wait_for_timeout(1000)

@@ -457,3 +457,21 @@ def test_mirror_status(mirror_geo_dir: Path):
     assert "qpv : 1584 entités (1584 avec contour ; population connue pour 1476)" in text
     assert "41 QPV à pleine résolution" in text
     assert "EPCI avec un contour partiel" in text
+
+
+def test_qpv_on_a_merged_commune_gets_the_current_code(tmp_path: Path):
+    mirror = tmp_path / "mirror"
+    shutil.copytree(MIRROR, mirror)
+
+    def old_code(doc: dict) -> None:
+        for f in doc["features"]:
+            if f["properties"]["code_qp"] == "QN03307M":
+                f["properties"]["insee_com"] = "33110"  # an old code of Bordeaux
+
+    _rewrite(mirror / "qpv" / "qpv2024_complete_1584_derived.geojson", old_code)
+    cache = tmp_path / "cache"
+    sources.fetch_all(cache, mirror, progress=False)
+    build.build_all(cache, tmp_path / "geo")
+    q = load_layers(tmp_path / "geo").qpv.set_index("code_qp")
+    assert list(q.loc["QN03307M", "communes"]) == ["33063"]
+    assert "1 QPV sur une commune fusionnée" in " ".join(_status(tmp_path / "geo")["qpv"]["notes"])

@@ -727,13 +727,17 @@ def build_qpv(
                               "centroïde (geom_kind « centroid »)")
     pops, pop_source = _qpv_population(population, population_copy, set(records), info)
     rows, geoms = [], []
+    renamed = 0
     for code in sorted(records):
         rec = records[code]
         first = cog.lookup(rec["communes"][0]) if rec["communes"] else None
         g = rec["geometry"]
         kind = "none" if g is None else ("polygon" if _is_polygonal(g) else "centroid")
+        communes = _current_codes(cog, rec["communes"])
+        if communes != list(rec["communes"]):
+            renamed += 1
         rows.append({
-            "code_qp": code, "nom": rec["nom"], "communes": list(rec["communes"]),
+            "code_qp": code, "nom": rec["nom"], "communes": communes,
             "code_dep": None if first is None else first["code_dep"],
             "code_reg": None if first is None else first["code_reg"],
             "siren_epci": None if first is None else first["siren_epci"],
@@ -741,9 +745,24 @@ def build_qpv(
             "geom_kind": kind,
         })
         geoms.append(g)
+    if renamed:
+        info.notes.append(f"{renamed} QPV sur une commune fusionnée depuis : code de la commune "
+                          "actuelle (COG 2026, anciensCodes)")
     df = pd.DataFrame(rows, columns=LAYER_SCHEMAS["qpv"][1])
     df["population"] = pd.array(df["population"], dtype="Int64")
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=CRS), crs=CRS)
+
+
+def _current_codes(cog: Cog, codes: Iterable[str]) -> list[str]:
+    """Commune codes as in the COG: an old code (commune merged since) becomes the current
+    one (``anciensCodes``); unknown codes are kept; duplicates dropped, order kept."""
+    out: list[str] = []
+    for c in codes:
+        row = cog.lookup(c)
+        current = str(row["code_insee"]) if row is not None else c
+        if current not in out:
+            out.append(current)
+    return out
 
 
 def build_contrats(cog: Cog, located: src.Located | None, info: LayerInfo) -> gpd.GeoDataFrame:
