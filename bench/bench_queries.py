@@ -26,9 +26,11 @@ from territoires.queries import (
     Filters,
     aggregate,
     coverage,
+    coverage_summary,
     key_figures,
     prepare,
     select,
+    theme_coverage,
 )
 from territoires.territories import TerritoryIndex
 
@@ -106,6 +108,11 @@ def main() -> None:
                      *timed(lambda s=sel: coverage(s, index, "commune"), args.repeat)))
         rows.append((f"key_figures {name}",
                      *timed(lambda s=sel: key_figures(s, index), args.repeat)))
+        rows.append((f"coverage_summary qpv {name}",
+                     *timed(lambda s=sel: coverage_summary(s, index), args.repeat)))
+        for by in ("themes", "publics"):
+            rows.append((f"theme_coverage {by} {name}",
+                         *timed(lambda s=sel, b=by: theme_coverage(s, index, b), args.repeat)))
     width = max(len(r[0]) for r in rows)
     print(f"{'operation':<{width}}  median ms   p95 ms")
     for name, med, p95 in rows:

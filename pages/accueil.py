@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from territoires import queries, ui
+from territoires import queries, ui, views
 from territoires.formatting import fmt_eur, fmt_int
 
 ui.ensure_routed(__file__)
@@ -22,6 +22,7 @@ with ui.guard():
     st.caption(f"Filtres actifs — {ui.filters_summary(filters, data.index)}")
     selection = queries.select(data.catalogue, data.index, filters)
     figures = queries.key_figures(selection, data.index)
+    people, people_help = views.qpv_inhabitants_metric(figures)
     qpv_share = (
         f"{fmt_int(figures.qpv_reached)} / {fmt_int(figures.qpv_in_area)}"
         if figures.qpv_in_area else fmt_int(figures.qpv_reached)
@@ -37,7 +38,8 @@ with ui.guard():
          "Territoires (tous niveaux) déclarés par les initiatives retenues."),
         ("QPV touchés / QPV de la zone", qpv_share,
          "QPV touchés par au moins une initiative, sur les QPV de la zone filtrée."),
-    ], per_row=3)
+        ("Habitants des QPV touchés / habitants des QPV de la zone", people, people_help),
+    ], per_row=4)
     if figures.initiatives == 0:
         ui.empty_selection_info()
 

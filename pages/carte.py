@@ -40,8 +40,6 @@ with ui.guard():
                "Le tableau ci-dessous reprend les valeurs de la carte.")
     st.markdown(f"#### {maps.MEASURES[measure]} par territoire "
                 f"({maps.CHOROPLETH_LEVELS[level].lower()})")
-    shown = values
-    if area.national and level in ("commune", "qpv"):
-        shown = values[(values["initiatives"] > 0) | (values["funding_eur"] > 0)]
+    shown = maps.table_rows(values, area, level, measure)
     ui.territory_table(shown, maps.CHOROPLETH_LEVELS[level][:-1] if level != "qpv" else "QPV",
                        measure)

@@ -30,8 +30,10 @@ with ui.guard():
         st.dataframe(views.comparison_table(figures, names), width="stretch")
         st.caption("Financements : lignes localisées dans le territoire (lignes plus larges "
                    "réparties selon la population). QPV touchés : QPV du territoire que "
-                   "touche au moins une initiative retenue ; leur population n'est connue "
-                   "que pour une partie des QPV (entre parenthèses, combien).")
+                   "touche au moins une initiative retenue. Population des QPV : population "
+                   "municipale connue (entre parenthèses, pour combien de QPV quand elle "
+                   "manque pour certains) ; financement par habitant des QPV = financements "
+                   "du territoire / population de ses QPV.")
         for title, chart in views.distribution_charts(selections, names):
             st.markdown(title)
             st.altair_chart(chart)

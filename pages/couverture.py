@@ -12,6 +12,7 @@ ui.ensure_routed(__file__)
 st.title("Couverture")
 
 POPULATION = st.column_config.NumberColumn("Population", format="localized")
+PEOPLE = st.column_config.NumberColumn("Habitants des QPV", format="localized")
 
 with ui.guard():
     data = ui.app_data()
@@ -20,9 +21,9 @@ with ui.guard():
     st.markdown(
         "Un territoire est **touché** quand le territoire déclaré d'au moins une initiative "
         "retenue le contient ou le recoupe (une initiative déclarée sur Cenon touche les QPV "
-        "de Cenon ; une initiative déclarée sur un QPV touche ce QPV et ses communes). La "
-        "population des QPV est inconnue hors ligne pour une partie d'entre eux : ceux-là "
-        "sont classés après, par nombre de QPV."
+        "de Cenon ; une initiative déclarée sur un QPV touche ce QPV et ses communes). Les "
+        "territoires sont classés par nombre d'habitants des QPV laissés de côté ; ceux dont "
+        "la population est inconnue viennent après."
     )
     level = ui.param_select("Territoires non touchés", "unite", views.COVERAGE_LEVELS, "qpv")
     selection = queries.select(data.catalogue, data.index, filters)
@@ -31,6 +32,8 @@ with ui.guard():
     uncovered = queries.coverage(selection, data.index, level)
     label = views.COVERAGE_LEVELS[level]
     st.subheader(f"{label} que ne touche aucune initiative : {fmt_int(len(uncovered))}")
+    st.markdown(views.coverage_summary_text(
+        queries.coverage_summary(selection, data.index, level)))
     if uncovered.empty:
         st.success("Toute la zone filtrée est touchée par au moins une initiative.")
     else:
@@ -43,8 +46,20 @@ with ui.guard():
         if len(uncovered) > len(shown):
             st.caption(f"La carte montre les {fmt_int(len(shown))} premiers du classement ; "
                        "le tableau les liste tous.")
-        st.dataframe(views.coverage_table(uncovered), hide_index=True, width="stretch",
-                     column_config={"Population": POPULATION})
+        st.dataframe(views.coverage_table(uncovered, level), hide_index=True, width="stretch",
+                     column_config={"Population": POPULATION, "Habitants des QPV": PEOPLE})
+    st.subheader("Couverture par thème et par public, pondérée par la population")
+    by = ui.param_select("Répartir par", "par", views.THEME_COVERAGE_BY, "themes")
+    themes = queries.theme_coverage(selection, data.index, by)
+    st.caption("Part des habitants des QPV de la zone touchés par au moins une initiative "
+               "retenue de chaque thème (ou public) ; les QPV de population inconnue sont "
+               "laissés de côté.")
+    tab_chart, tab_table = st.tabs(["Graphique", "Tableau"])
+    tab_chart.altair_chart(views.theme_coverage_chart(themes, views.THEME_COVERAGE_BY[by]))
+    tab_table.dataframe(views.theme_coverage_table(themes), hide_index=True, width="stretch",
+                        column_config={c: st.column_config.NumberColumn(c, format="localized")
+                                       for c in ("Habitants touchés", "Habitants non touchés")}
+                        | {"Part touchée (%)": st.column_config.NumberColumn(format="%.1f %%")})
     st.subheader("Chevauchements : territoires touchés par plusieurs initiatives")
     overlap = queries.overlaps(selection, data.index, level)
     if overlap.empty:

@@ -95,28 +95,100 @@ def test_mirror_communes_arrondissements_and_merged(mirror_built):
     assert val.geom_type == "Polygon" and val.is_valid
     assert val.area == pytest.approx(3 * 0.02 * 0.02, rel=1e-6)
     assert c.loc["33162", "geometry"] is None  # no contour in the mirror
+    assert c.loc["2A004", "geometry"] is not None  # from the second département file
     info = _status(geo)["communes"]
-    assert info["with_polygon"] == 5 and info["origin"] == "mirror"
+    assert info["with_polygon"] == 6 and info["origin"] == "mirror"
+    assert info["population_known"] == 12
     assert "1 commune(s) fusionnée(s)" in " ".join(info["notes"])
 
 
-def test_mirror_qpv_multi_commune_and_centroids(mirror_built):
+def test_mirror_qpv_national_file_with_full_resolution_subset(mirror_built):
     geo, _ = mirror_built
     q = load_layers(geo).qpv.set_index("code_qp")
     assert sorted(q.index) == ["QN02A01M", "QN03301I", "QN03307M", "QN03309M", "QN03312M",
                                "QN03317M"]
+    assert (q["geom_kind"] == "polygon").all()
     assert list(q.loc["QN03309M", "communes"]) == ["33063", "33119"]
-    assert q.loc["QN03309M", "geom_kind"] == "polygon"
     assert list(q.loc["QN03301I", "communes"]) == ["33069", "33162"]
+    # the subset's (full-resolution) polygon wins over the national one: 0.006° square,
+    # the national fixture has 0.004° squares
+    assert q.loc["QN03309M", "geometry"].area == pytest.approx(0.006 ** 2, rel=1e-6)
+    assert q.loc["QN03307M", "geometry"].area == pytest.approx(0.004 ** 2, rel=1e-6)
+    assert q.loc["QN03309M", "siren_epci"] == "243300316"
+    info = _status(geo)["qpv"]
+    assert (info["with_polygon"], info["with_centroid"], info["count"]) == (6, 0, 6)
+    assert "2 QPV à pleine résolution" in " ".join(info["notes"])
+
+
+def test_mirror_qpv_population_from_the_third_party_copy(mirror_built):
+    geo, _ = mirror_built
+    q = load_layers(geo).qpv.set_index("code_qp")
+    assert q.loc["QN03317M", "population"] == 4999
+    assert q.loc["QN03317M", "population_source"] == build.POP_SOURCE_COPY
+    # absent from the copy: unknown, not 0
+    assert pd.isna(q.loc["QN03301I", "population"])
+    assert pd.isna(q.loc["QN03301I", "population_source"])
+    assert "QN97601M" not in q.index  # obsolete code of the copy left out
+    info = _status(geo)["qpv"]
+    assert info["population_known"] == 5
+    notes = " ".join(info["notes"])
+    assert "republication tierce" in notes and "1 code(s) du fichier absents" in notes
+    assert "republication tierce" in info["source"]
+
+
+def test_insee_population_preferred_per_qpv(tmp_path: Path):
+    cache = mirror_cache(tmp_path)
+    pop = cache / "official" / "qpv_population" / "pop_QPV24.csv"
+    pop.parent.mkdir(parents=True)
+    shutil.copy(OFFICIAL / "qpv_population" / "pop_QPV24.csv", pop)
+    build.build_all(cache, tmp_path / "geo")
+    q = load_layers(tmp_path / "geo").qpv.set_index("code_qp")
+    # INSEE has Le Lac, Benauge, Les Salines; the copy fills Palmer and Génicart Est
+    assert q.loc["QN03307M", "population"] == 5200
+    assert q.loc["QN03307M", "population_source"] == build.POP_SOURCE_INSEE
+    assert q.loc["QN02A01M", "population"] == 1800
+    assert q.loc["QN03312M", "population"] == 6100
+    assert q.loc["QN03312M", "population_source"] == build.POP_SOURCE_COPY
+    assert _status(tmp_path / "geo")["qpv"]["population_known"] == 5
+
+
+def test_older_mirror_without_national_qpv_file(tmp_path: Path):
+    mirror = tmp_path / "mirror"
+    shutil.copytree(MIRROR, mirror)
+    (mirror / "qpv" / "qpv2024_complete_1584_derived.geojson").unlink()
+    cache = tmp_path / "cache"
+    sources.fetch_all(cache, mirror, progress=False)
+    build.build_all(cache, tmp_path / "geo")
+    q = load_layers(tmp_path / "geo").qpv.set_index("code_qp")
+    assert q.loc["QN03309M", "geom_kind"] == "polygon"
     assert q.loc["QN03301I", "geom_kind"] == "centroid"
     # a multi-commune QPV's centroid parts are combined into one point
     pt = q.loc["QN03301I", "geometry"]
     assert pt.geom_type == "Point"
     assert (pt.x, pt.y) == pytest.approx((-0.59, 44.87))
-    assert q["population"].isna().all()  # pop_QPV24 not in the mirror
-    assert q.loc["QN03309M", "siren_epci"] == "243300316"
-    info = _status(geo)["qpv"]
+    info = _status(tmp_path / "geo")["qpv"]
     assert (info["with_polygon"], info["with_centroid"], info["count"]) == (2, 4, 6)
+
+
+def test_departements_and_regions_dissolved_from_communes(tmp_path: Path):
+    mirror = tmp_path / "mirror"
+    shutil.copytree(MIRROR, mirror)
+    for n in ("departements", "regions"):
+        (mirror / "communes" / "contours_2018_gregoiredavid"
+         / f"{n}-version-simplifiee.geojson").unlink()
+    cache = tmp_path / "cache"
+    sources.fetch_all(cache, mirror, progress=False)
+    build.build_all(cache, tmp_path / "geo")
+    layers = load_layers(tmp_path / "geo")
+    deps = layers.departements.set_index("code_dep")
+    # Gironde = its 5 communes with a contour (Val de Virvée counts 3 squares), Eysines lacks one
+    assert deps.loc["33", "geometry"].area == pytest.approx(7 * 0.0004, rel=1e-6)
+    assert deps.loc["2A", "geometry"] is not None and deps.loc["64", "geometry"] is None
+    info = _status(tmp_path / "geo")["departements"]
+    assert any(p.startswith("Gironde (33, 5/6 communes)") for p in info["partial"])
+    assert "Corse-du-Sud (2A)" in " ".join(info["notes"])
+    regs = layers.regions.set_index("code_reg")
+    assert regs.loc["94", "geometry"] is not None
 
 
 def test_corsica_codes_stay_strings(mirror_built, official_built):
@@ -143,6 +215,9 @@ def test_epci_regions_and_departements(mirror_built):
     # Eysines has no contour: Bordeaux Métropole is the union of the 4 others
     assert epci.loc["243300316", "geometry"].area == pytest.approx(4 * 0.0004, rel=1e-6)
     assert epci.loc["200054781", "geometry"] is None
+    info = _status(geo)["epci"]
+    assert info["partial"] == ["Bordeaux Métropole (243300316, 4/5 communes)"]
+    assert "Bordeaux Métropole (243300316, 4/5 communes)" in " ".join(info["notes"])
     assert len(layers.regions) == 3 and len(layers.departements) == 5
     assert layers.departements.set_index("code_dep").loc["64", "geometry"] is None
 
@@ -198,17 +273,32 @@ def test_display_versions(mirror_built):
             assert disp.geometry.is_valid.all()
             coords = shapely.get_coordinates(np.asarray(disp.geometry.values))
             assert np.allclose(coords * 1e5, np.round(coords * 1e5), atol=1e-6)
-    assert info["communes"]["simplification"]["national"].startswith("coverage_simplify")
+    # the fixture's squares have 0.02° sides: already coarser than the tolerance
+    assert info["communes"]["simplification"]["national"].startswith("déjà simplifiée")
 
 
-def test_display_falls_back_when_not_a_coverage():
+def _dense(poly: Polygon) -> Polygon:
+    return shapely.segmentize(poly, 0.001)
+
+
+def test_display_coverage_simplify_and_fallback():
+    tiles = gpd.GeoDataFrame(
+        {"code_reg": ["1", "2"], "nom": ["a", "b"]},
+        geometry=[_dense(Polygon([(0, 0), (1, 0), (1, 1), (0, 1)])),
+                  _dense(Polygon([(1, 0), (2, 0), (2, 1), (1, 1)]))], crs="EPSG:4326")
+    disp, method = build.simplify_display(tiles, "regions", 0.01, coverage=True)
+    assert method.startswith("coverage_simplify")
     overlapping = gpd.GeoDataFrame(
         {"code_reg": ["1", "2"], "nom": ["a", "b"]},
-        geometry=[Polygon([(0, 0), (1, 0), (1, 1), (0, 1)]),
-                  Polygon([(0.5, 0), (1.5, 0), (1.5, 1), (0.5, 1)])], crs="EPSG:4326")
+        geometry=[_dense(Polygon([(0, 0), (1, 0), (1, 1), (0, 1)])),
+                  _dense(Polygon([(0.5, 0), (1.5, 0), (1.5, 1), (0.5, 1)]))], crs="EPSG:4326")
     disp, method = build.simplify_display(overlapping, "regions", 0.01)
     assert method.startswith("simplify(preserve_topology=True)")
     assert len(disp) == 2
+    # already coarse (segments far longer than the tolerance): rounded only
+    coarse = tiles.set_geometry([Polygon([(0, 0), (1, 0), (1, 1), (0, 1)])] * 2)
+    disp, method = build.simplify_display(coarse, "regions", 0.01)
+    assert method.startswith("déjà simplifiée") and len(disp) == 2
 
 
 def test_status_text_mentions_each_layer(mirror_built):
@@ -216,7 +306,8 @@ def test_status_text_mentions_each_layer(mirror_built):
     text = build.status_text(geo, geo.parent / "cache")
     for name in LAYER_SCHEMAS:
         assert f"- {name} :" in text
-    assert "qpv : 6 entités (2 avec contour, 4 avec centroïde seulement)" in text
+    assert "qpv : 6 entités (6 avec contour ; population connue pour 5)" in text
+    assert "republication tierce" in text
     assert "- qpv_population : absente" in text
     assert "territoires data build" in build.status_text(geo.parent / "nope", geo.parent)
 
@@ -321,15 +412,15 @@ def test_build_keeps_committed_readme(tmp_path: Path):
 @pytest.mark.integration
 def test_mirror_qpv(mirror_geo_dir: Path):
     q = load_layers(mirror_geo_dir).qpv.set_index("code_qp")
-    assert len(q) >= 1490
-    poly = q[q["geom_kind"] == "polygon"]
-    assert len(poly) == 41
-    for dep in ("33", "17", "64"):
-        assert (q.loc[q["code_dep"] == dep, "geom_kind"] == "polygon").all(), dep
-    assert q.loc["QN01701M", "geom_kind"] == "polygon"  # Mireuil
-    assert q.loc["QN03317M", "geom_kind"] == "polygon"  # Génicart Est
+    assert len(q) == 1584
+    assert (q["geom_kind"] == "polygon").sum() == 1584
+    assert q.geometry.is_valid.all()
     assert list(q.loc["QN03309M", "communes"]) == ["33063", "33119"]
-    assert q.geometry.notna().all()
+    assert q["population"].notna().sum() >= 1470
+    assert q.loc["QN01701M", "population"] == 7077  # Mireuil
+    assert q.loc["QN03317M", "population"] == 4999  # Génicart Est
+    assert set(q["population_source"].dropna()) == {build.POP_SOURCE_COPY}
+    assert q.loc["QN03317M", "code_dep"] == "33"
 
 
 @pytest.mark.integration
@@ -349,8 +440,13 @@ def test_mirror_communes_and_epci(mirror_geo_dir: Path):
         assert c.loc[code, "siren_epci"] == epci, code
         assert c.loc[code, "geometry"] is not None, code
     assert (c["type"] == "arrondissement").sum() == 45
+    assert c.geometry.notna().sum() >= 34_800
     assert len(layers.epci) == 1255 and len(layers.departements) == 101
     assert len(layers.regions) == 18
+    assert layers.epci.geometry.notna().sum() == 1255
+    assert layers.departements.geometry.notna().all() and layers.regions.geometry.notna().all()
+    partial = _status(mirror_geo_dir)["epci"]["partial"]
+    assert 0 < len(partial) <= 10
 
 
 @pytest.mark.integration
@@ -358,7 +454,9 @@ def test_mirror_status(mirror_geo_dir: Path):
     text = build.status_text(mirror_geo_dir, mirror_geo_dir.parent / "cache")
     for name in LAYER_SCHEMAS:
         assert f"- {name} :" in text
-    assert "qpv : " in text and "41 avec contour" in text
+    assert "qpv : 1584 entités (1584 avec contour ; population connue pour 1476)" in text
+    assert "41 QPV à pleine résolution" in text
+    assert "EPCI avec un contour partiel" in text
 
 
 def test_later_build_removes_leftovers_of_killed_builds(tmp_path: Path):
@@ -371,3 +469,21 @@ def test_later_build_removes_leftovers_of_killed_builds(tmp_path: Path):
     with pytest.raises(LayerError):
         build.build_all(tmp_path / "empty", tmp_path / "geo")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.build"]
+
+
+def test_qpv_on_a_merged_commune_gets_the_current_code(tmp_path: Path):
+    mirror = tmp_path / "mirror"
+    shutil.copytree(MIRROR, mirror)
+
+    def old_code(doc: dict) -> None:
+        for f in doc["features"]:
+            if f["properties"]["code_qp"] == "QN03307M":
+                f["properties"]["insee_com"] = "33110"  # an old code of Bordeaux
+
+    _rewrite(mirror / "qpv" / "qpv2024_complete_1584_derived.geojson", old_code)
+    cache = tmp_path / "cache"
+    sources.fetch_all(cache, mirror, progress=False)
+    build.build_all(cache, tmp_path / "geo")
+    q = load_layers(tmp_path / "geo").qpv.set_index("code_qp")
+    assert list(q.loc["QN03307M", "communes"]) == ["33063"]
+    assert "1 QPV sur une commune fusionnée" in " ".join(_status(tmp_path / "geo")["qpv"]["notes"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 
 import pandas as pd
@@ -349,3 +350,47 @@ def test_map_html_renders_each_template_once(display: dict) -> None:
     page = maps.map_html(maps.naive_map(layers, markers))
     assert "{{7*7}} {{ 3*3 }}" in page and "49 9" not in page
     assert "&#123;&#123; 6*7 &#125;&#125;" in page
+
+
+def test_share_choropleth_fixed_classes_and_unknown(display: dict) -> None:
+    values = _values(["33", "64", "17", "93"], [2, 1, 0, 0], [0, 0, 0, 0]).assign(
+        qpv_population=[19_200, 7_000, 8_000, None],
+        qpv_share_reached=[0.73, 0.0, 0.1, None])
+    spec = maps.MapSpec(choropleth_level="departement", measure="qpv_share_reached",
+                        values=values)
+    page = maps.map_html(maps.build_map(display, display, spec))
+    choro = next(p for p in _payloads(page) if "qs" in p["k"])
+    rows = {r["code"]: r for r in maps.decode_rows(choro)}
+    # unknown QPV population: not drawn (never shown as 0 %)
+    assert set(rows) == {"33", "64", "17"}
+    assert rows["33"]["qs"] == "73\u202f%" and rows["33"]["k"] == 3  # class (60 %, 80 %]
+    assert rows["64"]["k"] == -1 and rows["17"]["k"] == 0
+    assert rows["33"]["qp"] == "19\u202f200"
+    assert "Départements — part de la population des qpv touchée" in _layer_names(page)
+    assert maps.format_measure(None, "qpv_share_reached") == "inconnue"
+    assert maps.class_labels(list(maps.SHARE_BREAKS), "qpv_share_reached")[0] == (
+        "0\u202f% – 20\u202f%")
+
+
+def test_fit_on_a_single_point_never_degenerates(tiny_layers: Layers) -> None:
+    """An area known by a single point (a QPV known by its centroid, whose commune has no
+    contour): the fitted box has a size and comes after the tile layer, with a maximum zoom
+    (Leaflet otherwise computes an infinite zoom: "Invalid LatLng object: (NaN, NaN)")."""
+    display = dict(tiny_layers.items())
+    communes = display["communes"].copy()
+    communes.loc[communes["code_insee"] == "93066", "geometry"] = None
+    display["communes"] = communes
+    area = maps.Area(frozenset({"93066"}), frozenset({"QN09301M"}))
+    assert maps.area_bounds(display, area) == pytest.approx((2.36, 48.945, 2.36, 48.945))
+    page = maps.map_html(maps.build_map(display, display, maps.MapSpec(area=area, fit=True)))
+    fit = re.search(r"fitBounds\(\s*\[\[([-\d.e]+), ([-\d.e]+)\], \[([-\d.e]+), ([-\d.e]+)\]\]",
+                    page)
+    assert fit is not None
+    miny, minx, maxy, maxx = map(float, fit.groups())
+    assert min(maxx - minx, maxy - miny) >= maps.MIN_FIT_SPAN - 1e-9
+    assert page.index("L.tileLayer(") < page.index("fitBounds(")
+    assert '"maxZoom": 15' in page[page.index("fitBounds("):]
+    # a missing geometry never turns the box into NaN
+    communes.loc[communes["code_insee"] == "33063", "geometry"] = None
+    bounds = maps.area_bounds(display, maps.Area(frozenset({"33063", "33119"}), frozenset()))
+    assert bounds is not None and all(map(math.isfinite, bounds))

@@ -329,6 +329,21 @@ def test_seed_couverture_mireuil_reached(seed_env: dict) -> None:
 
 
 @pytest.mark.integration
+def test_seed_couverture_gironde_ranked_by_people(seed_env: dict) -> None:
+    at = _run("pages/couverture.py", {"t": "departement:33", "themes": "parentalite",
+                                      "publics": "college"})
+    _ok(at)
+    table = at.dataframe[0].value
+    # outside Bordeaux Métropole: Quartier Bourg 2,715, Quartier du Centre 1,464
+    assert list(table["Code"]) == ["QN03304M", "QN03303M"]
+    assert list(table["Population"]) == [2715, 1464]
+    assert any(f"4{NNBSP}179 habitants" in m.value for m in at.markdown)
+    # theme coverage: chart and table, one row per theme
+    assert len(at.dataframe[1].value) == 15
+    assert any("vega" in str(getattr(e, "type", "")) for e in at.main)
+
+
+@pytest.mark.integration
 def test_seed_exporter(seed_env: dict, media: dict) -> None:
     from openpyxl import load_workbook
 

@@ -47,6 +47,11 @@ def test_accueil_key_figures(app_env: dict) -> None:
     assert figures["Financement des initiatives"] == f"35{NNBSP}000{NNBSP}€"
     assert figures["Financement, toutes lignes"] == f"65{NNBSP}000{NNBSP}€"
     assert figures["QPV touchés / QPV de la zone"].endswith("/ 8")
+    # tiny QPV: 34,200 known inhabitants (Champ de Course and Quartier Nord unknown)
+    people = figures["Habitants des QPV touchés / habitants des QPV de la zone"]
+    assert people.endswith(f"/ 34{NNBSP}200")
+    at = _run({"t": "commune:93066"})
+    assert _metrics(at)["Habitants des QPV touchés / habitants des QPV de la zone"] == "inconnue"
 
 
 def test_shared_link_filters_figures(app_env: dict) -> None:
@@ -117,6 +122,8 @@ def test_a_propos(app_env: dict) -> None:
     for source in ("ANCT", "INSEE", "IGN", "OpenStreetMap", "Licence Ouverte 2.0"):
         assert source in text
     assert "2024" in set(at.dataframe[0].value["Millésime"])
+    assert "republiés par un tiers" in text
+    assert "Population connue" in at.dataframe[0].value.columns
 
 
 def test_missing_layers_show_french_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -143,3 +150,13 @@ def test_page_urls_match_file_names() -> None:
         assert Path(file).stem == url, file
     assert {Path(f).name for f, *_ in pages} == {p.name for p in Path(APP).parent.glob(
         "pages/*.py")}
+
+
+def test_carte_share_of_qpv_population_reached(app_env: dict) -> None:
+    at = _run({"niveau": "departement", "mesure": "qpv_share_reached"}, "pages/carte.py")
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("code")
+    # Seine-Saint-Denis: its QPV has no known population -> left out, not drawn as 0 %
+    assert "93" not in table.index and "33" in table.index
+    assert table.loc["33", "qpv_share_reached"] > 0  # as a percentage
+    assert "Part de la population des QPV touch" in str(at.dataframe[0].proto.columns)

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from catalogue_factory import funding_line, initiative, make_catalogue
+from territoires import queries
 from territoires.errors import UnknownTerritoryError
 from territoires.model import Catalogue
 from territoires.queries import (
@@ -28,6 +29,7 @@ from territoires.queries import (
     select,
 )
 from territoires.territories import TerritoryIndex
+from territoires.vocab import THEMES
 from tiny import make_layers
 
 BORDEAUX, CENON, LORMONT, BOUSCAT, EYSINES = 267991, 27000, 24000, 24500, 25000
@@ -244,13 +246,19 @@ def test_coverage_and_overlaps(catalogue: Catalogue, index: TerritoryIndex) -> N
     sel = select(catalogue, index, Filters())
     cov = coverage(sel, index)
     assert cov["code"].tolist() == ["QN01701M", "QN09301M"]  # population desc, unknown last
-    assert cov.columns.tolist() == ["code", "nom", "code_dep", "population", "qpv_count"]
+    assert cov.columns.tolist() == ["code", "nom", "code_dep", "population", "qpv_count",
+                                    "qpv_population"]
+    assert cov["qpv_population"].tolist()[0] == 8_000 and math.isnan(cov["qpv_population"][1])
     cov = coverage(sel, index, "commune")
-    assert cov["code"].tolist() == ["93066", "17300"]
+    # La Rochelle has 8,000 QPV inhabitants; Saint-Denis's QPV population is unknown
+    assert cov["code"].tolist() == ["17300", "93066"]
     sel = select(catalogue, index, Filters(themes=("culture",)))
     cov = coverage(sel, index, "commune")
-    assert cov["code"].tolist() == ["33063", "93066", "17300", "64445", "33162", "33069"]
+    # ranked by QPV inhabitants (Bordeaux 5,200 + 4,100, La Rochelle 8,000, Pau 7,000), then
+    # the unknown ones by commune population (Saint-Denis, Eysines, Le Bouscat)
+    assert cov["code"].tolist() == ["33063", "17300", "64445", "93066", "33162", "33069"]
     assert cov.set_index("code").loc["33063", "qpv_count"] == 2
+    assert cov.set_index("code").loc["33063", "qpv_population"] == 9_300
     ov = overlaps(select(catalogue, index, Filters()), index)
     assert ov["code"].tolist() == ["QN03309M", "QN03312M", "QN03317M", "QN03307M"]
     assert ov.loc[0, "initiative_ids"] == ["benauge", "bordeaux", "cite-cenon", "metropole"]
@@ -375,3 +383,150 @@ def test_text_filter_finds_porteur_names_and_folded_words(index: TerritoryIndex)
                       ("maison lecture", set())):
         got = set(select(cat, index, Filters(text=text)).catalogue.initiatives["id"])
         assert got == ids, text
+
+
+# -- population ------------------------------------------------------------------------------
+# Tiny layers, QPV of Gironde (figures by hand): Le Lac 5,200 (Bordeaux), Benauge 4,100
+# (Bordeaux + Cenon), Palmer 6,000 (Cenon), Génicart Est 3,900 (Lormont), Champ de Course
+# unknown (Le Bouscat + Eysines): 5 QPV, 19,200 known inhabitants, 1 unknown.
+
+
+def test_key_figures_qpv_population(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    sel = select(catalogue, index, Filters(territories=(("departement", "33"),),
+                                           themes=("culture",)))
+    f = key_figures(sel, index)
+    # culture: Génicart (QPV), Palmer (QPV), cité de Cenon (Cenon: Benauge + Palmer)
+    assert (f.qpv_reached, f.qpv_in_area) == (3, 5)
+    assert f.qpv_population_reached == 3_900 + 6_000 + 4_100
+    assert f.qpv_population_in_area == 19_200
+    assert f.qpv_population_unknown == 1
+    # Saint-Denis: its only QPV has no known population -> None ("inconnue"), never 0
+    f = key_figures(select(catalogue, index, Filters(territories=(("commune", "93066"),))),
+                    index)
+    assert f.qpv_in_area == 1 and f.qpv_population_in_area is None
+    assert f.qpv_population_reached is None
+
+
+def test_aggregate_share_of_qpv_population_reached(catalogue: Catalogue,
+                                                  index: TerritoryIndex) -> None:
+    sel = select(catalogue, index, Filters(themes=("culture",)))
+    dep = aggregate(sel, index, "departement").set_index("code")
+    assert dep.loc["33", "qpv_population"] == 19_200
+    assert dep.loc["33", "qpv_population_reached"] == 14_000
+    assert dep.loc["33", "qpv_share_reached"] == pytest.approx(14_000 / 19_200)
+    assert dep.loc["64", "qpv_share_reached"] == 0.0  # Saragosse 7,000, not reached
+    assert math.isnan(dep.loc["93", "qpv_share_reached"])  # unknown, not 0
+    com = aggregate(sel, index, "commune").set_index("code")
+    # Bordeaux: Le Lac 5,200 (not reached) + Benauge 4,100 (reached through Cenon's cité)
+    assert com.loc["33063", "qpv_share_reached"] == pytest.approx(4_100 / 9_300)
+    assert com.loc["33063", "qpv_count"] == 2
+    assert math.isnan(com.loc["33069", "qpv_share_reached"])  # Champ de Course: unknown
+
+
+def test_coverage_summary(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    sel = select(catalogue, index, Filters(territories=(("departement", "33"),),
+                                           themes=("culture",)))
+    s = queries.coverage_summary(sel, index)
+    # unreached: Le Lac 5,200 and Champ de Course (unknown)
+    assert (s.units_unreached, s.qpv_unreached, s.unknown_unreached) == (2, 2, 1)
+    assert s.inhabitants_unreached == 5_200 and s.inhabitants_area == 19_200
+    s = queries.coverage_summary(sel, index, "commune")
+    # unreached communes with a QPV: Bordeaux (Le Lac, Benauge), Le Bouscat and Eysines
+    # (both Champ de Course, counted once)
+    assert (s.units_unreached, s.qpv_unreached) == (3, 3)
+    assert s.inhabitants_unreached == 5_200 + 4_100 and s.unknown_unreached == 1
+
+
+def test_theme_coverage_weighted_by_population(catalogue: Catalogue,
+                                              index: TerritoryIndex) -> None:
+    sel = select(catalogue, index, Filters(territories=(("departement", "33"),)))
+    t = queries.theme_coverage(sel, index).set_index("value")
+    assert list(t.index) == list(THEMES.codes)
+    assert t.loc["culture", "population_reached"] == 14_000
+    assert t.loc["culture", "share"] == pytest.approx(14_000 / 19_200)
+    assert t.loc["culture", "population_unreached"] == 5_200
+    assert t.loc["parentalite", "population_reached"] == 4_100  # Benauge
+    assert t.loc["decrochage", "population_reached"] == 9_300  # Bordeaux: Le Lac + Benauge
+    assert t.loc["coordination_territoriale", "share"] == pytest.approx(1.0)  # the EPCI
+    assert t.loc["coordination_territoriale", "qpv_reached"] == 5
+    assert t.loc["sport", "population_reached"] == 3_900  # Génicart (Pau is outside)
+    assert t.loc["sciences", "share"] == 0.0 and t.loc["sciences", "initiatives"] == 0
+    assert (t["qpv_area"] == 5).all() and (t["qpv_unknown"] == 1).all()
+    p = queries.theme_coverage(sel, index, "publics").set_index("value")
+    assert p.loc["parents", "population_reached"] == 4_100
+    assert p.loc["college", "population_reached"] == 3_900
+    # an area whose QPV population is unknown: shares unknown (NaN), never 0
+    sel = select(catalogue, index, Filters(territories=(("commune", "93066"),)))
+    t = queries.theme_coverage(sel, index)
+    assert t["share"].isna().all() and t["population_reached"].isna().all()
+    with pytest.raises(ValueError):
+        queries.theme_coverage(sel, index, "maturity")
+
+
+def test_compare_funding_per_qpv_inhabitant(catalogue: Catalogue, index: TerritoryIndex) -> None:
+    figures = queries.compare_territories(catalogue, index, Filters(),
+                                          [("commune", "64445"), ("commune", "93066")])
+    pau, sd = figures.iloc[0], figures.iloc[1]
+    # Pau: 2,000 + 7,000 € over Saragosse's 7,000 inhabitants
+    assert pau["qpv_population"] == 7_000
+    assert pau["funding_per_qpv_inhabitant"] == pytest.approx(9_000 / 7_000)
+    assert math.isnan(sd["qpv_population"]) and math.isnan(sd["funding_per_qpv_inhabitant"])
+
+
+# -- integration: the seed catalogue over the layers built from the mirror -----------------
+# Gironde's 25 QPV have 76,960 inhabitants (mirror population file). By hand, from the seed
+# fiches: Bordeaux's 6 QPV (Carle Vernet 2,350, Le Lac 3,309, Marne-Capucins 3,612, Benauge
+# 4,397, Grand-Parc 9,197, Bacalan 1,601 = 24,466); Cenon's 2 (Benauge, Palmer 10,461).
+
+
+@pytest.fixture(scope="module")
+def seed_index(mirror_geo_dir) -> TerritoryIndex:
+    from territoires.layers import load_layers
+
+    return TerritoryIndex.from_layers(load_layers(mirror_geo_dir))
+
+
+@pytest.fixture(scope="module")
+def seeds() -> Catalogue:
+    from pathlib import Path
+
+    from territoires.seeds import load_seed_dir
+
+    return load_seed_dir(Path(__file__).resolve().parents[1] / "data" / "initiatives")
+
+
+@pytest.mark.integration
+def test_seed_theme_coverage_in_gironde(seeds: Catalogue, seed_index: TerritoryIndex) -> None:
+    sel = select(seeds, seed_index, Filters(territories=(("departement", "33"),)))
+    t = queries.theme_coverage(sel, seed_index).set_index("value")
+    assert (t["population_area"] == 76_960).all() and (t["qpv_area"] == 25).all()
+    # orientation: the Cordée on all of Gironde
+    assert t.loc["orientation", "share"] == pytest.approx(1.0)
+    # petite enfance: plurilinguisme in Bordeaux + projet social in Cenon
+    assert t.loc["petite_enfance", "population_reached"] == 24_466 + 10_461
+    assert t.loc["petite_enfance", "share"] == pytest.approx(34_927 / 76_960)
+    # culture: théâtre-forum in Bordeaux
+    assert t.loc["culture", "population_reached"] == 24_466
+    # mobilité européenne: Erasmus+ in Cenon (Benauge 4,397 + Palmer 10,461)
+    assert t.loc["mobilite_europeenne", "population_reached"] == 4_397 + 10_461
+    # compétences psychosociales: Le Bouscat -> Champ de Course 1,015
+    assert t.loc["competences_psychosociales", "population_reached"] == 1_015
+    assert t.loc["sport", "share"] == 0.0
+    p = queries.theme_coverage(sel, seed_index, "publics").set_index("value")
+    assert p.loc["0-3_ans", "population_reached"] == 34_927  # same two fiches
+
+
+@pytest.mark.integration
+def test_seed_coverage_parentalite_college_in_gironde(seeds: Catalogue,
+                                                     seed_index: TerritoryIndex) -> None:
+    sel = select(seeds, seed_index, Filters(territories=(("departement", "33"),),
+                                           themes=("parentalite",), publics=("college",)))
+    # Erasmus+ Cenon and the forum of Bordeaux Métropole: every QPV of the métropole reached
+    cov = coverage(sel, seed_index)
+    assert cov["code"].tolist() == ["QN03304M", "QN03303M"]  # Bourg 2,715, Centre 1,464
+    s = queries.coverage_summary(sel, seed_index)
+    assert s.inhabitants_unreached == 2_715 + 1_464 and s.qpv_unreached == 2
+    com = coverage(sel, seed_index, "commune")
+    # Quartier Bourg spans Pineuilh and Sainte-Foy-la-Grande: counted once in the total
+    assert com["code"].tolist() == ["33324", "33402", "33138"]
+    assert queries.coverage_summary(sel, seed_index, "commune").inhabitants_unreached == 4_179

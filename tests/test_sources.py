@@ -253,10 +253,16 @@ def test_fetch_from_mirror_keeps_layout_and_reports_missing(tmp_path: Path):
     assert (cache / "mirror" / "qpv" / "qpv2024_code_list_derived.csv").exists()
     assert by_name["qpv_population"].status == "absent"
     assert "qpv/pop_QPV24.csv" in by_name["qpv_population"].describe()
-    # optional source partly present: copied, missing files reported
+    # the commune contours are every département file present in the folder
     contours = by_name["communes_contours"]
-    assert contours.status == "ok" and len(contours.files) == 1
-    assert "communes-64-pyrenees-atlantiques.geojson" in contours.describe()
+    assert contours.status == "ok" and sorted(Path(f.path).name for f in contours.files) == [
+        "communes-2A-corse-du-sud.geojson", "communes-33-gironde.geojson"]
+    # optional source partly present: copied, missing files reported
+    admin = by_name["admin_contours"]
+    assert admin.status == "ok" and len(admin.files) == 2
+    assert "departements-avec-outre-mer.geojson" in admin.describe()
+    # the mirror-only copy of the QPV population is fetched from the mirror
+    assert by_name["qpv_population_copy"].status == "ok"
     doc = json.loads(manifest.read_text(encoding="utf-8"))
     files = [f for s in doc["sources"] for f in s["files"]]
     assert files and all(f["origin"] == "mirror" for f in files)
@@ -268,6 +274,34 @@ def test_fetch_from_mirror_keeps_layout_and_reports_missing(tmp_path: Path):
     # the manifest keeps entries of sources not fetched this time
     sources.fetch_all(cache, MIRROR, only=["qpv"], progress=False, manifest_path=manifest)
     assert manifest.read_bytes() == before
+
+
+def test_mirror_folder_is_read_not_a_fixed_list(tmp_path: Path):
+    mirror = tmp_path / "mirror"
+    shutil.copytree(MIRROR, mirror)
+    folder = mirror / "communes" / "contours_2018_gregoiredavid"
+    shutil.copy(folder / "communes-2A-corse-du-sud.geojson",
+                folder / "communes-2B-haute-corse.geojson")
+    (folder / "communes-33-gironde.geojson").unlink()
+    cache = tmp_path / "cache"
+    (result,) = sources.fetch_all(cache, mirror, only=["communes_contours"], progress=False)
+    assert sorted(Path(f.path).name for f in result.files) == [
+        "communes-2A-corse-du-sud.geojson", "communes-2B-haute-corse.geojson"]
+    found = sources.locate(cache, "communes_contours")
+    assert found is not None and sorted(Path(k).name for k in found.paths) == [
+        "communes-2A-corse-du-sud.geojson", "communes-2B-haute-corse.geojson"]
+
+
+def test_qpv_needs_one_of_its_mirror_forms(tmp_path: Path):
+    mirror = tmp_path / "mirror"
+    shutil.copytree(MIRROR, mirror)
+    (mirror / "qpv" / "qpv2024_complete_1584_derived.geojson").unlink()
+    (result,) = sources.fetch_all(tmp_path / "cache", mirror, only=["qpv"], progress=False)
+    assert result.status == "ok" and "qpv2024_complete_1584_derived" in result.describe()
+    for p in (mirror / "qpv").iterdir():
+        p.unlink()
+    with pytest.raises(SourceError, match="« qpv »"):
+        sources.fetch_all(tmp_path / "cache2", mirror, only=["qpv"], progress=False)
 
 
 def test_mirror_missing_required_file_is_an_error(tmp_path: Path):
@@ -292,7 +326,9 @@ def test_registry_is_complete():
             "contrats_ville", "cites_educatives", "funding"} <= set(names)
     for s in sources.registry():
         assert s.licence == "Licence Ouverte 2.0"
-        assert s.downloads and all(d.url.startswith("https://") for d in s.downloads)
+        # the third-party copy of the QPV population is an offline fallback only
+        assert s.downloads or s.name == "qpv_population_copy"
+        assert all(d.url.startswith("https://") for d in s.downloads)
         assert s.mirror_paths
     assert not sources.source_by_name("qpv_population").required
 

@@ -279,10 +279,17 @@ def test_distribution_charts_and_layer_status(cat: Catalogue, index: TerritoryIn
     assert spec["resolve"]["scale"] == {"x": "shared", "y": "shared"}
     assert spec["encoding"]["column"]["sort"] == ["Cenon", "Pau"]
     table = views.layer_status_table(
-        {"layers": {"qpv": {"source": "ANCT", "vintage": "2024", "count": 1493,
-                            "with_polygon": 41}}})
-    assert table.to_dict("records") == [{"Couche": "qpv", "Source": "ANCT", "Millésime": "2024",
-                                         "Entités": "1\u202f493", "Avec contour": "41"}]
+        {"layers": {"qpv": {"source": "ANCT", "vintage": "2024", "count": 1584,
+                            "with_polygon": 1584, "population_known": 1476,
+                            "notes": ["population : republication tierce"]},
+                    "regions": {"source": "IGN", "vintage": "2018", "count": 18,
+                                "with_polygon": 18}}})
+    assert table.to_dict("records") == [
+        {"Couche": "qpv", "Source": "ANCT", "Millésime": "2024", "Entités": "1\u202f584",
+         "Avec contour": "1\u202f584", "Population connue": "1\u202f476",
+         "Remarques": "population : republication tierce"},
+        {"Couche": "regions", "Source": "IGN", "Millésime": "2018", "Entités": "18",
+         "Avec contour": "18", "Population connue": "—", "Remarques": ""}]
     assert views.layer_status_table({}).empty
 
 
@@ -324,3 +331,34 @@ def test_md_text_breaks_autolinks() -> None:
     assert "http://" not in out and "http:\u200b//" in out
     assert "www." not in out and "moi@" not in out
     assert out.replace("\u200b", "").replace("\\", "").startswith("<script>x</script>")
+
+
+def test_population_texts_never_show_zero_for_unknown(cat: Catalogue, index: TerritoryIndex):
+    sel = queries.select(cat, index, Filters(territories=(("departement", "33"),)))
+    value, help_text = views.qpv_inhabitants_metric(queries.key_figures(sel, index))
+    # tiny Gironde: 19,200 known inhabitants in 5 QPV, Champ de Course unknown
+    assert value.endswith("/ 19\u202f200") and "inconnue pour 1" in help_text
+    sel = queries.select(cat, index, Filters(territories=(("commune", "93066"),)))
+    assert views.qpv_inhabitants_metric(queries.key_figures(sel, index))[0] == "inconnue"
+    figures = queries.compare_territories(cat, index, Filters(),
+                                          [("commune", "64445"), ("commune", "93066")])
+    table = views.comparison_table(figures, ["Pau", "Saint-Denis"])
+    assert table.loc["Population des QPV", "Saint-Denis"] == "inconnue"
+    assert table.loc["Financement par habitant des QPV", "Saint-Denis"] == "inconnue"
+    assert table.loc["Population des QPV", "Pau"] == "7\u202f000"
+
+
+def test_coverage_summary_and_theme_views(cat: Catalogue, index: TerritoryIndex):
+    sel = queries.select(cat, index, Filters(territories=(("departement", "33"),)))
+    summary = queries.coverage_summary(sel, index)
+    text = views.coverage_summary_text(summary)
+    assert "habitants" in text and "QPV non touché" in text
+    table = queries.theme_coverage(sel, index)
+    shown = views.theme_coverage_table(table)
+    assert list(shown.columns) == ["Valeur", "Initiatives", "QPV touchés", "Habitants touchés",
+                                   "Habitants non touchés", "Part touchée (%)"]
+    spec = views.theme_coverage_chart(table, "Thème").to_dict()
+    assert spec["encoding"]["x"]["field"] == "part"
+    assert len(spec["datasets"][next(iter(spec["datasets"]))]) == len(table)
+    com = views.coverage_table(queries.coverage(sel, index, "commune"), "commune")
+    assert "Habitants des QPV" in com.columns

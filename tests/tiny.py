@@ -8,6 +8,7 @@ Eysines; QN09301M has only a centroid (like QPV missing from the offline mirror)
 from __future__ import annotations
 
 import geopandas as gpd
+import pandas as pd
 from shapely.geometry import Point, box
 from shapely.ops import unary_union
 
@@ -77,7 +78,9 @@ def make_layers() -> Layers:
             "siren_epci": [
                 next(c[4] for c in COMMUNES if c[0] == q[2][0]) for q in QPV
             ],
-            "population": [q[3] for q in QPV],
+            "population": pd.array([q[3] for q in QPV], dtype="Int64"),
+            "population_source": ["INSEE pop_QPV24" if q[3] is not None else None
+                                  for q in QPV],
             "geom_kind": [q[4] for q in QPV],
         },
         geometry=[

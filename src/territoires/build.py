@@ -76,6 +76,10 @@ class LayerInfo:
     without_geometry: int = 0
     repaired: int = 0
     reprojected_from: list[str] = field(default_factory=list)
+    #: how many territories have a known population (None: the layer has no population)
+    population_known: int | None = None
+    #: territories named in the notes (e.g. EPCI with a partial contour)
+    partial: list[str] = field(default_factory=list)
     display_bytes: dict[str, int] = field(default_factory=dict)
     simplification: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -109,6 +113,8 @@ def _describe_layer(d: dict) -> str:
         geo += f", {d['with_centroid']} avec centroïde seulement"
     if d.get("without_geometry"):
         geo += f", {d['without_geometry']} sans géométrie"
+    if d.get("population_known") is not None:
+        geo += f" ; population connue pour {d['population_known']}"
     return (f"{d['name']} : {d.get('count', 0)} entités ({geo}) — source {d.get('source', '?')}"
             f" ({origin}), millésime {d.get('vintage', '?')}")
 
@@ -392,75 +398,162 @@ def build_communes(cog: Cog, contours: src.Located | None, info: LayerInfo) -> g
     return gdf
 
 
-def build_epci(cog: Cog, communes: gpd.GeoDataFrame, info: LayerInfo) -> gpd.GeoDataFrame:
-    """EPCI à fiscalité propre, geometry = union of known member communes' polygons."""
+def _union(geoms: list[BaseGeometry], coverage: bool) -> BaseGeometry | None:
+    """Union of polygons: the fast coverage union when they form a valid coverage (edges
+    shared exactly, no overlap), else the general union."""
+    if not geoms:
+        return None
+    if len(geoms) == 1:
+        return geoms[0]
+    arr = np.asarray(geoms, dtype=object)
+    out = shapely.coverage_union_all(arr) if coverage else shapely.union_all(arr)
+    if not out.is_valid:
+        out = shapely.make_valid(out)
+    return _polygonal_part(out)
+
+
+def communes_are_coverage(communes: gpd.GeoDataFrame) -> bool:
+    """True when the (commune) polygons of a layer form a valid coverage (see
+    :func:`_union`)."""
+    arr = np.asarray(communes.geometry.values, dtype=object)
+    arr = arr[np.array([_is_polygonal(g) for g in arr], dtype=bool)]
+    return bool(len(arr)) and bool(shapely.coverage_is_valid(arr))
+
+
+def _dissolve(communes: gpd.GeoDataFrame, column: str, coverage: bool
+              ) -> dict[str, tuple[BaseGeometry | None, int, int]]:
+    """Per value of ``column``: (union of the polygons of its communes, communes with a
+    polygon, communes)."""
+    base = communes[communes["type"] == "commune"]
+    geoms = np.asarray(base.geometry.values, dtype=object)
+    has = np.array([_is_polygonal(g) for g in geoms], dtype=bool)
+    out: dict[str, tuple[BaseGeometry | None, int, int]] = {}
+    for key, idx in base.groupby(base[column].astype("string")).indices.items():
+        if key is None or pd.isna(key):
+            continue
+        polys = list(geoms[idx][has[idx]])
+        out[str(key)] = (_union(polys, coverage), len(polys), len(idx))
+    return out
+
+
+def _name_partial(info: LayerInfo, names: list[str], what: str) -> None:
+    if not names:
+        return
+    info.partial = sorted(names)
+    shown = ", ".join(info.partial[:12]) + (" …" if len(names) > 12 else "")
+    info.notes.append(f"{len(names)} {what} : {shown}")
+
+
+def build_epci(cog: Cog, communes: gpd.GeoDataFrame, info: LayerInfo,
+               coverage: bool = False) -> gpd.GeoDataFrame:
+    """EPCI à fiscalité propre, geometry = union of the member communes' polygons
+    (``coverage``: they form a valid coverage, see :func:`_union`). EPCI some of whose
+    members have no contour are named in ``info.partial``."""
     path = cog.paths["epci"]
     _check_unique([str(e.get("code")) for e in cog.epci], path, "epci", "code")
     base = communes[communes["type"] == "commune"]
-    by_code = base.set_index("code_insee")
-    rows, geoms = [], []
-    partial = 0
+    pos = {c: i for i, c in enumerate(base["code_insee"].astype(str))}
+    geoms = np.asarray(base.geometry.values, dtype=object)
+    c_dep = base["code_dep"].to_numpy(dtype=object)
+    c_reg = base["code_reg"].to_numpy(dtype=object)
+    rows, out_geoms, partial = [], [], []
     for e in cog.epci:
         members = [str(m["code"]) for m in e.get("membres", [])]
-        known = by_code.reindex([m for m in members if m in by_code.index])
-        deps = sorted({d for d in known["code_dep"].dropna()})
-        regs = sorted({r for r in known["code_reg"].dropna()})
-        polys = [g for g in known.geometry if _is_polygonal(g)]
+        idx = np.array([pos[m] for m in members if m in pos], dtype=np.int64)
+        deps = sorted({d for d in c_dep[idx] if isinstance(d, str)})
+        regs = sorted({r for r in c_reg[idx] if isinstance(r, str)})
+        polys = [g for g in geoms[idx] if _is_polygonal(g)]
         if polys and len(polys) < len(members):
-            partial += 1
-        geom = None
-        if polys:
-            geom = _polygonal_part(shapely.make_valid(shapely.union_all(polys)))
+            partial.append(f"{e.get('nom')} ({e['code']}, {len(polys)}/{len(members)} "
+                           "communes)")
         pop = e.get("populationMunicipale", e.get("populationTotale"))
         rows.append({"siren_epci": str(e["code"]), "nom": e.get("nom"), "type": e.get("type"),
                      "population": pop, "code_deps": deps, "code_regs": regs})
-        geoms.append(geom)
+        out_geoms.append(_union(polys, coverage))
     df = pd.DataFrame(rows, columns=LAYER_SCHEMAS["epci"][1])
     df["population"] = pd.array(df["population"], dtype="Int64")
-    if partial:
-        info.notes.append(f"{partial} EPCI avec un contour partiel (communes sans contour)")
-    return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=CRS), crs=CRS)
+    info.notes.append("contours dissous à partir des communes membres")
+    _name_partial(info, partial, "EPCI avec un contour partiel (communes sans contour)")
+    info.population_known = int(df["population"].notna().sum())
+    return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(out_geoms, crs=CRS), crs=CRS)
 
 
 def _admin_geoms(
-    contours: src.Located | None, stem: str, layer: str, info: LayerInfo
+    contours: src.Located | None, stems: tuple[str, ...], layer: str, info: LayerInfo
 ) -> dict[str, BaseGeometry]:
+    """Polygons by code from the first file of ``contours`` whose name starts with one of
+    ``stems`` (in that order of preference)."""
     if contours is None:
         return {}
-    for key, path in contours.paths.items():
-        if Path(key).name.startswith(stem):
-            gdf = read_vector(path, layer, info)
-            _require(gdf.columns, ["code"], path, layer)
-            codes = [_code(c, 2) for c in gdf["code"]]
-            _check_unique(codes, path, layer, "code")
-            return {c: g for c, g in zip(codes, gdf.geometry, strict=True)
-                    if c and _is_polygonal(g)}
+    for stem in stems:
+        for key, path in sorted(contours.paths.items()):
+            if Path(key).name.startswith(stem):
+                gdf = read_vector(path, layer, info)
+                _require(gdf.columns, ["code"], path, layer)
+                codes = [_code(c, 2) for c in gdf["code"]]
+                _check_unique(codes, path, layer, "code")
+                info.notes.append(f"contours : {path.name}")
+                return {c: g for c, g in zip(codes, gdf.geometry, strict=True)
+                        if c and _is_polygonal(g)}
     return {}
 
 
+def _complete_from_communes(
+    codes: list[str], names: list[str], geoms: dict[str, BaseGeometry],
+    dissolved: dict[str, tuple[BaseGeometry | None, int, int]], info: LayerInfo, what: str,
+) -> list[BaseGeometry | None]:
+    """Geometry per code: the contour file's, else the union of its communes (named in the
+    notes, and in ``info.partial`` when some communes lack a contour)."""
+    out: list[BaseGeometry | None] = []
+    made, partial = [], []
+    for code, name in zip(codes, names, strict=True):
+        g = geoms.get(code)
+        if g is None and code in dissolved and dissolved[code][0] is not None:
+            g, n_poly, n_all = dissolved[code]
+            made.append(f"{name} ({code})")
+            if n_poly < n_all:
+                partial.append(f"{name} ({code}, {n_poly}/{n_all} communes)")
+        out.append(g)
+    if made:
+        info.notes.append(f"{len(made)} {what} dissous à partir des communes : "
+                          + ", ".join(made))
+    _name_partial(info, partial, f"{what} au contour partiel (communes sans contour)")
+    return out
+
+
 def build_departements(
-    cog: Cog, contours: src.Located | None, info: LayerInfo
+    cog: Cog, contours: src.Located | None, info: LayerInfo,
+    communes: gpd.GeoDataFrame | None = None, coverage: bool = False,
 ) -> gpd.GeoDataFrame:
-    """Départements (metropolitan + DROM: 101) with contours where known."""
+    """Départements (metropolitan + DROM: 101): contours of the contour file (with outre-mer
+    when present), else dissolved from ``communes``."""
     deps = [d for d in cog.departements if d.get("zone") in ("metro", "drom")]
     codes = [_code(d["code"]) for d in deps]
     _check_unique(codes, cog.paths["departements"], "departements", "code")
-    geoms = _admin_geoms(contours, "departements", "departements", info)
-    df = pd.DataFrame({"code_dep": codes, "nom": [d.get("nom") for d in deps],
+    names = [d.get("nom") for d in deps]
+    geoms = _admin_geoms(contours, ("departements-avec-outre-mer", "departements"),
+                         "departements", info)
+    dissolved = {} if communes is None else _dissolve(communes, "code_dep", coverage)
+    df = pd.DataFrame({"code_dep": codes, "nom": names,
                        "code_reg": [_code(d.get("region")) for d in deps]})
-    return gpd.GeoDataFrame(
-        df, geometry=gpd.GeoSeries([geoms.get(c) for c in codes], crs=CRS), crs=CRS)
+    out = _complete_from_communes(codes, names, geoms, dissolved, info, "département(s)")
+    return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(out, crs=CRS), crs=CRS)
 
 
-def build_regions(cog: Cog, contours: src.Located | None, info: LayerInfo) -> gpd.GeoDataFrame:
-    """Régions (metropolitan + DROM: 18) with contours where known."""
+def build_regions(cog: Cog, contours: src.Located | None, info: LayerInfo,
+                  communes: gpd.GeoDataFrame | None = None,
+                  coverage: bool = False) -> gpd.GeoDataFrame:
+    """Régions (metropolitan + DROM: 18): contours of the contour file, else dissolved from
+    ``communes``."""
     regs = [r for r in cog.regions if r.get("zone") in ("metro", "drom")]
     codes = [_code(r["code"]) for r in regs]
     _check_unique(codes, cog.paths["regions"], "regions", "code")
-    geoms = _admin_geoms(contours, "regions", "regions", info)
-    df = pd.DataFrame({"code_reg": codes, "nom": [r.get("nom") for r in regs]})
-    return gpd.GeoDataFrame(
-        df, geometry=gpd.GeoSeries([geoms.get(c) for c in codes], crs=CRS), crs=CRS)
+    names = [r.get("nom") for r in regs]
+    geoms = _admin_geoms(contours, ("regions",), "regions", info)
+    dissolved = {} if communes is None else _dissolve(communes, "code_reg", coverage)
+    df = pd.DataFrame({"code_reg": codes, "nom": names})
+    out = _complete_from_communes(codes, names, geoms, dissolved, info, "région(s)")
+    return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(out, crs=CRS), crs=CRS)
 
 
 def _read_csv(path: Path, layer: str) -> pd.DataFrame:
@@ -504,91 +597,172 @@ def read_qpv_population(path: Path) -> dict[str, int]:
     return out
 
 
+#: ``population_source`` of a QPV population read from INSEE's ``pop_QPV24.csv``.
+POP_SOURCE_INSEE = "INSEE pop_QPV24"
+#: ``population_source`` of a population read from the third-party copy of SIG Ville figures.
+POP_SOURCE_COPY = "SIG Ville (republication tierce)"
+
+
+def _qpv_records_from(gdf: gpd.GeoDataFrame, path: Path) -> dict[str, dict]:
+    _require(gdf.columns, ["code_qp", "lib_qp", "insee_com"], path, "qpv")
+    codes = [_code(c) for c in gdf["code_qp"]]
+    _check_unique(codes, path, "qpv", "code_qp")
+    out: dict[str, dict] = {}
+    for code, name, com, g in zip(codes, gdf["lib_qp"], gdf["insee_com"], gdf.geometry,
+                                  strict=True):
+        if code is None:
+            raise LayerError(f"Fichier « {path.name} », couche « qpv », champ « code_qp » : "
+                             f"valeur vide (QPV « {name} »).")
+        out[code] = {"nom": name, "communes": [_code(c, 5) or c for c in _split_codes(com)],
+                     "geometry": _polygonal_part(g)}
+    return out
+
+
+def _qpv_from_partial_mirror(paths: dict[str, Path], info: LayerInfo) -> dict[str, dict]:
+    """QPV of an older mirror without the national file: code list + centroids + subset."""
+    records: dict[str, dict] = {}
+    code_list = paths.get("qpv2024_code_list_derived.csv")
+    if code_list is not None:
+        df = _read_csv(code_list, "qpv")
+        _require(df.columns, ["code_qp", "lib_qp", "insee_com"], code_list, "qpv")
+        _check_unique(df["code_qp"], code_list, "qpv", "code_qp")
+        for code, name, com in zip(df["code_qp"], df["lib_qp"], df["insee_com"], strict=True):
+            records[code] = {"nom": name, "communes": _split_codes(com), "geometry": None}
+    cpath = paths.get("qpv2024_centroids_by_commune_anct.geojson")
+    points: dict[str, list[BaseGeometry]] = {}
+    if cpath is not None:
+        cg = read_vector(cpath, "qpv", info)
+        _require(cg.columns, ["code_qp", "insee_com"], cpath, "qpv")
+        for codes, names, com, g in zip(cg["code_qp"], cg.get("lib_qp", cg["code_qp"]),
+                                        cg["insee_com"], cg.geometry, strict=True):
+            cl = _split_codes(codes)
+            nl = [n.strip() for n in str(names).split(",")]
+            if len(nl) != len(cl):
+                nl = cl
+            for code, name in zip(cl, nl, strict=True):
+                rec = records.setdefault(code, {"nom": name, "communes": [], "geometry": None})
+                c = _code(com)
+                if c and c not in rec["communes"]:
+                    rec["communes"].append(c)
+                if g is not None and not g.is_empty:
+                    points.setdefault(code, []).append(g)
+    for code, rec in records.items():
+        if rec["geometry"] is None and code in points:
+            pts = points[code]
+            rec["geometry"] = pts[0] if len(pts) == 1 else MultiPoint(
+                [p for g in pts for p in getattr(g, "geoms", [g])]).centroid
+    return records
+
+
+def _qpv_population(
+    population: src.Located | None, copy: src.Located | None, codes: set[str], info: LayerInfo,
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Population and its source per QPV code: INSEE's ``pop_QPV24.csv`` when fetched, the
+    third-party copy of the SIG Ville figures for the QPV INSEE's file lacks (or when it is
+    absent). Codes absent from the QPV layer (obsolete ones) are left out and counted."""
+    pops: dict[str, int] = {}
+    origin: dict[str, str] = {}
+    for located, label in ((population, POP_SOURCE_INSEE), (copy, POP_SOURCE_COPY)):
+        if located is None:
+            continue
+        read = read_qpv_population(next(iter(located.paths.values())))
+        unknown = sorted(set(read) - codes)
+        added = 0
+        for code, value in read.items():
+            if code in codes and code not in pops:
+                pops[code], origin[code] = value, label
+                added += 1
+        note = f"population : {added} QPV d'après {label}"
+        if unknown:
+            note += f" ({len(unknown)} code(s) du fichier absents de la couche, ignorés)"
+        info.notes.append(note)
+    if population is None:
+        info.notes.append(
+            "pop_QPV24 de l'INSEE non récupéré"
+            + (" : population d'après une republication tierce des chiffres SIG Ville, "
+               "à vérifier auprès de l'INSEE" if copy is not None else " : population inconnue"))
+    info.population_known = len(pops)
+    return pops, origin
+
+
 def build_qpv(
-    cog: Cog, located: src.Located, population: src.Located | None, info: LayerInfo
+    cog: Cog, located: src.Located, population: src.Located | None, info: LayerInfo,
+    population_copy: src.Located | None = None,
 ) -> gpd.GeoDataFrame:
-    """QPV 2024: official polygons, or the mirror's 41 polygons + centroids of the others."""
+    """QPV 2024: the official polygons; offline, the mirror's national (simplified) file with
+    the full-resolution polygons of its subset where the codes match (an older mirror: the
+    subset's polygons and centroids of the others). Population per QPV with its source
+    (see :func:`_qpv_population`)."""
     records: dict[str, dict] = {}
     if located.origin == src.OFFICIAL:
         path = next(iter(located.paths.values()))
-        gdf = read_vector(path, "qpv", info)
-        _require(gdf.columns, ["code_qp", "lib_qp", "insee_com"], path, "qpv")
-        _check_unique(gdf["code_qp"], path, "qpv", "code_qp")
-        for code, name, com, g in zip(gdf["code_qp"], gdf["lib_qp"], gdf["insee_com"],
-                                      gdf.geometry, strict=True):
-            records[str(code)] = {"nom": name, "communes": _split_codes(com),
-                                  "geometry": _polygonal_part(g)}
+        records = _qpv_records_from(read_vector(path, "qpv", info), path)
     else:
         paths = {Path(k).name: p for k, p in located.paths.items()}
-        code_list = paths.get("qpv2024_code_list_derived.csv")
-        if code_list is not None:
-            df = _read_csv(code_list, "qpv")
-            _require(df.columns, ["code_qp", "lib_qp", "insee_com"], code_list, "qpv")
-            _check_unique(df["code_qp"], code_list, "qpv", "code_qp")
-            for code, name, com in zip(df["code_qp"], df["lib_qp"], df["insee_com"],
-                                       strict=True):
-                records[code] = {"nom": name, "communes": _split_codes(com), "geometry": None}
-        cpath = paths.get("qpv2024_centroids_by_commune_anct.geojson")
-        points: dict[str, list[BaseGeometry]] = {}
-        if cpath is not None:
-            cg = read_vector(cpath, "qpv", info)
-            _require(cg.columns, ["code_qp", "insee_com"], cpath, "qpv")
-            for codes, names, com, g in zip(cg["code_qp"], cg.get("lib_qp", cg["code_qp"]),
-                                            cg["insee_com"], cg.geometry, strict=True):
-                cl = _split_codes(codes)
-                nl = [n.strip() for n in str(names).split(",")]
-                if len(nl) != len(cl):
-                    nl = cl
-                for code, name in zip(cl, nl, strict=True):
-                    rec = records.setdefault(code, {"nom": name, "communes": [],
-                                                    "geometry": None})
-                    c = _code(com)
-                    if c and c not in rec["communes"]:
-                        rec["communes"].append(c)
-                    if g is not None and not g.is_empty:
-                        points.setdefault(code, []).append(g)
-        spath = paths.get("qpv2024_subset_33_17_64_86.geojson")
+        national = paths.get(Path(src.QPV_NATIONAL_MIRROR).name)
+        if national is not None:
+            records = _qpv_records_from(read_vector(national, "qpv", info), national)
+        else:
+            records = _qpv_from_partial_mirror(paths, info)
+        spath = paths.get(Path(src.QPV_SUBSET_MIRROR).name)
+        full_res = 0
         if spath is not None:
-            sg = read_vector(spath, "qpv", info)
-            _require(sg.columns, ["code_qp", "lib_qp", "insee_com"], spath, "qpv")
-            _check_unique(sg["code_qp"], spath, "qpv", "code_qp")
-            for code, name, com, g in zip(sg["code_qp"], sg["lib_qp"], sg["insee_com"],
-                                          sg.geometry, strict=True):
-                rec = records.setdefault(code, {"nom": name, "communes": [], "geometry": None})
-                rec["nom"] = name
-                rec["communes"] = _split_codes(com) or rec["communes"]
-                rec["geometry"] = _polygonal_part(g)
-        for code, rec in records.items():
-            if rec["geometry"] is None and code in points:
-                pts = points[code]
-                rec["geometry"] = pts[0] if len(pts) == 1 else MultiPoint(
-                    [p for g in pts for p in getattr(g, "geoms", [g])]).centroid
-        n_centroid = sum(1 for r in records.values()
-                         if r["geometry"] is not None and not _is_polygonal(r["geometry"]))
-        info.notes.append(f"hors ligne : {n_centroid} QPV sans contour gardés avec leur "
-                          "centroïde (geom_kind « centroid »)")
-    pops: dict[str, int] = {}
-    if population is not None:
-        pops = read_qpv_population(next(iter(population.paths.values())))
-    else:
-        info.notes.append("population des QPV inconnue (pop_QPV24 non récupéré) : laissée vide")
+            for code, rec in _qpv_records_from(read_vector(spath, "qpv", info), spath).items():
+                old = records.setdefault(code, {"nom": rec["nom"], "communes": [],
+                                                "geometry": None})
+                old["nom"] = rec["nom"]
+                old["communes"] = rec["communes"] or old["communes"]
+                if rec["geometry"] is not None:
+                    old["geometry"] = rec["geometry"]
+                    full_res += 1
+        if national is not None:
+            info.notes.append(
+                f"hors ligne : contours simplifiés du fichier national ({national.name}), "
+                f"{full_res} QPV à pleine résolution "
+                f"(sous-ensemble {spath.name if spath else '—'})")
+        else:
+            n_centroid = sum(1 for r in records.values()
+                             if r["geometry"] is not None and not _is_polygonal(r["geometry"]))
+            info.notes.append(f"hors ligne : {n_centroid} QPV sans contour gardés avec leur "
+                              "centroïde (geom_kind « centroid »)")
+    pops, pop_source = _qpv_population(population, population_copy, set(records), info)
     rows, geoms = [], []
+    renamed = 0
     for code in sorted(records):
         rec = records[code]
         first = cog.lookup(rec["communes"][0]) if rec["communes"] else None
         g = rec["geometry"]
         kind = "none" if g is None else ("polygon" if _is_polygonal(g) else "centroid")
+        communes = _current_codes(cog, rec["communes"])
+        if communes != list(rec["communes"]):
+            renamed += 1
         rows.append({
-            "code_qp": code, "nom": rec["nom"], "communes": list(rec["communes"]),
+            "code_qp": code, "nom": rec["nom"], "communes": communes,
             "code_dep": None if first is None else first["code_dep"],
             "code_reg": None if first is None else first["code_reg"],
             "siren_epci": None if first is None else first["siren_epci"],
-            "population": pops.get(code), "geom_kind": kind,
+            "population": pops.get(code), "population_source": pop_source.get(code),
+            "geom_kind": kind,
         })
         geoms.append(g)
+    if renamed:
+        info.notes.append(f"{renamed} QPV sur une commune fusionnée depuis : code de la commune "
+                          "actuelle (COG 2026, anciensCodes)")
     df = pd.DataFrame(rows, columns=LAYER_SCHEMAS["qpv"][1])
     df["population"] = pd.array(df["population"], dtype="Int64")
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=CRS), crs=CRS)
+
+
+def _current_codes(cog: Cog, codes: Iterable[str]) -> list[str]:
+    """Commune codes as in the COG: an old code (commune merged since) becomes the current
+    one (``anciensCodes``); unknown codes are kept; duplicates dropped, order kept."""
+    out: list[str] = []
+    for c in codes:
+        row = cog.lookup(c)
+        current = str(row["code_insee"]) if row is not None else c
+        if current not in out:
+            out.append(current)
+    return out
 
 
 def build_contrats(cog: Cog, located: src.Located | None, info: LayerInfo) -> gpd.GeoDataFrame:
@@ -693,12 +867,25 @@ def build_cites(cog: Cog, located: src.Located | None, info: LayerInfo) -> gpd.G
 # Display versions
 
 
+def mean_segment(arr: np.ndarray) -> float:
+    """Mean segment length (degrees) over all the geometries' rings (total length / number
+    of segments), so that dense parts weigh by their vertices."""
+    n = shapely.get_num_coordinates(arr).astype(float)
+    rings = shapely.get_num_interior_rings(arr).astype(float) + 1
+    length = float(np.nansum(shapely.length(arr)))
+    segments = float(np.nansum(np.maximum(n - rings, 0)))
+    return length / segments if segments else 0.0
+
+
 def simplify_display(
-    gdf: gpd.GeoDataFrame, layer: str, tolerance: float
+    gdf: gpd.GeoDataFrame, layer: str, tolerance: float, coverage: bool | None = None,
 ) -> tuple[gpd.GeoDataFrame, str]:
     """Display version of a polygon layer: polygonal rows only, few columns, simplified as a
     coverage when the layer is a valid coverage (else per geometry, topology preserved),
-    coordinates rounded to :data:`DISPLAY_DECIMALS` decimals. Returns (layer, method)."""
+    coordinates rounded to :data:`DISPLAY_DECIMALS` decimals (``coverage``: whether the
+    polygons are a valid coverage, computed when None). A layer whose segments are already
+    much longer than ``tolerance`` (already simplified contours) is only rounded: simplifying
+    it would remove next to nothing. Returns (layer, method)."""
     cols = DISPLAY_COLUMNS[layer]
     keep = np.array([_is_polygonal(g) for g in gdf.geometry], dtype=bool)
     sub = gdf.loc[keep, [*cols, "geometry"]].reset_index(drop=True)
@@ -706,13 +893,17 @@ def simplify_display(
     if len(arr) == 0:
         method = "aucune géométrie"
         out = arr
-    elif bool(shapely.coverage_is_valid(arr)):
+    elif mean_segment(arr) > 5 * tolerance:
+        method = "déjà simplifiée (segments plus longs que la tolérance) : arrondie seulement"
+        out = arr
+    elif coverage if coverage is not None else bool(shapely.coverage_is_valid(arr)):
         method = "coverage_simplify (couverture valide)"
         out = shapely.coverage_simplify(arr, tolerance)
     else:
         method = "simplify(preserve_topology=True) par géométrie (couverture non valide)"
         out = shapely.simplify(arr, tolerance, preserve_topology=True)
-    out = shapely.set_precision(out, 10.0 ** -DISPLAY_DECIMALS)
+    # display only: coordinates rounded point by point (no costly topology repair)
+    out = shapely.set_precision(out, 10.0 ** -DISPLAY_DECIMALS, mode="pointwise")
     sub = sub.set_geometry(gpd.GeoSeries(out, crs=CRS))
     sub = sub[~sub.geometry.is_empty & sub.geometry.notna()].reset_index(drop=True)
     return sub, method
@@ -735,8 +926,10 @@ def _finalise(gdf: gpd.GeoDataFrame, name: str, info: LayerInfo) -> gpd.GeoDataF
     return out
 
 
-def build_layers(cache_dir: Path) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, LayerInfo]]:
-    """Build the seven layers in memory from the cache (no writing)."""
+def build_layers(cache_dir: Path, coverages: dict[str, bool] | None = None
+                 ) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, LayerInfo]]:
+    """Build the seven layers in memory from the cache (no writing). ``coverages`` receives
+    the layers known to be valid coverages (communes, and the EPCI dissolved from them)."""
     cog_loc = _locate(cache_dir, "cog", required=True)
     assert cog_loc is not None
     cog = load_cog(cog_loc)
@@ -745,6 +938,7 @@ def build_layers(cache_dir: Path) -> tuple[dict[str, gpd.GeoDataFrame], dict[str
     qpv_loc = _locate(cache_dir, "qpv", required=True)
     assert qpv_loc is not None
     pop_loc = _locate(cache_dir, "qpv_population", required=False)
+    pop_copy_loc = _locate(cache_dir, "qpv_population_copy", required=False)
     cv_loc = _locate(cache_dir, "contrats_ville", required=False)
     cites_loc = _locate(cache_dir, "cites_educatives", required=False)
 
@@ -761,18 +955,28 @@ def build_layers(cache_dir: Path) -> tuple[dict[str, gpd.GeoDataFrame], dict[str
                 info.origin = f"{cog_loc.origin}+{geo.origin}"
         return info
 
-    infos["regions"] = with_cog("regions", admin)
-    layers["regions"] = build_regions(cog, admin, infos["regions"])
-    infos["departements"] = with_cog("departements", admin)
-    layers["departements"] = build_departements(cog, admin, infos["departements"])
     infos["communes"] = with_cog("communes", contours)
     layers["communes"] = build_communes(cog, contours, infos["communes"])
+    infos["communes"].population_known = int(layers["communes"]["population"].notna().sum())
+    coverage = communes_are_coverage(layers["communes"])
+    if coverages is not None:
+        # unions of disjoint groups of cells of a valid coverage are a valid coverage
+        coverages.update({"communes": coverage, "epci": coverage})
+    infos["regions"] = with_cog("regions", admin)
+    layers["regions"] = build_regions(cog, admin, infos["regions"], layers["communes"],
+                                      coverage)
+    infos["departements"] = with_cog("departements", admin)
+    layers["departements"] = build_departements(cog, admin, infos["departements"],
+                                                layers["communes"], coverage)
     infos["epci"] = with_cog("epci", contours)
-    layers["epci"] = build_epci(cog, layers["communes"], infos["epci"])
+    layers["epci"] = build_epci(cog, layers["communes"], infos["epci"], coverage)
     infos["qpv"] = _info("qpv", qpv_loc)
-    if pop_loc is not None:
-        infos["qpv"].source += f" ; population : {pop_loc.source.producer}"
-    layers["qpv"] = build_qpv(cog, qpv_loc, pop_loc, infos["qpv"])
+    for loc in (pop_loc, pop_copy_loc):
+        if loc is not None:
+            infos["qpv"].source += f" ; population : {loc.source.producer}"
+            infos["qpv"].vintage += f" ; population : {loc.source.version}"
+            infos["qpv"].files += sorted(p.name for p in loc.paths.values())
+    layers["qpv"] = build_qpv(cog, qpv_loc, pop_loc, infos["qpv"], pop_copy_loc)
     infos["contrats_ville"] = _info("contrats_ville", cv_loc)
     layers["contrats_ville"] = build_contrats(cog, cv_loc, infos["contrats_ville"])
     infos["cites_educatives"] = _info("cites_educatives", cites_loc)
@@ -795,12 +999,15 @@ def build_all(cache_dir: Path, geo_dir: Path) -> BuildReport:
     _remove_leftovers(geo_dir)
     tmp = Path(tempfile.mkdtemp(dir=geo_dir.parent, prefix=f".{geo_dir.name}.", suffix=".build"))
     try:
-        layers, infos = build_layers(cache_dir)
+        coverages: dict[str, bool] = {}
+        layers, infos = build_layers(cache_dir, coverages)
         for name, gdf in layers.items():
             gdf.to_parquet(layer_path(name, tmp), index=False)
             if name in POLYGON_LAYERS:
+                coverage = (coverages[name] if coverages.get(name)
+                            else communes_are_coverage(gdf))
                 for level, tol in DISPLAY_LEVELS.items():
-                    disp, method = simplify_display(gdf, name, tol)
+                    disp, method = simplify_display(gdf, name, tol, coverage)
                     path = display_path(name, level, tmp)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     disp.to_parquet(path, index=False)
@@ -878,6 +1085,7 @@ def status_text(geo_dir: Path, cache_dir: Path) -> str:
                 lines.append(f"- {name} : absente de layers.json")
                 continue
             lines.append("- " + _describe_layer(d))
+            lines.extend(f"    {n}" for n in d.get("notes", []))
             if d.get("display_bytes"):
                 sizes = ", ".join(f"{lvl} {n / 1000:.0f} ko"
                                   for lvl, n in sorted(d["display_bytes"].items()))

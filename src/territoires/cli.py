@@ -32,9 +32,15 @@ def _data_fetch(args: argparse.Namespace) -> int:
 
 
 def _data_build(args: argparse.Namespace) -> int:
-    from territoires import build
+    from territoires import build, sources
 
     geo = Path(args.geo).resolve() if args.geo else config.geo_dir()
+    mirror = config.mirror_dir()
+    if mirror is not None:
+        # offline: the cache follows the mirror (new or changed files copied, others kept)
+        for r in sources.fetch_all(config.cache_dir(), mirror=mirror, progress=False,
+                                   manifest_path=config.sources_manifest_path()):
+            print(r.describe())
     report = build.build_all(config.cache_dir(), geo)
     print(report.describe())
     return 0

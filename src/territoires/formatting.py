@@ -82,6 +82,15 @@ def fmt_eur_short(value: float | int | None) -> str:
     return fmt_eur(number, decimals)
 
 
+#: Text of an unknown population (never 0).
+UNKNOWN_POPULATION = "inconnue"
+
+
+def fmt_population(value: float | int | None) -> str:
+    """Inhabitants: ``12300`` -> "12 300"; unknown -> "inconnue" (never "0")."""
+    return UNKNOWN_POPULATION if _missing(value) else fmt_int(value)
+
+
 def fmt_pct(ratio: float | None, decimals: int = 0) -> str:
     """A ratio as a percentage: ``0.123`` -> "12 %" (``decimals=1``: "12,3 %")."""
     if _missing(ratio):

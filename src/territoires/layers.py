@@ -11,8 +11,9 @@ All layers are GeoParquet files in EPSG:4326 written by :mod:`territoires.build`
                               code_dep, code_reg, siren_epci, population, geometry (may be
                               null where no contour is known)
 ``qpv.parquet``               code_qp, nom, communes (list of code_insee), code_dep,
-                              code_reg, siren_epci, population (nullable), geom_kind
-                              ("polygon" | "centroid" | "none"), geometry
+                              code_reg, siren_epci, population (nullable),
+                              population_source (where the figure comes from, null when
+                              unknown), geom_kind ("polygon" | "centroid" | "none"), geometry
 ``contrats_ville.parquet``    code_cv, nom, siren (EPCI or commune carrying it), siren_epci,
                               code_dep, generation ("2015-2023" | "2024-2030"), population,
                               geometry (point)
@@ -52,7 +53,7 @@ LAYER_SCHEMAS: dict[str, tuple[str, list[str]]] = {
     "qpv": (
         "code_qp",
         ["code_qp", "nom", "communes", "code_dep", "code_reg", "siren_epci", "population",
-         "geom_kind"],
+         "population_source", "geom_kind"],
     ),
     "contrats_ville": (
         "code_cv",

@@ -31,7 +31,7 @@ from branca.element import Element, MacroElement
 from folium.plugins import MarkerCluster
 from jinja2 import Template
 
-from territoires.formatting import fmt_eur, fmt_eur_short, fmt_int
+from territoires.formatting import fmt_eur, fmt_eur_short, fmt_int, fmt_pct
 from territoires.layers import LAYER_SCHEMAS, LEVEL_LAYER
 from territoires.model import Catalogue
 from territoires.vocab import MATURITY, TERRITORY_LEVELS, THEMES
@@ -41,7 +41,13 @@ MEASURES: dict[str, str] = {
     "initiatives": "Nombre d'initiatives",
     "funding_eur": "Financements (€)",
     "funding_per_inhabitant": "Financement par habitant (€)",
+    "qpv_share_reached": "Part de la population des QPV touchée",
 }
+#: Measures that only make sense where there are QPV (units without a known QPV population
+#: are left out of national views instead of being drawn as "non renseigné").
+QPV_MEASURES = ("qpv_share_reached",)
+#: Fixed class edges of a share (0 % is a class of its own, see :func:`classify`).
+SHARE_BREAKS: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 #: Choropleth levels -> French label.
 CHOROPLETH_LEVELS: dict[str, str] = {
     "departement": "Départements",
@@ -90,6 +96,10 @@ POINT_DECIMALS = 4
 MAX_INITIATIVE_POINTS = 800
 #: Areas with more communes than this are drawn from the "national" display layers.
 LOCAL_MAX_COMMUNES = 150
+#: Maximum zoom of the maps, and of a map fitted to its area; smallest box fitted (degrees).
+MAX_ZOOM = 18
+FIT_MAX_ZOOM = 15
+MIN_FIT_SPAN = 0.01
 FRANCE_CENTER: tuple[float, float] = (46.6, 2.4)
 FRANCE_ZOOM = 6
 #: Metropolitan France (minx, miny, maxx, maxy), for maps fitted to their size.
@@ -196,7 +206,11 @@ def classify(values: Iterable[float], breaks: list[float]) -> list[int]:
 def format_measure(value: float | None, measure: str) -> str:
     """French text of a measure value."""
     if value is None or pd.isna(value):
-        return "non renseigné"
+        return "inconnue" if measure in QPV_MEASURES else "non renseigné"
+    if measure == "qpv_share_reached":
+        return fmt_pct(value)
+    if measure == "qpv_population":
+        return fmt_int(value)
     if measure == "initiatives":
         return fmt_int(value)
     if measure == "funding_per_inhabitant":
@@ -208,6 +222,8 @@ def class_labels(breaks: list[float], measure: str) -> list[str]:
     """French labels of the classes defined by ``breaks``."""
 
     def fmt(v: float) -> str:
+        if measure == "qpv_share_reached":
+            return fmt_pct(v)
         if measure == "initiatives":
             return fmt_int(v)
         if measure == "funding_per_inhabitant":
@@ -247,8 +263,31 @@ def representative_points(geoms: gpd.GeoSeries | np.ndarray) -> np.ndarray:
     Works on the bare geometry array: a GeoSeries built here would compare its CRS with the
     source's, and pyproj rebuilds a CRS object in every new thread (Streamlit runs each
     script in a new thread), about 15 to 60 ms per comparison."""
-    arr = geoms.to_numpy() if isinstance(geoms, gpd.GeoSeries) else np.asarray(geoms)
-    return shapely.point_on_surface(np.asarray(arr, dtype=object))
+    arr = np.asarray(geoms.to_numpy() if isinstance(geoms, gpd.GeoSeries) else geoms,
+                     dtype=object)
+    out = np.empty(len(arr), dtype=object)
+    todo = []
+    for i, g in enumerate(arr):
+        hit = _POINTS.get(id(g))
+        if hit is not None and hit[0] is g:
+            out[i] = hit[1]
+        else:
+            todo.append(i)
+    if todo:
+        idx = np.asarray(todo, dtype=np.int64)
+        pts = shapely.point_on_surface(arr[idx])
+        if len(_POINTS) + len(idx) > _ENCODED_MAX:
+            _POINTS.clear()
+        for i, p in zip(idx, pts, strict=True):
+            out[i] = p
+            if arr[i] is not None:
+                _POINTS[id(arr[i])] = (arr[i], p)
+    return out
+
+
+#: Memo of representative points, as :data:`_ENCODED`: id of the geometry -> (geometry,
+#: point).
+_POINTS: dict[int, tuple[object, object]] = {}
 
 
 def has_polygon(gdf: gpd.GeoDataFrame) -> np.ndarray:
@@ -364,9 +403,32 @@ def _ring(coords: np.ndarray, scale: float) -> list[int] | None:
     return deltas.ravel().tolist()
 
 
+#: Memo of encoded polygons: (id of the geometry, decimals) -> (geometry, encoding). The
+#: display layers are loaded once per process and their geometry objects drawn again on
+#: every rerun; keeping the geometry in the value makes a reused id impossible while cached.
+_ENCODED: dict[tuple[int, int], tuple[object, list | None]] = {}
+_ENCODED_MAX = 200_000
+
+
 def encode_geometry(geom: object, decimals: int) -> list | None:
     """Compact geometry: ``[x, y]`` integers (coordinates × 10^decimals) for a point, rings
-    of delta-encoded integers for (multi)polygons; None when empty or degenerate."""
+    of delta-encoded integers for (multi)polygons; None when empty or degenerate.
+    (Multi)polygons are memoised (see :data:`_ENCODED`)."""
+    if geom is None:
+        return None
+    key = (id(geom), decimals)
+    hit = _ENCODED.get(key)
+    if hit is not None and hit[0] is geom:
+        return hit[1]
+    out = _encode_geometry(geom, decimals)
+    if getattr(geom, "geom_type", "") in ("Polygon", "MultiPolygon"):
+        if len(_ENCODED) >= _ENCODED_MAX:
+            _ENCODED.clear()
+        _ENCODED[key] = (geom, out)
+    return out
+
+
+def _encode_geometry(geom: object, decimals: int) -> list | None:
     if geom is None or geom.is_empty:  # type: ignore[attr-defined]
         return None
     scale = 10.0 ** decimals
@@ -380,7 +442,7 @@ def encode_geometry(geom: object, decimals: int) -> list | None:
             return None
         return [r for r in rings if r is not None]
     if kind == "MultiPolygon":
-        parts = [encode_geometry(p, decimals) for p in geom.geoms]  # type: ignore[attr-defined]
+        parts = [_encode_geometry(p, decimals) for p in geom.geoms]  # type: ignore[attr-defined]
         parts = [p for p in parts if p]
         return parts or None
     if kind == "MultiPoint":
@@ -682,16 +744,26 @@ def _choropleth_layer(
     gdf[key] = gdf[key].astype(str)
     vals = values.copy()
     vals["code"] = vals["code"].astype(str)
+    for col in ("qpv_population", "qpv_share_reached"):
+        if col not in vals.columns:
+            vals[col] = np.nan
     gdf = gdf.merge(
-        vals[["code", "initiatives", "funding_eur", "funding_per_inhabitant"]],
+        vals[["code", "initiatives", "funding_eur", "funding_per_inhabitant",
+              "qpv_population", "qpv_share_reached"]],
         left_on=key, right_on="code", how="inner",
     )
-    if area.national and level in ("commune", "qpv"):
+    if measure in QPV_MEASURES:
+        # a share of the QPV population: only the units with known QPV inhabitants
+        gdf = gdf[gdf["qpv_population"].notna()]
+    elif area.national and level in ("commune", "qpv"):
         # never all the communes (or QPV) of France: only those with something to show
         gdf = gdf[(gdf["initiatives"].fillna(0) > 0) | (gdf["funding_eur"].fillna(0) > 0)]
     if gdf.empty:
         return None, []
-    breaks = class_breaks(gdf[measure], integer=measure == "initiatives")
+    if measure in QPV_MEASURES:
+        breaks = list(SHARE_BREAKS)  # fixed classes: shares compare across views
+    else:
+        breaks = class_breaks(gdf[measure], integer=measure == "initiatives")
     classes = classify(list(gdf[measure]), breaks)
     n = len(breaks) - 1
     palette = PALETTE[len(PALETTE) - n:] if 0 < n < len(PALETTE) else PALETTE
@@ -702,6 +774,9 @@ def _choropleth_layer(
         "ini": [format_measure(v, "initiatives") for v in gdf["initiatives"]],
         "fin": [format_measure(v, "funding_eur") for v in gdf["funding_eur"]],
         "hab": [format_measure(v, "funding_per_inhabitant") for v in gdf["funding_per_inhabitant"]],
+        "qp": [format_measure(v, "qpv_population") if pd.notna(v) else "inconnue"
+               for v in gdf["qpv_population"]],
+        "qs": [format_measure(v, "qpv_share_reached") for v in gdf["qpv_share_reached"]],
     }, decimals)
     # the class is computed here; the browser maps it to a colour
     style = (f"function(f){{var k=f.properties.k;return{{fillColor:k==-2?{_js(NO_DATA_COLOUR)}:"
@@ -709,17 +784,41 @@ def _choropleth_layer(
              "fillOpacity:0.75};}")
     tooltip = _table_js([(TERRITORY_LEVELS.label_of(level), "nom"), ("Code", "code"),
                          ("Initiatives", "ini"), ("Financements", "fin"),
-                         ("Par habitant", "hab")])
+                         ("Par habitant", "hab"), ("Habitants des QPV", "qp"),
+                         ("Part touchée", "qs")])
     layer = CompactGeoJson(
         payload, _esc(f"{CHOROPLETH_LEVELS[level]} — {MEASURES[measure].lower()}"),
         _options(tooltip=tooltip, style=style, level=level, smooth=1.0),
     )
     labels = class_labels(breaks, measure)
     items = [(palette[i], label) for i, label in enumerate(labels)]
-    items.append((ZERO_COLOUR, "Aucun" if measure == "initiatives" else "0 €"))
+    items.append((ZERO_COLOUR, {"initiatives": "Aucun", "qpv_share_reached": "0 %"}.get(
+        measure, "0 €")))
     if any(c == -2 for c in classes):
-        items.append((NO_DATA_COLOUR, "Non renseigné"))
+        items.append((NO_DATA_COLOUR, "Inconnue" if measure in QPV_MEASURES
+                      else "Non renseigné"))
     return layer, items
+
+
+def table_rows(values: pd.DataFrame, area: Area, level: str, measure: str) -> pd.DataFrame:
+    """Rows of :func:`territoires.queries.aggregate` shown in the table under the map: the
+    same as the choropleth (units with known QPV inhabitants for a QPV measure; nationally,
+    communes and QPV with something to show)."""
+    if measure in QPV_MEASURES and "qpv_population" in values.columns:
+        return values[values["qpv_population"].notna()]
+    if area.national and level in ("commune", "qpv"):
+        return values[(values["initiatives"] > 0) | (values["funding_eur"] > 0)]
+    return values
+
+
+def padded_bounds(bounds: tuple[float, float, float, float],
+                  minimum: float = MIN_FIT_SPAN) -> tuple[float, float, float, float]:
+    """``bounds`` (minx, miny, maxx, maxy) widened to at least ``minimum`` degrees each way
+    around their centre (a single point, a tiny QPV)."""
+    minx, miny, maxx, maxy = (float(b) for b in bounds)
+    cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+    hx, hy = max((maxx - minx) / 2, minimum / 2), max((maxy - miny) / 2, minimum / 2)
+    return cx - hx, cy - hy, cx + hx, cy + hy
 
 
 def view_for(bounds: tuple[float, float, float, float] | None) -> tuple[tuple[float, float], int]:
@@ -756,6 +855,7 @@ def area_bounds(local: Mapping[str, gpd.GeoDataFrame], area: Area) -> tuple | No
         parts.append(_in_area(local["communes"], "code_insee", area.communes))
     if area.qpv and "qpv" in local:
         parts.append(_in_area(local["qpv"], "code_qp", area.qpv))
+    parts = [p[p.geometry.notna() & ~p.geometry.is_empty] for p in parts]
     parts = [p for p in parts if not p.empty]
     if not parts:
         return None
@@ -786,12 +886,14 @@ def build_map(
     else:
         center, zoom = view_for(bounds)
     m = folium.Map(location=list(center), zoom_start=zoom, tiles=None, control_scale=True,
-                   prefer_canvas=True)
-    if spec.fit:
-        minx, miny, maxx, maxy = bounds if bounds is not None else FRANCE_BOUNDS
-        m.fit_bounds([[miny, minx], [maxy, maxx]], padding=(10, 10))
+                   prefer_canvas=True, max_zoom=MAX_ZOOM)
     folium.TileLayer(TILES_URL, attr=TILES_ATTRIBUTION, name="Fond OpenStreetMap",
-                     control=False, max_zoom=18).add_to(m)
+                     control=False, max_zoom=MAX_ZOOM).add_to(m)
+    if spec.fit:
+        # after the tile layer, and never on a zero-size box: Leaflet fitting a single point
+        # without a maximum zoom computes an infinite zoom ("Invalid LatLng (NaN, NaN)")
+        minx, miny, maxx, maxy = padded_bounds(bounds if bounds is not None else FRANCE_BOUNDS)
+        m.fit_bounds([[miny, minx], [maxy, maxx]], padding=(10, 10), max_zoom=FIT_MAX_ZOOM)
 
     legend_blocks: list[str] = []
     decimals = NATIONAL_DECIMALS if area.national else LOCAL_DECIMALS
@@ -949,11 +1051,19 @@ def naive_map(layers: Mapping[str, gpd.GeoDataFrame],
               markers: pd.DataFrame | None = None) -> folium.Map:
     """Reference for benchmarks/tests, written without care: every layer passed whole (all
     its properties, full geometry) to ``folium.GeoJson`` with a tooltip of all its fields,
-    plus one ``folium.Marker`` with a popup per row of ``markers`` (``lat, lon, title``)."""
+    plus one ``folium.Marker`` with a popup per row of ``markers`` (``lat, lon, title``).
+    It draws in Leaflet (multi-part points are split into points, empty geometries left
+    out), so that its render time in a browser can be measured beside ours."""
     m = folium.Map(location=list(FRANCE_CENTER), zoom_start=FRANCE_ZOOM)
     for name, gdf in layers.items():
+        gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
         if gdf.empty:
             continue
+        if gdf.geometry.geom_type.isin(["MultiPoint", "GeometryCollection"]).any():
+            # Leaflet's GeoJSON layer makes a MultiPoint a group of markers, which folium's
+            # tooltip cannot bind to ("t.getElement is not a function"): one point each
+            gdf = gdf.explode(index_parts=False)
+            gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
         fields = [c for c in gdf.columns if c != gdf.geometry.name]
         folium.GeoJson(gdf.to_json(default=str), name=name,
                        style_function=lambda _f: {"color": "#333333"},

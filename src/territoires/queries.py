@@ -182,6 +182,12 @@ class KeyFigures:
     territories_reached: int
     qpv_reached: int
     qpv_in_area: int
+    #: inhabitants of the reached QPV / of the area's QPV (known figures only; None when no
+    #: QPV concerned has a known population: "inconnue", never 0)
+    qpv_population_reached: float | None = None
+    qpv_population_in_area: float | None = None
+    #: QPV of the area whose population is unknown
+    qpv_population_unknown: int = 0
 
 
 # -- preparation ---------------------------------------------------------------------------
@@ -596,6 +602,47 @@ def _unit_funding(p: PreparedCatalogue, fmask: np.ndarray, level: str) -> np.nda
                        minlength=len(inc.units))
 
 
+def qpv_population(index: TerritoryIndex) -> np.ndarray:
+    """Population of each QPV unit (rows of ``index.incidence("qpv").units``), NaN where
+    unknown."""
+    return index.incidence("qpv").units["population"].to_numpy(dtype=float)
+
+
+def _known_sum(pop: np.ndarray, mask: np.ndarray) -> float | None:
+    """Sum of the known values of ``pop`` under ``mask``; None when none is known."""
+    sel = pop[mask]
+    sel = sel[np.isfinite(sel)]
+    return float(sel.sum()) if len(sel) else None
+
+
+def qpv_population_by_unit(index: TerritoryIndex, level: str, reached: np.ndarray
+                           ) -> pd.DataFrame:
+    """Per unit of ``level`` (rows of ``index.incidence(level).units``), from a boolean mask
+    ``reached`` over the QPV units: ``qpv_count`` (QPV in the unit), ``qpv_unknown`` (those
+    of unknown population), ``qpv_population`` (known inhabitants of its QPV, NaN when none
+    is known or the unit has no QPV), ``qpv_population_reached`` (known inhabitants of its
+    reached QPV, NaN likewise) and ``qpv_share_reached`` (their ratio, NaN likewise)."""
+    n_units = len(index.incidence(level).units)
+    q, u = index.qpv_unit_pairs(level)
+    pop = qpv_population(index)[q]
+    known = np.isfinite(pop)
+    w = np.where(known, pop, 0.0)
+    total = np.bincount(u, weights=w, minlength=n_units)
+    got = np.bincount(u, weights=w * reached[q], minlength=n_units)
+    n_known = np.bincount(u, weights=known.astype(float), minlength=n_units)
+    count = np.bincount(u, minlength=n_units)
+    has = n_known > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(has & (total > 0), got / total, np.nan)
+    return pd.DataFrame({
+        "qpv_count": count.astype(np.int64),
+        "qpv_unknown": (count - n_known).astype(np.int64),
+        "qpv_population": np.where(has, total, np.nan),
+        "qpv_population_reached": np.where(has, got, np.nan),
+        "qpv_share_reached": share,
+    })
+
+
 def key_figures(selection: Selection, index: TerritoryIndex) -> KeyFigures:
     """Counts and sums of a selection; ``qpv_in_area`` counts QPV of the filter territories
     (all QPV when no territory filter).
@@ -611,7 +658,12 @@ def key_figures(selection: Selection, index: TerritoryIndex) -> KeyFigures:
     commune_reached = _reached(p, mask, "commune") & _area(index, selection.filters, "commune")
     qpv_area = _area(index, selection.filters, "qpv")
     qpv_reached = _reached(p, mask, "qpv") & qpv_area
+    pop = qpv_population(index)
+    known = np.isfinite(pop)
     return KeyFigures(
+        qpv_population_reached=_known_sum(pop, qpv_reached),
+        qpv_population_in_area=_known_sum(pop, qpv_area),
+        qpv_population_unknown=int((qpv_area & ~known).sum()),
         initiatives=int(mask.sum()),
         porteurs=porteurs,
         funding_initiatives_eur=float(
@@ -626,7 +678,9 @@ def key_figures(selection: Selection, index: TerritoryIndex) -> KeyFigures:
 
 def aggregate(selection: Selection, index: TerritoryIndex, level: str) -> pd.DataFrame:
     """One row per territory of ``level`` within the filter area:
-    ``code, nom, population, initiatives, funding_eur, funding_per_inhabitant``.
+    ``code, nom, population, initiatives, funding_eur, funding_per_inhabitant, qpv_count,
+    qpv_population, qpv_population_reached, qpv_share_reached`` (the QPV columns as in
+    :func:`qpv_population_by_unit`: NaN where no QPV population is known).
     Funding lines are counted in the territory that contains them; lines on a larger territory
     (e.g. a contrat de ville when aggregating by commune) are shared out by population.
 
@@ -654,6 +708,9 @@ def aggregate(selection: Selection, index: TerritoryIndex, level: str) -> pd.Dat
     out["initiatives"] = counts[area]
     out["funding_eur"] = funding[area]
     out["funding_per_inhabitant"] = per_inh[area]
+    qpop = qpv_population_by_unit(index, level, _reached(p, mask, "qpv"))
+    for col in ("qpv_count", "qpv_population", "qpv_population_reached", "qpv_share_reached"):
+        out[col] = qpop[col].to_numpy()[area]
     return out
 
 
@@ -751,27 +808,23 @@ def distribution(selection: Selection, by: str) -> pd.DataFrame:
 
 def coverage(selection: Selection, index: TerritoryIndex, level: str = "qpv") -> pd.DataFrame:
     """Territories of ``level`` (``qpv`` or ``commune`` = communes having a QPV) within the
-    filter area that no selected initiative reaches, ranked by population (then QPV count):
-    ``code, nom, code_dep, population, qpv_count``.
+    filter area that no selected initiative reaches, ranked by the people left out:
+    ``code, nom, code_dep, population, qpv_count, qpv_population``.
 
-    QPV are ranked by population (unknown last) then name; communes by population, then QPV
-    count, then name. ``qpv_count`` is 1 for a QPV, the number of QPV for a commune."""
+    ``qpv_population`` is the known population of the territory's QPV (the QPV itself, or
+    the QPV lying in the commune; NaN when unknown). QPV are ranked by population (unknown
+    last) then name; communes by the population of their QPV (unknown last), then their own
+    population, QPV count and name. ``qpv_count`` is 1 for a QPV, the number of QPV of a
+    commune."""
     if level not in ("qpv", "commune"):
         raise ValueError(f"Niveau de couverture inconnu : {level}")
     p, mask, _ = _parts(selection, index)
     inc = index.incidence(level)
     keep = _area(index, selection.filters, level) & ~_reached(p, mask, level)
     units = inc.units
-    if level == "qpv":
-        qpv_count = np.ones(len(units), dtype=np.int64)
-    else:
-        qinc = index.incidence("qpv")
-        qpv_count = np.zeros(len(units), dtype=np.int64)
-        q_tids = qinc.units["tid"].to_numpy(dtype=np.int64)
-        rep, com_units = inc.gather(q_tids)
-        pairs = np.unique(np.stack([rep, com_units], axis=1), axis=0)
-        qpv_count = np.bincount(pairs[:, 1], minlength=len(units)).astype(np.int64) if len(
-            pairs) else qpv_count
+    qpop = qpv_population_by_unit(index, level, np.zeros(len(qpv_population(index)), bool))
+    qpv_count = qpop["qpv_count"].to_numpy(dtype=np.int64)
+    if level == "commune":
         keep &= qpv_count > 0
     out = pd.DataFrame({
         "code": units["code"].to_numpy(dtype=object)[keep],
@@ -779,14 +832,105 @@ def coverage(selection: Selection, index: TerritoryIndex, level: str = "qpv") ->
         "code_dep": units["code_dep"].to_numpy(dtype=object)[keep],
         "population": units["population"].to_numpy(dtype=float)[keep],
         "qpv_count": qpv_count[keep],
+        "qpv_population": qpop["qpv_population"].to_numpy(dtype=float)[keep],
     })
-    sort_pop = out["population"].fillna(-1.0)
-    out = out.assign(_p=sort_pop).sort_values(
-        ["_p", "qpv_count", "nom"], ascending=[False, False, True], kind="stable"
-    ).drop(columns="_p")
+    out = out.assign(_q=out["qpv_population"].fillna(-1.0), _p=out["population"].fillna(-1.0))
+    out = out.sort_values(["_q", "_p", "qpv_count", "nom"],
+                          ascending=[False, False, False, True], kind="stable"
+                          ).drop(columns=["_q", "_p"])
     for c in ("code", "nom", "code_dep"):
         out[c] = out[c].astype("str")
     return out.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class CoverageSummary:
+    """The people no selected initiative reaches in the filter area (Couverture page).
+
+    ``qpv_unreached``: QPV of the area not reached (at ``level`` commune: QPV lying in a
+    commune no initiative reaches); ``inhabitants_unreached``: their known inhabitants;
+    ``unknown_unreached``: those of them of unknown population; ``inhabitants_area``: known
+    inhabitants of all the area's QPV. Sums are None when no figure is known ("inconnue")."""
+
+    level: str
+    units_unreached: int
+    qpv_unreached: int
+    inhabitants_unreached: float | None
+    unknown_unreached: int
+    qpv_area: int
+    inhabitants_area: float | None
+
+
+def coverage_summary(selection: Selection, index: TerritoryIndex,
+                     level: str = "qpv") -> CoverageSummary:
+    """Totals of :func:`coverage`: each unreached QPV counted once (a QPV on two unreached
+    communes is one QPV)."""
+    if level not in ("qpv", "commune"):
+        raise ValueError(f"Niveau de couverture inconnu : {level}")
+    p, mask, _ = _parts(selection, index)
+    pop = qpv_population(index)
+    qpv_area = _area(index, selection.filters, "qpv")
+    unit_keep = _area(index, selection.filters, level) & ~_reached(p, mask, level)
+    q, u = index.qpv_unit_pairs(level)
+    unreached = np.zeros(len(pop), dtype=bool)
+    unreached[q[unit_keep[u]]] = True
+    unreached &= qpv_area
+    if level == "commune":
+        has_qpv = np.zeros(len(unit_keep), dtype=bool)
+        has_qpv[u] = True
+        n_units = int((unit_keep & has_qpv).sum())
+    else:
+        n_units = int(unreached.sum())
+    return CoverageSummary(
+        level=level,
+        units_unreached=n_units,
+        qpv_unreached=int(unreached.sum()),
+        inhabitants_unreached=_known_sum(pop, unreached),
+        unknown_unreached=int((unreached & ~np.isfinite(pop)).sum()),
+        qpv_area=int(qpv_area.sum()),
+        inhabitants_area=_known_sum(pop, qpv_area),
+    )
+
+
+def theme_coverage(selection: Selection, index: TerritoryIndex, by: str = "themes"
+                   ) -> pd.DataFrame:
+    """For each value of ``by`` (``themes`` or ``publics``, vocabulary order), the share of
+    the QPV inhabitants of the filter area reached by at least one selected initiative of
+    that value: ``value, label, initiatives, qpv_reached, qpv_area, population_reached,
+    population_area, share, population_unreached``.
+
+    Populations are the known ones (QPV of unknown population are left out of both sums and
+    counted in ``qpv_unknown``); ``share`` is NaN when no population is known in the area.
+    Every vocabulary value is listed, including those no selected initiative has (share 0
+    when the area's population is known)."""
+    if by not in ("themes", "publics"):
+        raise ValueError(f"Couverture par « {by} » inconnue (themes ou publics).")
+    vocab = THEMES if by == "themes" else PUBLICS
+    p, mask, _ = _parts(selection, index)
+    pop = qpv_population(index)
+    known = np.isfinite(pop)
+    area = _area(index, selection.filters, "qpv")
+    area_pop = float(pop[area & known].sum())
+    has_known = bool((area & known).any())
+    codes, matrix = p.lists[by]
+    rows = []
+    for value in vocab.codes:
+        j = codes.get(value)
+        m = mask & matrix[:, j] if j is not None else np.zeros(p.n, dtype=bool)
+        reached = _reached(p, m, "qpv") & area if m.any() else np.zeros(len(pop), bool)
+        got = float(pop[reached & known].sum())
+        rows.append({
+            "value": value, "label": vocab.label_of(value), "initiatives": int(m.sum()),
+            "qpv_reached": int(reached.sum()), "qpv_area": int(area.sum()),
+            "qpv_unknown": int((area & ~known).sum()),
+            "population_reached": got if has_known else np.nan,
+            "population_area": area_pop if has_known else np.nan,
+            "share": got / area_pop if has_known and area_pop > 0 else np.nan,
+            "population_unreached": area_pop - got if has_known else np.nan,
+        })
+    return pd.DataFrame(rows, columns=[
+        "value", "label", "initiatives", "qpv_reached", "qpv_area", "qpv_unknown",
+        "population_reached", "population_area", "share", "population_unreached"])
 
 
 def overlaps(selection: Selection, index: TerritoryIndex, level: str = "qpv",
@@ -844,7 +988,10 @@ def compare_selections(selections: Sequence[Selection], index: TerritoryIndex) -
     :func:`aggregate` (QPV level for a QPV, commune level otherwise); ``qpv_total`` counts
     the QPV of the territory, ``qpv_reached`` those a selected initiative reaches;
     ``qpv_population_reached`` sums the known populations of the reached QPV, and
-    ``qpv_population_known`` counts the reached QPV whose population is known."""
+    ``qpv_population_known`` counts the reached QPV whose population is known;
+    ``qpv_population`` is the known population of all the territory's QPV (NaN when none is
+    known), ``qpv_population_area_known`` how many of them have one, and
+    ``funding_per_qpv_inhabitant`` = ``funding_eur / qpv_population`` (NaN when unknown)."""
     rows = []
     for sel in selections:
         ((level, code),) = sel.filters.territories
@@ -859,7 +1006,9 @@ def compare_selections(selections: Sequence[Selection], index: TerritoryIndex) -
         qinc = index.incidence("qpv")
         in_area = _area(index, sel.filters, "qpv")
         reached = _reached(p, mask, "qpv") & in_area
-        reached_pop = qinc.units["population"].to_numpy(dtype=float)[reached]
+        all_pop = qinc.units["population"].to_numpy(dtype=float)
+        reached_pop = all_pop[reached]
+        area_qpv_pop = _known_sum(all_pop, in_area)
         pop = index.population(level, code)
         rows.append({
             "level": level,
@@ -874,11 +1023,16 @@ def compare_selections(selections: Sequence[Selection], index: TerritoryIndex) -
             "qpv_reached": int(reached.sum()),
             "qpv_population_reached": float(np.nansum(reached_pop)),
             "qpv_population_known": int(np.isfinite(reached_pop).sum()),
+            "qpv_population": np.nan if area_qpv_pop is None else area_qpv_pop,
+            "qpv_population_area_known": int(np.isfinite(all_pop[in_area]).sum()),
+            "funding_per_qpv_inhabitant": (funding / area_qpv_pop if area_qpv_pop
+                                           else np.nan),
         })
     return pd.DataFrame(rows, columns=[
         "level", "code", "nom", "population", "initiatives", "porteurs", "funding_eur",
         "funding_per_inhabitant", "qpv_total", "qpv_reached", "qpv_population_reached",
-        "qpv_population_known",
+        "qpv_population_known", "qpv_population", "qpv_population_area_known",
+        "funding_per_qpv_inhabitant",
     ])
 
 

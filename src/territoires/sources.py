@@ -50,21 +50,15 @@ _GREGOIRE = (
     "5d34ee6d0140c29f785fdb047d9329f1aab58833/"
 )
 _CONTOURS_2018 = "communes/contours_2018_gregoiredavid/"
-_COMMUNE_FILES_2018 = [
-    "communes-16-charente.geojson",
-    "communes-17-charente-maritime.geojson",
-    "communes-19-correze.geojson",
-    "communes-23-creuse.geojson",
-    "communes-24-dordogne.geojson",
-    "communes-33-gironde.geojson",
-    "communes-37-indre-et-loire.geojson",
-    "communes-40-landes.geojson",
-    "communes-47-lot-et-garonne.geojson",
-    "communes-64-pyrenees-atlantiques.geojson",
-    "communes-79-deux-sevres.geojson",
-    "communes-86-vienne.geojson",
-    "communes-87-haute-vienne.geojson",
-]
+#: Every département file of the mirror's 2018 commune contours (the folder is read, not a
+#: fixed list: a mirror holding more or fewer départements is used as it is).
+COMMUNE_CONTOURS_GLOB = _CONTOURS_2018 + "communes-*.geojson"
+#: The mirror's national QPV layer (all 1,584 QPV 2024, simplified) and its full-resolution
+#: subset (41 QPV), preferred where both have the same code.
+QPV_NATIONAL_MIRROR = "qpv/qpv2024_complete_1584_derived.geojson"
+QPV_SUBSET_MIRROR = "qpv/qpv2024_subset_33_17_64_86.geojson"
+#: The mirror's third-party republication of the SIG Ville QPV population figures.
+QPV_POPULATION_COPY = "qpv/qpv2024_population_by_qpv_derived.csv"
 
 
 @dataclass(frozen=True)
@@ -91,6 +85,8 @@ class Source:
     mirror_paths: tuple[str, ...]
     required: bool = True
     licence: str = LICENCE
+    #: the mirror paths are alternative forms: a required source needs at least one of them
+    mirror_any: bool = False
 
 
 def _json_files(base: str, names: Iterable[str]) -> tuple[Download, ...]:
@@ -124,11 +120,15 @@ REGISTRY: tuple[Source, ...] = (
                 members=(QPV_ZIP_MEMBER,),
             ),
         ),
+        # the national file first; the older partial forms (subset + centroids + code list)
+        # are still read from a mirror without it
         mirror_paths=(
-            "qpv/qpv2024_subset_33_17_64_86.geojson",
+            QPV_NATIONAL_MIRROR,
+            QPV_SUBSET_MIRROR,
             "qpv/qpv2024_centroids_by_commune_anct.geojson",
             "qpv/qpv2024_code_list_derived.csv",
         ),
+        mirror_any=True,
     ),
     Source(
         name="qpv_population",
@@ -141,6 +141,18 @@ REGISTRY: tuple[Source, ...] = (
                      "pop_QPV24.csv"),
         ),
         mirror_paths=("qpv/pop_QPV24.csv",),
+        required=False,
+    ),
+    Source(
+        name="qpv_population_copy",
+        title="Population des QPV 2024 (chiffres SIG Ville republiés par un tiers)",
+        producer="SIG Ville (ANCT / INSEE), republication tierce (GitHub RemiG1984/MaFrance)",
+        url="https://github.com/RemiG1984/MaFrance/blob/8ecb4e38ae6b093d21580376f42b976e31286e3e"
+        "/setup/inputFiles/analyse_qpv.csv",
+        version="population municipale, géographie 2024 (copie non officielle)",
+        # offline fallback only: online, INSEE's pop_QPV24.csv is the source
+        downloads=(),
+        mirror_paths=(QPV_POPULATION_COPY,),
         required=False,
     ),
     Source(
@@ -178,7 +190,7 @@ REGISTRY: tuple[Source, ...] = (
                 "communes.geojson",
             ),
         ),
-        mirror_paths=tuple(_CONTOURS_2018 + n for n in _COMMUNE_FILES_2018),
+        mirror_paths=(COMMUNE_CONTOURS_GLOB,),
         required=False,
     ),
     Source(
@@ -192,6 +204,7 @@ REGISTRY: tuple[Source, ...] = (
             ["departements-version-simplifiee.geojson", "regions-version-simplifiee.geojson"],
         ),
         mirror_paths=(
+            _CONTOURS_2018 + "departements-avec-outre-mer.geojson",
             _CONTOURS_2018 + "departements-version-simplifiee.geojson",
             _CONTOURS_2018 + "regions-version-simplifiee.geojson",
         ),
@@ -559,6 +572,9 @@ def _fetch_official(
     base = official_dir(cache_dir, source.name)
     records: list[FileRecord] = []
     fetched_any = False
+    if not source.downloads:
+        return FetchResult(source, OFFICIAL, "absent",
+                           message="pas de fichier officiel (copie du miroir seulement)")
     for d in source.downloads:
         target = base / d.filename
         produced = (
@@ -577,16 +593,34 @@ def _fetch_official(
     return FetchResult(source, OFFICIAL, "ok" if fetched_any else "cache", records)
 
 
+def _is_pattern(rel: str) -> bool:
+    return any(ch in rel for ch in "*?[")
+
+
+def expand_mirror_paths(base: Path, patterns: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Relative paths under ``base`` matching ``patterns`` (a plain path, or a glob such as
+    ``communes/…/communes-*.geojson``), sorted and without duplicates, and the patterns that
+    matched no file."""
+    found: list[str] = []
+    missing: list[str] = []
+    for rel in patterns:
+        if _is_pattern(rel):
+            hits = sorted(p.relative_to(base).as_posix() for p in base.glob(rel) if p.is_file())
+        else:
+            hits = [rel] if (base / rel).is_file() else []
+        if not hits:
+            missing.append(rel)
+        found.extend(h for h in hits if h not in found)
+    return found, missing
+
+
 def _fetch_mirror(cache_dir: Path, mirror: Path, source: Source, *, force: bool) -> FetchResult:
     records: list[FileRecord] = []
-    missing: list[str] = []
     copied = False
-    for rel in source.mirror_paths:
+    present, missing = expand_mirror_paths(mirror, source.mirror_paths)
+    for rel in present:
         src = mirror / rel
         dst = mirror_cache_dir(cache_dir) / rel
-        if not src.is_file():
-            missing.append(rel)
-            continue
         if force or not dst.exists() or dst.stat().st_size != src.stat().st_size:
             dst.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
@@ -598,7 +632,7 @@ def _fetch_mirror(cache_dir: Path, mirror: Path, source: Source, *, force: bool)
                 Path(tmp).unlink(missing_ok=True)
             copied = True
         records.append(_record(cache_dir, dst, MIRROR))
-    if missing and source.required:
+    if missing and source.required and not (source.mirror_any and records):
         raise SourceError(
             f"Source obligatoire « {source.name} » : fichier(s) absent(s) du miroir {mirror} : "
             + ", ".join(missing)
@@ -689,11 +723,9 @@ def locate(cache_dir: Path, name: str, sources: Iterable[Source] | None = None) 
     if off and all(p.exists() for p in off):
         keys = [m for d in source.downloads for m in (d.members if d.archive else (d.filename,))]
         return Located(source, OFFICIAL, dict(zip(keys, off, strict=True)))
-    present = {
-        rel: mirror_cache_dir(cache_dir) / rel
-        for rel in source.mirror_paths
-        if (mirror_cache_dir(cache_dir) / rel).exists()
-    }
+    base = mirror_cache_dir(cache_dir)
+    found, _ = expand_mirror_paths(base, source.mirror_paths) if base.is_dir() else ([], [])
+    present = {rel: base / rel for rel in found}
     if present:
         return Located(source, MIRROR, present)
     return None

@@ -347,6 +347,7 @@ class TerritoryIndex:
         self._codes_lower = self.table["code"].str.lower()
         self._footprints: dict[int, Footprint] = {}
         self._incidence: dict[str, Incidence] = {}
+        self._qpv_pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._match_cache: dict[tuple[tuple[str, str], ...], np.ndarray] = {}
         self._key_tid: dict[str, int] = {k: i for i, k in enumerate(self._keys)}
 
@@ -521,3 +522,20 @@ class TerritoryIndex:
         inc = Incidence(level, units, _indptr(t, self._n), u, t, weight)
         self._incidence[level] = inc
         return inc
+
+    def qpv_unit_pairs(self, level: str) -> tuple[np.ndarray, np.ndarray]:
+        """(QPV unit position, unit position of ``level``) pairs, positions in the units of
+        :meth:`incidence`: the units each QPV lies in (a QPV on two communes lies in both).
+        Cached."""
+        cached = self._qpv_pairs.get(level)
+        if cached is not None:
+            return cached
+        qinc = self.incidence("qpv")
+        if level == "qpv":
+            n = len(qinc.units)
+            pairs = (np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64))
+        else:
+            rep, units = self.incidence(level).gather(qinc.units["tid"].to_numpy(dtype=np.int64))
+            pairs = (rep.astype(np.int64), units.astype(np.int64))
+        self._qpv_pairs[level] = pairs
+        return pairs

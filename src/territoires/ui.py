@@ -554,8 +554,11 @@ def territory_table(values: pd.DataFrame, level_label: str, measure: str) -> Non
     if values.empty:
         st.info("Aucun territoire à afficher.")
         return
+    qpv_cols = [c for c in ("qpv_population", "qpv_share_reached") if c in values.columns]
     table = values[["nom", "code", "population", "initiatives", "funding_eur",
-                    "funding_per_inhabitant"]].sort_values(measure, ascending=False)
+                    "funding_per_inhabitant", *qpv_cols]].sort_values(measure, ascending=False)
+    if "qpv_share_reached" in table.columns:
+        table = table.assign(qpv_share_reached=table["qpv_share_reached"] * 100)
     st.dataframe(
         table,
         hide_index=True,
@@ -568,6 +571,10 @@ def territory_table(values: pd.DataFrame, level_label: str, measure: str) -> Non
             "funding_eur": st.column_config.NumberColumn("Financements (€)", format="euro"),
             "funding_per_inhabitant": st.column_config.NumberColumn(
                 "Financement par habitant (€)", format="euro"),
+            "qpv_population": st.column_config.NumberColumn("Habitants des QPV",
+                                                            format="localized"),
+            "qpv_share_reached": st.column_config.NumberColumn(
+                "Part de la population des QPV touchée (%)", format="%.1f %%"),
         },
     )
 

@@ -21,7 +21,14 @@ import numpy as np
 import pandas as pd
 
 from territoires import export, maps, queries
-from territoires.formatting import MISSING, fmt_eur, fmt_int, fmt_number
+from territoires.formatting import (
+    MISSING,
+    UNKNOWN_POPULATION,
+    fmt_eur,
+    fmt_int,
+    fmt_number,
+    fmt_population,
+)
 from territoires.layers import LEVEL_LAYER
 from territoires.model import PRIVATE_COLUMNS, Catalogue
 from territoires.queries import Filters, Selection
@@ -420,7 +427,9 @@ COMPARE_ROWS: list[tuple[str, str]] = [
     ("funding_eur", "Financements"),
     ("funding_per_inhabitant", "Financement par habitant"),
     ("qpv_reached", "QPV touchés"),
+    ("qpv_population", "Population des QPV"),
     ("qpv_population_reached", "Population des QPV touchés"),
+    ("funding_per_qpv_inhabitant", "Financement par habitant des QPV"),
 ]
 
 
@@ -433,6 +442,35 @@ def _qpv_population_text(row: Mapping[str, object]) -> str:
         return "inconnue"
     text = fmt_int(row["qpv_population_reached"])
     return text if known == reached else f"{text} ({known} QPV sur {reached})"
+
+
+def _qpv_area_population_text(row: Mapping[str, object]) -> str:
+    """Known inhabitants of the territory's QPV: "19 200", "19 200 (4 QPV sur 5)",
+    "inconnue", or "—" without QPV."""
+    total, known = int(row["qpv_total"]), int(row["qpv_population_area_known"])
+    if total == 0:
+        return MISSING
+    if known == 0:
+        return UNKNOWN_POPULATION
+    text = fmt_int(row["qpv_population"])
+    return text if known == total else f"{text} ({known} QPV sur {total})"
+
+
+def qpv_inhabitants_metric(figures: queries.KeyFigures) -> tuple[str, str]:
+    """Accueil tile "habitants des QPV touchés / habitants des QPV de la zone": (value,
+    help). Unknown figures say "inconnue", never 0."""
+    help_text = ("Population municipale des QPV touchés par au moins une initiative, sur "
+                 "celle des QPV de la zone filtrée.")
+    if figures.qpv_in_area == 0:
+        return MISSING, help_text + " Aucun QPV dans la zone."
+    if figures.qpv_population_in_area is None:
+        return UNKNOWN_POPULATION, help_text + " Population inconnue pour ces QPV."
+    reached = (0.0 if figures.qpv_reached == 0 else figures.qpv_population_reached)
+    value = f"{fmt_population(reached)} / {fmt_int(figures.qpv_population_in_area)}"
+    if figures.qpv_population_unknown:
+        help_text += (f" Population inconnue pour {fmt_int(figures.qpv_population_unknown)} "
+                      "QPV de la zone, laissés de côté.")
+    return value, help_text
 
 
 def territory_names(index: TerritoryIndex, territories: Sequence[tuple[str, str]]) -> list[str]:
@@ -462,6 +500,11 @@ def comparison_table(figures: pd.DataFrame, names: Sequence[str]) -> pd.DataFram
                 values.append(f"{fmt_int(v)} sur {fmt_int(row['qpv_total'])}")
             elif key == "qpv_population_reached":
                 values.append(_qpv_population_text(row))
+            elif key == "qpv_population":
+                values.append(_qpv_area_population_text(row))
+            elif key == "funding_per_qpv_inhabitant":
+                values.append(MISSING if int(row["qpv_total"]) == 0
+                              else fmt_eur(v, 2) if pd.notna(v) else UNKNOWN_POPULATION)
             else:
                 values.append(fmt_int(v))
         columns[name] = values
@@ -516,14 +559,73 @@ def initiative_choices(selected: Catalogue, catalogue: Catalogue, wanted: Sequen
 
 
 COVERAGE_LEVELS: dict[str, str] = {"qpv": "QPV", "commune": "Communes ayant un QPV"}
+#: Theme coverage: rows by theme or by public.
+THEME_COVERAGE_BY: dict[str, str] = {"themes": "Thème", "publics": "Public"}
 
 
-def coverage_table(uncovered: pd.DataFrame) -> pd.DataFrame:
-    """:func:`queries.coverage` with French column names and the rank."""
+def coverage_table(uncovered: pd.DataFrame, level: str = "qpv") -> pd.DataFrame:
+    """:func:`queries.coverage` with French column names and the rank. For QPV the
+    population is the QPV's; for communes both the commune's population and the known
+    inhabitants of its QPV ("Habitants des QPV"). Unknown figures stay empty (shown "—"),
+    never 0."""
     out = uncovered.rename(columns={"code": "Code", "nom": "Nom", "code_dep": "Département",
-                                    "population": "Population", "qpv_count": "QPV"})
+                                    "population": "Population", "qpv_count": "QPV",
+                                    "qpv_population": "Habitants des QPV"})
+    if level == "qpv":
+        out = out.drop(columns=["Habitants des QPV"], errors="ignore")
     out.insert(0, "Rang", np.arange(1, len(out) + 1))
     return out
+
+
+def coverage_summary_text(summary: queries.CoverageSummary) -> str:
+    """The people left out, in French: "12 300 habitants des QPV non touchés (3 QPV ; population
+    inconnue pour 1 QPV), sur 45 000 habitants des QPV de la zone"."""
+    if summary.qpv_unreached == 0:
+        return "Aucun habitant des QPV de la zone n'est laissé de côté."
+    n = summary.qpv_unreached
+    people = ("population inconnue" if summary.inhabitants_unreached is None
+              else f"{fmt_int(summary.inhabitants_unreached)} habitants")
+    text = f"{people} dans {fmt_int(n)} QPV non touché{'s' if n > 1 else ''}"
+    if summary.inhabitants_unreached is not None and summary.unknown_unreached:
+        text += (f" (population inconnue pour {fmt_int(summary.unknown_unreached)} "
+                 f"QPV de plus)")
+    if summary.inhabitants_area is not None:
+        text += f", sur {fmt_int(summary.inhabitants_area)} habitants des QPV de la zone"
+    return text + "."
+
+
+def theme_coverage_table(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`queries.theme_coverage` in French: one row per theme (or public), unknown
+    figures empty."""
+    return pd.DataFrame({
+        "Valeur": table["label"].astype(str).to_numpy(dtype=object),
+        "Initiatives": table["initiatives"].to_numpy(dtype=np.int64),
+        "QPV touchés": table["qpv_reached"].to_numpy(dtype=np.int64),
+        "Habitants touchés": table["population_reached"].to_numpy(dtype=float),
+        "Habitants non touchés": table["population_unreached"].to_numpy(dtype=float),
+        "Part touchée (%)": (table["share"] * 100).to_numpy(dtype=float),
+    })
+
+
+def theme_coverage_chart(table: pd.DataFrame, what: str) -> alt.Chart:
+    """Horizontal bars: share of the area's QPV inhabitants each theme (or public) reaches,
+    sorted so the least covered come first; ``what`` names the rows ("Thème")."""
+    data = pd.DataFrame({
+        "valeur": table["label"].astype(str),
+        "part": table["share"].astype(float).fillna(0.0),
+        "habitants": table["population_reached"].astype(float).fillna(0.0),
+        "non_touches": table["population_unreached"].astype(float).fillna(0.0),
+    })
+    chart = alt.Chart(data).mark_bar(color="#08519c").encode(
+        x=alt.X("part:Q", title="Part des habitants des QPV de la zone touchés",
+                axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("valeur:N", title=what, sort=alt.EncodingSortField("part", order="ascending")),
+        tooltip=[alt.Tooltip("valeur:N", title=what),
+                 alt.Tooltip("part:Q", title="Part touchée", format=".1%"),
+                 alt.Tooltip("habitants:Q", title="Habitants touchés", format=",.0f"),
+                 alt.Tooltip("non_touches:Q", title="Habitants non touchés", format=",.0f")],
+    ).properties(height=alt.Step(22))
+    return french_chart(chart)
 
 
 #: Titles listed per territory in the overlaps table (all of them made a 6.9 MB websocket
@@ -776,8 +878,12 @@ def distribution_charts(selections: Sequence[Selection],
 
 
 def layer_status_table(status: Mapping[str, object]) -> pd.DataFrame:
-    """The "millésimes des couches" table of the À propos page from ``geo/layers.json``."""
+    """The "millésimes des couches" table of the À propos page from ``geo/layers.json``: per
+    layer its source, vintage, count, how many have a contour and a known population, and
+    the notes of the build (partial contours named, third-party figures)."""
     layers = status.get("layers", {}) if isinstance(status, Mapping) else {}
+    columns = ["Couche", "Source", "Millésime", "Entités", "Avec contour", "Population connue",
+               "Remarques"]
     return pd.DataFrame(
         [
             {
@@ -786,8 +892,11 @@ def layer_status_table(status: Mapping[str, object]) -> pd.DataFrame:
                 "Millésime": info.get("vintage", ""),
                 "Entités": fmt_int(info.get("count")),
                 "Avec contour": fmt_int(info.get("with_polygon")),
+                "Population connue": (MISSING if info.get("population_known") is None
+                                      else fmt_int(info.get("population_known"))),
+                "Remarques": " ; ".join(str(n) for n in info.get("notes", [])),
             }
             for name, info in layers.items()
         ],
-        columns=["Couche", "Source", "Millésime", "Entités", "Avec contour"],
+        columns=columns,
     )
