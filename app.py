@@ -6,7 +6,7 @@ Run with ``streamlit run app.py``. Adding a page = one line in :data:`PAGES` (or
 
 from __future__ import annotations
 
-from territoires import report_forms, ui
+from territoires.app import report_forms, ui
 
 #: (file, menu title, icon, URL path); the first page is the home page.
 PAGES: list[tuple[str, str, str, str]] = [

@@ -56,7 +56,7 @@ Catalogue page: all 50,000 rows would be a 36 MB frame), nothing else."""
 import streamlit as st
 
 from territoires import config
-from territoires.storage import Store
+from territoires.catalogue.storage import Store
 
 
 @st.cache_resource
@@ -110,7 +110,7 @@ def _offline_route(r: object) -> None:
     """Offline browser: the app's own server only; a CDN script folium asks for (an app
     that does not serve them, e.g. ``--app`` of an older version) comes from the fetched
     copy, other CDN scripts and styles are empty, the rest (tiles) is refused."""
-    from territoires import assets
+    from territoires.app import assets
 
     url = r.request.url  # type: ignore[attr-defined]
     if url.startswith("http://127.0.0.1"):
@@ -377,8 +377,8 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
 
 def seed_db(path: Path) -> str:
     """A SQLite catalogue of the seed fiches."""
-    from territoires import storage
-    from territoires.seeds import load_seed_dir
+    from territoires.catalogue import storage
+    from territoires.catalogue.seeds import load_seed_dir
 
     url = f"sqlite:///{path}"
     if path.exists():
@@ -396,9 +396,9 @@ def synthetic_db(path: Path, geo: Path, n: int, funding: int) -> tuple[str, str]
     from sqlalchemy import text
 
     from synthetic import make_synthetic
-    from territoires import layers as layers_mod
-    from territoires import storage
-    from territoires.territories import TerritoryIndex
+    from territoires.catalogue import storage
+    from territoires.pipeline import layers as layers_mod
+    from territoires.pipeline.territories import TerritoryIndex
 
     url = f"sqlite:///{path}"
     if not path.exists():
@@ -441,7 +441,7 @@ def main() -> None:
 
     OUT.mkdir(parents=True, exist_ok=True)
     geo = Path(args.geo) if args.geo else built_geo_dir()
-    from territoires import assets
+    from territoires.app import assets
 
     assets.fetch()
     common_env = {"TERRITOIRES_GEO_DIR": str(geo), "TERRITOIRES_HOME": str(args.app)}

@@ -1,4 +1,4 @@
-"""Time and size of :func:`territoires.export.export_bytes` in every format.
+"""Time and size of :func:`territoires.catalogue.export.export_bytes` in every format.
 
 Usage: ``.venv/bin/python bench/bench_export.py [--geo DIR] [--sizes 5000,50000]
 [--formats csv,xlsx,geojson,gpkg]``
@@ -21,8 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synthetic import make_synthetic  # noqa: E402
-from territoires import export, layers  # noqa: E402
-from territoires.territories import TerritoryIndex  # noqa: E402
+from territoires.catalogue import export  # noqa: E402
+from territoires.pipeline import layers  # noqa: E402
+from territoires.pipeline.territories import TerritoryIndex  # noqa: E402
 
 
 def main() -> None:

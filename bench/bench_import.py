@@ -7,7 +7,8 @@ replacement of the ~41,000 national funding lines when the mirror is available.
 With ``--csv-rows N`` (e.g. 200000) it measures instead the import of a CSV set (zip) whose
 ``initiatives.csv`` holds N rows: time and peak resident memory (RSS) of (a) reading and
 validating it (``read_exchange`` + ``validate``, no territory index) and (b) the whole import
-into a new SQLite database (:func:`territoires.catalogue_ops.import_file`, which also loads the
+into a new SQLite database (:func:`territoires.catalogue.catalogue_ops.import_file`, which also
+loads the
 reference layers), each in a fresh Python process so that the peaks do not mix (peak = the
 child's ``VmHWM``, Python and libraries included).
 
@@ -30,13 +31,14 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from territoires import model, vocab
-from territoires.storage import Store
+from territoires import vocab
+from territoires.catalogue import model
+from territoires.catalogue.storage import Store
 
 try:
-    from territoires.export import export_bytes
-    from territoires.reading import read_exchange
-    from territoires.validation import validate
+    from territoires.catalogue.export import export_bytes
+    from territoires.catalogue.reading import read_exchange
+    from territoires.catalogue.validation import validate
 except ImportError:  # before the split of territoires.exchange (baseline figures)
     from territoires.exchange import export_bytes, read_exchange, validate  # type: ignore
 
@@ -57,7 +59,7 @@ class CodeIndex:
 def territory_codes() -> tuple[list[tuple[str, str]], str]:
     """(level, code) pairs from the built layers, else the fallback list."""
     try:
-        from territoires.layers import LAYER_SCHEMAS, LEVEL_LAYER, load_layers
+        from territoires.pipeline.layers import LAYER_SCHEMAS, LEVEL_LAYER, load_layers
 
         layers = load_layers()
     except Exception:
@@ -113,15 +115,15 @@ mode, path, url = sys.argv[1:4]
 t0 = time.perf_counter()
 if mode == "read":
     try:
-        from territoires.reading import read_exchange
-        from territoires.validation import validate
+        from territoires.catalogue.reading import read_exchange
+        from territoires.catalogue.validation import validate
     except ImportError:
         from territoires.exchange import read_exchange, validate
     cat, problems = read_exchange(Path(path))
     problems += validate(cat, None, file=Path(path).name)
     rows = len(cat.initiatives)
 else:
-    from territoires.catalogue_ops import import_file
+    from territoires.catalogue.catalogue_ops import import_file
     import_file(Path(path), url)
     problems, rows = [], None
 # VmHWM (this process image's peak RSS): ru_maxrss would count the parent's memory at fork
@@ -205,7 +207,7 @@ def main() -> None:
         mirror = Path(os.environ.get("TERRITOIRES_MIRROR") or "/work/shared/data")
         national = None
         if (mirror / "funding").is_dir():
-            from territoires.funding import read_national_funding
+            from territoires.catalogue.funding import read_national_funding
 
             national = timed("lecture des financements nationaux",
                              lambda: read_national_funding(mirror))

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from territoires import build, layers, sources
+from territoires.pipeline import build, layers, sources
 
 
 def main() -> int:

@@ -5,7 +5,8 @@ Usage: ``.venv/bin/python bench/bench_map.py [--geo DIR] [--initiatives N] [--fu
 
 1. HTML payload of the map (UTF-8 bytes the browser receives) for the national view, the
    Gironde (33) view and the Seine-Saint-Denis (93, dense with QPV) view, against the naive
-   map of the same view built in the same run (:func:`territoires.maps.naive_map`: every full
+   map of the same view built in the same run (:func:`territoires.analysis.maps.naive_map`: every
+   full
    layer of geo/*.parquet with all its properties in a ``folium.GeoJson``, one
    ``folium.Marker`` per initiative point), with the seed catalogue and a synthetic one.
    Goal: <= 1 MB and >= 5x smaller. Beside the bytes, the time Debian's chromium takes to
@@ -30,10 +31,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from territoires import layers as layers_mod  # noqa: E402
-from territoires import maps, queries, storage  # noqa: E402
-from territoires.seeds import load_seed_dir  # noqa: E402
-from territoires.territories import TerritoryIndex  # noqa: E402
+from territoires.analysis import maps, queries  # noqa: E402
+from territoires.catalogue import storage  # noqa: E402
+from territoires.catalogue.seeds import load_seed_dir  # noqa: E402
+from territoires.pipeline import layers as layers_mod  # noqa: E402
+from territoires.pipeline.territories import TerritoryIndex  # noqa: E402
 
 APP = str(REPO / "app.py")
 
@@ -231,7 +233,7 @@ def bench_server(label: str, repeat: int) -> None:
 
 
 class _FakeStore:
-    """Stands for :class:`territoires.storage.Store`: serves an in-memory catalogue."""
+    """Stands for :class:`territoires.catalogue.storage.Store`: serves an in-memory catalogue."""
 
     catalogue = None
 

@@ -26,10 +26,10 @@ import sqlalchemy as sa
 
 from common import built_geo_dir
 from synthetic import make_synthetic
-from territoires import moderation, storage
-from territoires.auth import User
-from territoires.layers import load_layers
-from territoires.territories import TerritoryIndex
+from territoires.catalogue import moderation, storage
+from territoires.catalogue.auth import User
+from territoires.pipeline.layers import load_layers
+from territoires.pipeline.territories import TerritoryIndex
 
 MOD = User("bench-mod@example.org", "moderateur")
 CONTRIB = User("bench-contrib@example.org", "contributeur")

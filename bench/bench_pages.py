@@ -32,9 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import built_geo_dir  # noqa: E402
 from synthetic import make_synthetic  # noqa: E402
-from territoires import layers as layers_mod  # noqa: E402
-from territoires import queries, storage, views  # noqa: E402
-from territoires.territories import TerritoryIndex  # noqa: E402
+from territoires.analysis import queries, views  # noqa: E402
+from territoires.catalogue import storage  # noqa: E402
+from territoires.pipeline import layers as layers_mod  # noqa: E402
+from territoires.pipeline.territories import TerritoryIndex  # noqa: E402
 
 APP = str(REPO / "app.py")
 
@@ -127,7 +128,7 @@ def bench_pages(timer: ScriptTimer, label: str, first_id: str, repeat: int) -> N
 
 
 class _FakeStore:
-    """Stands for :class:`territoires.storage.Store`: serves an in-memory catalogue."""
+    """Stands for :class:`territoires.catalogue.storage.Store`: serves an in-memory catalogue."""
 
     catalogue = None
 
@@ -161,7 +162,7 @@ def main() -> None:
     timer = ScriptTimer()
     scales = set(args.scales.split(","))
     if not args.skip_pages and "seed" in scales:
-        from territoires.seeds import load_seed_dir
+        from territoires.catalogue.seeds import load_seed_dir
 
         url = f"sqlite:///{tmp / 'seeds.sqlite'}"
         store = storage.Store(url)

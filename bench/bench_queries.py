@@ -2,7 +2,8 @@
 
 Usage: ``.venv/bin/python bench/bench_queries.py [--initiatives N] [--funding N] [--repeat R]``
 
-Layers: read from ``geo/`` (:func:`territoires.layers.load_layers`); when they are not built,
+Layers: read from ``geo/`` (:func:`territoires.pipeline.layers.load_layers`); when they are not
+built,
 they are fetched from the mirror (``TERRITOIRES_MIRROR``, default /work/shared/data) and built
 into a temporary folder. Prints median and p95 (ms) per operation; the target is filter +
 aggregate <= 200 ms for 50,000 initiatives and 200,000 funding lines.
@@ -21,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import built_geo_dir
 from synthetic import make_synthetic
-from territoires import layers as layers_mod
-from territoires.queries import (
+from territoires.analysis.queries import (
     Filters,
     aggregate,
     coverage,
@@ -32,7 +32,8 @@ from territoires.queries import (
     select,
     theme_coverage,
 )
-from territoires.territories import TerritoryIndex
+from territoires.pipeline import layers as layers_mod
+from territoires.pipeline.territories import TerritoryIndex
 
 
 def load_or_build() -> layers_mod.Layers:

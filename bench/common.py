@@ -8,7 +8,7 @@ from pathlib import Path
 
 from territoires import config
 from territoires.errors import LayersMissingError
-from territoires.layers import load_layers
+from territoires.pipeline.layers import load_layers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,8 +20,8 @@ def built_geo_dir() -> Path:
         load_layers()
         return config.geo_dir()
     except LayersMissingError:
-        from territoires.build import build_all
-        from territoires.sources import fetch_all
+        from territoires.pipeline.build import build_all
+        from territoires.pipeline.sources import fetch_all
 
         mirror = Path(os.environ.get("TERRITOIRES_MIRROR") or REPO.parent / "shared" / "data")
         tmp = Path(tempfile.mkdtemp(prefix="territoires-bench-"))

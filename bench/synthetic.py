@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from territoires.model import TABLE_COLUMNS, Catalogue
-from territoires.territories import TerritoryIndex
+from territoires.catalogue.model import TABLE_COLUMNS, Catalogue
+from territoires.pipeline.territories import TerritoryIndex
 from territoires.vocab import (
     ALLIANCE_LEVELS,
     FUNDER_TYPES,

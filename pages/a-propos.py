@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from territoires import ui, views
+from territoires.analysis import views
+from territoires.app import ui
 from territoires.errors import TerritoiresError
-from territoires.layers import read_status
+from territoires.pipeline.layers import read_status
 
 ui.ensure_routed(__file__)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from territoires import queries, ui, views
-from territoires.formatting import fmt_eur, fmt_int
+from territoires.analysis import queries, views
+from territoires.analysis.formatting import fmt_eur, fmt_int
+from territoires.app import ui
 
 ui.ensure_routed(__file__)
 

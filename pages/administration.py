@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from territoires import auth, forms, moderation, ui
+from territoires.app import forms, ui
+from territoires.catalogue import auth, moderation
 from territoires.errors import TerritoiresError
 
 ui.ensure_routed(__file__)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from territoires import maps, queries, ui
+from territoires.analysis import maps, queries
+from territoires.app import ui
 
 ui.ensure_routed(__file__)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from territoires import queries, ui, views
+from territoires.analysis import queries, views
+from territoires.app import ui
 
 ui.ensure_routed(__file__)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from territoires import forms, report_forms, ui, views
+from territoires.analysis import views
+from territoires.app import forms, report_forms, ui
 
 ui.ensure_routed(__file__)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from territoires import export, import_forms, importing, reading, ui, views
-from territoires.formatting import fmt_int
+from territoires.analysis import views
+from territoires.analysis.formatting import fmt_int
+from territoires.app import import_forms, ui
+from territoires.catalogue import export, importing, reading
 
 ui.ensure_routed(__file__)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from territoires import forms, moderation, ui
+from territoires.app import forms, ui
+from territoires.catalogue import moderation
 
 ui.ensure_routed(__file__)
 

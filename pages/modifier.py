@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from territoires import forms, moderation, ui, views
+from territoires.analysis import views
+from territoires.app import forms, ui
+from territoires.catalogue import moderation
 
 ui.ensure_routed(__file__)
 

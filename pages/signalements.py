@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from territoires import reports, ui, views
+from territoires.analysis import views
+from territoires.app import ui
+from territoires.catalogue import reports
 from territoires.errors import TerritoiresError
 
 ui.ensure_routed(__file__)
@@ -29,7 +31,7 @@ with ui.guard():
         st.stop()
     titles = dict(zip(data.catalogue.initiatives["id"], data.catalogue.initiatives["title"],
                       strict=True))
-    st.dataframe(reports.reports_table(items, titles), hide_index=True, width="stretch",
+    st.dataframe(views.reports_table(items, titles), hide_index=True, width="stretch",
                  column_config={"Message": st.column_config.TextColumn(width="large")})
     if not open_items:
         st.stop()

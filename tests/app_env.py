@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from catalogue_factory import funding_line, initiative, make_catalogue
-from territoires.layers import DISPLAY_LEVELS, Layers, display_path, write_layers
-from territoires.model import Catalogue
+from territoires.catalogue.model import Catalogue
+from territoires.pipeline.layers import DISPLAY_LEVELS, Layers, display_path, write_layers
 
 #: Title with markup, quotes and ampersand: must never reach HTML unescaped.
 NASTY_TITLE = '<script>alert("x")</script> Lire & "écrire" \'ensemble\''
@@ -51,7 +51,7 @@ def write_display(layers: Layers, geo: Path) -> None:
 
 def make_env(root: Path, layers: Layers, catalogue: Catalogue | None = None) -> dict[str, str]:
     """Write geo/ and the SQLite DB under ``root``; return the environment variables."""
-    from territoires.storage import Store
+    from territoires.catalogue.storage import Store
 
     geo = root / "geo"
     write_layers(layers, geo)

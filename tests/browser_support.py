@@ -2,7 +2,7 @@
 and Debian's chromium driven by Playwright, offline.
 
 The maps' scripts (Leaflet, MarkerCluster, jQuery) are served by the app itself
-(``static/vendor``, fetched from npm by :func:`territoires.assets.fetch`): the browser needs
+(``static/vendor``, fetched from npm by :func:`territoires.app.assets.fetch`): the browser needs
 no routing for them. Requests leaving 127.0.0.1 (map tiles) are refused and recorded in
 :data:`OUTSIDE`, so that a test can check that no script or style sheet came from a CDN.
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 import requests
 
 from app_env import make_env
-from territoires import assets
-from territoires.layers import Layers
+from territoires.app import assets
+from territoires.pipeline.layers import Layers
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")

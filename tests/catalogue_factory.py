@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from territoires.model import TABLE_COLUMNS, Catalogue
+from territoires.catalogue.model import TABLE_COLUMNS, Catalogue
 
 
 def initiative(

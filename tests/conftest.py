@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from territoires.layers import Layers, write_layers
-from territoires.storage import Store
+from territoires.catalogue.storage import Store
+from territoires.pipeline.layers import Layers, write_layers
 from tiny import make_layers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ def mirror_geo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     test when the mirror folder does not exist."""
     import os
 
-    from territoires import build, sources
+    from territoires.pipeline import build, sources
 
     mirror = Path(os.environ.get("TERRITOIRES_MIRROR") or "/work/shared/data")
     if not mirror.is_dir():

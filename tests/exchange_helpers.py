@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from territoires import model
-from territoires.layers import LAYER_SCHEMAS, LEVEL_LAYER, Layers
-from territoires.validation import is_missing
+from territoires.catalogue import model
+from territoires.catalogue.validation import is_missing
+from territoires.pipeline.layers import LAYER_SCHEMAS, LEVEL_LAYER, Layers
 
 
 class LayerIndex:

@@ -16,7 +16,7 @@ from browser_support import (
     serve,
     settle,
 )
-from territoires.layers import Layers
+from territoires.pipeline.layers import Layers
 
 pytestmark = pytest.mark.browser
 

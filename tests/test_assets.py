@@ -10,8 +10,8 @@ import folium
 import pytest
 from folium.plugins import MarkerCluster
 
-from territoires import assets
-from territoires.assets import AssetError, NpmPackage
+from territoires.app import assets
+from territoires.app.assets import AssetError, NpmPackage
 
 
 def _tarball(path: Path, files: dict[str, bytes]) -> bytes:

@@ -1,11 +1,11 @@
-"""Tests of identities and roles (territoires.auth)."""
+"""Tests of identities and roles (territoires.catalogue.auth)."""
 
 from __future__ import annotations
 
 import pytest
 
-from territoires import auth
-from territoires.auth import ANONYMOUS, CLI_USER, User
+from territoires.catalogue import auth
+from territoires.catalogue.auth import ANONYMOUS, CLI_USER, User
 from territoires.errors import ConfigError, PermissionDeniedError, TerritoiresError
 
 

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from browser_support import ARTIFACTS, OUTSIDE, browser_available, browser_context, serve
-from territoires.layers import Layers
-from territoires.views import HIGHLIGHT_COLOUR
+from territoires.analysis.views import HIGHLIGHT_COLOUR
+from territoires.pipeline.layers import Layers
 
 pytestmark = pytest.mark.browser
 

@@ -22,8 +22,8 @@ import pytest
 import requests
 
 from app_env import make_env
-from territoires import auth, storage
-from territoires.layers import Layers
+from territoires.catalogue import auth, storage
+from territoires.pipeline.layers import Layers
 
 pytestmark = pytest.mark.browser
 

@@ -21,8 +21,8 @@ from shapely.geometry import MultiPoint
 
 from app_env import make_env, tiny_catalogue
 from catalogue_factory import initiative, make_catalogue
-from territoires import maps
-from territoires.layers import Layers
+from territoires.analysis import maps
+from territoires.pipeline.layers import Layers
 from tiny import make_layers
 
 pytestmark = pytest.mark.browser

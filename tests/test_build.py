@@ -1,4 +1,4 @@
-"""Tests of territoires.build on tiny raw fixtures in both formats (official and mirror),
+"""Tests of territoires.pipeline.build on tiny raw fixtures in both formats (official and mirror),
 and on the offline mirror (integration)."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 import shapely
 from shapely.geometry import Polygon
 
-from territoires import build, sources
 from territoires.errors import LayerError
-from territoires.layers import DISPLAY_LEVELS, LAYER_SCHEMAS, display_path, load_layers
+from territoires.pipeline import build, sources
+from territoires.pipeline.layers import DISPLAY_LEVELS, LAYER_SCHEMAS, display_path, load_layers
 
 FIXTURES = Path(__file__).parent / "fixtures" / "raw"
 MIRROR = FIXTURES / "mirror"

@@ -8,10 +8,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from territoires import catalogue_ops, model
+from territoires.catalogue import catalogue_ops, model
+from territoires.catalogue.storage import Store
 from territoires.cli import main
-from territoires.layers import LAYER_SCHEMAS, LEVEL_LAYER, Layers
-from territoires.storage import Store
+from territoires.pipeline.layers import LAYER_SCHEMAS, LEVEL_LAYER, Layers
 from test_storage import sample_catalogue
 
 
@@ -55,9 +55,10 @@ def _sample_without_national() -> model.Catalogue:
 
 @pytest.fixture
 def seeded(url: str, monkeypatch: pytest.MonkeyPatch, with_index: None, tmp_path: Path) -> str:
-    import territoires.seeds
+    import territoires.catalogue.seeds
 
-    monkeypatch.setattr(territoires.seeds, "load_seed_dir", lambda path: _sample_without_national())
+    monkeypatch.setattr(territoires.catalogue.seeds,
+                        "load_seed_dir", lambda path: _sample_without_national())
     assert main(["catalogue", "seed", "--db", url, "--seeds", str(tmp_path)]) == 0
     return url
 
@@ -81,10 +82,11 @@ def test_seed_idempotent(seeded: str, tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_seed_warns_without_layers(url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                    capsys: pytest.CaptureFixture) -> None:
-    import territoires.seeds
+    import territoires.catalogue.seeds
 
     monkeypatch.setenv("TERRITOIRES_GEO_DIR", str(tmp_path / "nogeo"))
-    monkeypatch.setattr(territoires.seeds, "load_seed_dir", lambda path: _sample_without_national())
+    monkeypatch.setattr(territoires.catalogue.seeds,
+                        "load_seed_dir", lambda path: _sample_without_national())
     assert main(["catalogue", "seed", "--db", url, "--seeds", str(tmp_path)]) == 0
     assert "non vérifiés" in capsys.readouterr().out
 

@@ -26,8 +26,8 @@ import sqlalchemy as sa
 
 from app_env import make_env, tiny_catalogue
 from catalogue_factory import initiative, make_catalogue
-from territoires.layers import Layers
-from territoires.storage import Store
+from territoires.catalogue.storage import Store
+from territoires.pipeline.layers import Layers
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 

@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exchange_helpers import LayerIndex, _one
-from territoires import model
-from territoires.export import export_bytes, export_filename, write_template
-from territoires.layers import Layers
-from territoires.reading import read_exchange
-from territoires.validation import is_missing, validate
+from territoires.catalogue import model
+from territoires.catalogue.export import export_bytes, export_filename, write_template
+from territoires.catalogue.reading import read_exchange
+from territoires.catalogue.validation import is_missing, validate
+from territoires.pipeline.layers import Layers
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +219,7 @@ MIXED: dict[str, list[Any]] = {
 }
 
 def _scalar_cells(column: str, values: pd.Series, xlsx: bool) -> list[Any]:
-    from territoires.export import _cell_for_csv, _cell_for_xlsx
+    from territoires.catalogue.export import _cell_for_csv, _cell_for_xlsx
 
     convert = _cell_for_xlsx if xlsx else _cell_for_csv
     return [convert(column, v) for v in values.astype(object)]
@@ -240,7 +240,7 @@ def _typed_variants(column: str, values: list[Any]) -> list[pd.Series]:
 @pytest.mark.parametrize("xlsx", [False, True])
 @pytest.mark.parametrize("column", list(MIXED))
 def test_vectorised_cells_match_scalar(column: str, xlsx: bool) -> None:
-    from territoires.export import _column_cells
+    from territoires.catalogue.export import _column_cells
 
     for series in _typed_variants(column, MIXED[column]):
         got = list(_column_cells(column, series, xlsx=xlsx))
@@ -254,7 +254,7 @@ def test_vectorised_cells_match_scalar(column: str, xlsx: bool) -> None:
     st.text(max_size=8).filter(lambda t: not any(0xD800 <= ord(c) <= 0xDFFF for c in t)),
 ), max_size=12))
 def test_vectorised_text_cells_match_scalar(texts: list[str | None]) -> None:
-    from territoires.export import _column_cells
+    from territoires.catalogue.export import _column_cells
 
     for dtype in (object, "str"):
         series = pd.Series(texts, dtype=dtype)
@@ -263,7 +263,7 @@ def test_vectorised_text_cells_match_scalar(texts: list[str | None]) -> None:
             assert got == _scalar_cells("summary", series, xlsx)
 
 def test_geo_export_with_territory_index(tiny_layers: Layers) -> None:
-    from territoires.territories import TerritoryIndex
+    from territoires.pipeline.territories import TerritoryIndex
 
     index = TerritoryIndex.from_layers(tiny_layers)
     cat = _one()
@@ -298,7 +298,7 @@ def _texts_catalogue() -> model.Catalogue:
 
 @pytest.mark.parametrize("fmt", ["xlsx", "csv"])
 def test_own_export_round_trip_is_lossless(fmt: str, tmp_path: Path) -> None:
-    from territoires.storage import Store
+    from territoires.catalogue.storage import Store
 
     cat = _texts_catalogue()
     assert len(LONG) == 32_767 and validate(cat, None) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from territoires.formatting import (
+from territoires.analysis.formatting import (
     MISSING,
     NNBSP,
     filters_summary,
@@ -14,7 +14,7 @@ from territoires.formatting import (
     fmt_number,
     fmt_pct,
 )
-from territoires.queries import Filters
+from territoires.analysis.queries import Filters
 
 
 class FakeIndex:

@@ -11,13 +11,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from territoires import model
-from territoires.errors import SourceError
-from territoires.funding import (
+from territoires.catalogue import model
+from territoires.catalogue.funding import (
     funding_totals,
     location_counts,
     read_national_funding,
 )
+from territoires.errors import SourceError
 
 MIRROR = Path(os.environ.get("TERRITOIRES_MIRROR") or "/work/shared/data")
 

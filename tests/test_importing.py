@@ -8,10 +8,10 @@ import openpyxl
 import pytest
 
 from catalogue_factory import funding_line, initiative, make_catalogue
-from territoires import auth, catalogue_ops, importing, moderation
-from territoires.auth import CLI_USER, User
+from territoires.catalogue import auth, catalogue_ops, importing, moderation
+from territoires.catalogue.auth import CLI_USER, User
+from territoires.catalogue.storage import Store
 from territoires.errors import ConflictError, ImportRefusedError, PermissionDeniedError
-from territoires.storage import Store
 
 MOD = User(key="mod@ex.org", role="moderateur")
 CONTRIB = User(key="alice@ex.org", role="contributeur")
@@ -39,7 +39,7 @@ def _workbook(store: Store, tmp_path: Path, *, new: bool = True, unattached: boo
     path = tmp_path / "lot.xlsx"
     url = store.url if store.schema is None else None
     if url is None:  # PostgreSQL schema of the test: export through the catalogue itself
-        from territoires import export
+        from territoires.catalogue import export
         path.write_bytes(export.export_bytes(store.load_catalogue(), "xlsx"))
     else:
         catalogue_ops.export_file(path, url)

@@ -12,8 +12,8 @@ import pytest
 import shapely
 
 from app_env import NASTY_TITLE, tiny_catalogue
-from territoires import maps
-from territoires.layers import Layers
+from territoires.analysis import maps
+from territoires.pipeline.layers import Layers
 
 GIRONDE = frozenset(["33063", "33119", "33249", "33069", "33162"])
 GIRONDE_QPV = frozenset(["QN03307M", "QN03309M", "QN03312M", "QN03317M", "QN03301I"])
@@ -318,7 +318,7 @@ def _hostile_map(display: dict, text: str) -> tuple[object, str]:
         area=maps.Area(GIRONDE, GIRONDE_QPV), choropleth_level="commune",
         measure="initiatives", values=_values(sorted(GIRONDE), [1, 2, 0, 0, 3], [0] * 5),
         initiatives=maps.initiative_points(cat, points))
-    from territoires import views
+    from territoires.analysis import views
 
     highlight = views.highlight_layer(layers, layers, [("commune", "33119")],
                                       f"{text} surlignés")

@@ -1,4 +1,5 @@
-"""Tests of the contribution workflow (territoires.moderation), on SQLite and PostgreSQL."""
+"""Tests of the contribution workflow (territoires.catalogue.moderation), on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import pytest
 import sqlalchemy as sa
 
 from catalogue_factory import funding_line, initiative, make_catalogue
-from territoires import auth, moderation, storage
-from territoires.auth import ANONYMOUS, CLI_USER, User
+from territoires.catalogue import auth, moderation, storage
+from territoires.catalogue.auth import ANONYMOUS, CLI_USER, User
+from territoires.catalogue.model import Catalogue
 from territoires.errors import ConflictError, PermissionDeniedError, ValidationError
-from territoires.model import Catalogue
-from territoires.territories import TerritoryIndex
+from territoires.pipeline.territories import TerritoryIndex
 
 ALICE = User("alice@ex.org", "contributeur", "Alice")
 BOB = User("bob@ex.org", "contributeur", "Bob")

@@ -15,9 +15,9 @@ from streamlit.testing.v1 import AppTest
 
 from app_env import NASTY_TITLE, make_env, tiny_catalogue
 from catalogue_factory import funding_line, initiative, make_catalogue
-from territoires import views
-from territoires.layers import Layers
-from territoires.model import Catalogue
+from territoires.analysis import views
+from territoires.catalogue.model import Catalogue
+from territoires.pipeline.layers import Layers
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 REPO = Path(__file__).resolve().parents[1]
@@ -57,8 +57,8 @@ def tiny_env(tmp_path: Path, tiny_layers: Layers, monkeypatch: pytest.MonkeyPatc
 
 @pytest.fixture(scope="module")
 def seed_db(mirror_geo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from territoires.seeds import load_seed_dir
-    from territoires.storage import Store
+    from territoires.catalogue.seeds import load_seed_dir
+    from territoires.catalogue.storage import Store
 
     root = tmp_path_factory.mktemp("seed_db")
     url = f"sqlite:///{root / 'territoires.sqlite'}"
@@ -250,10 +250,10 @@ def test_exporter_tiny(tiny_env: dict, media: dict) -> None:
 
 
 def test_export_bytes_have_no_email(tiny_env: dict) -> None:
-    from territoires import queries, views
-    from territoires.layers import load_layers
-    from territoires.storage import Store
-    from territoires.territories import TerritoryIndex
+    from territoires.analysis import queries, views
+    from territoires.catalogue.storage import Store
+    from territoires.pipeline.layers import load_layers
+    from territoires.pipeline.territories import TerritoryIndex
 
     layers = load_layers(Path(tiny_env["TERRITOIRES_GEO_DIR"]))
     index = TerritoryIndex.from_layers(layers)

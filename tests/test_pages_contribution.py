@@ -10,9 +10,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_env import make_env
-from territoires import auth, moderation, storage
-from territoires.auth import CLI_USER
-from territoires.layers import Layers
+from territoires.catalogue import auth, moderation, storage
+from territoires.catalogue.auth import CLI_USER
+from territoires.pipeline.layers import Layers
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 #: Contributed text with every kind of markup: must be shown as text everywhere.

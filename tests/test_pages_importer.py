@@ -7,7 +7,7 @@ import io
 import openpyxl
 import pytest
 
-from territoires import auth, export, moderation
+from territoires.catalogue import auth, export, moderation
 from test_pages_contribution import _app, _run, assert_no_markup
 from test_pages_contribution import env as contribution_env  # noqa: F401 (the env fixture)
 

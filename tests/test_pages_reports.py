@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from territoires import auth, reports
+from territoires.catalogue import auth, reports
 from test_pages_contribution import XSS, _app, _run, assert_no_markup
 from test_pages_contribution import env as contribution_env  # noqa: F401 (the env fixture)
 

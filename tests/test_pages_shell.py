@@ -8,8 +8,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_env import make_env
-from territoires.layers import Layers
-from territoires.queries import Filters
+from territoires.analysis.queries import Filters
+from territoires.pipeline.layers import Layers
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 NNBSP = "\u202f"

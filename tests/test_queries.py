@@ -10,10 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from catalogue_factory import funding_line, initiative, make_catalogue
-from territoires import queries
-from territoires.errors import UnknownTerritoryError
-from territoires.model import Catalogue
-from territoires.queries import (
+from territoires.analysis import queries
+from territoires.analysis.queries import (
     COMPARE_FIELDS,
     Filters,
     Selection,
@@ -28,7 +26,9 @@ from territoires.queries import (
     related_initiatives,
     select,
 )
-from territoires.territories import TerritoryIndex
+from territoires.catalogue.model import Catalogue
+from territoires.errors import UnknownTerritoryError
+from territoires.pipeline.territories import TerritoryIndex
 from territoires.vocab import THEMES
 from tiny import make_layers
 
@@ -366,7 +366,7 @@ _FRENCH = "aàâäbcçdeéèêëfghiîïjklmnoôöœpqrstuùûüvwxyÿzAÀÉÈÇ
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(alphabet=_FRENCH, max_size=30), max_size=8))
 def test_vectorised_fold_matches_fold(texts: list[str]) -> None:
-    from territoires.queries import _fold_series
+    from territoires.analysis.queries import _fold_series
     from territoires.vocab import fold
 
     assert list(_fold_series(pd.Series(texts, dtype=object))) == [fold(t) for t in texts]
@@ -481,7 +481,7 @@ def test_compare_funding_per_qpv_inhabitant(catalogue: Catalogue, index: Territo
 
 @pytest.fixture(scope="module")
 def seed_index(mirror_geo_dir) -> TerritoryIndex:
-    from territoires.layers import load_layers
+    from territoires.pipeline.layers import load_layers
 
     return TerritoryIndex.from_layers(load_layers(mirror_geo_dir))
 
@@ -490,7 +490,7 @@ def seed_index(mirror_geo_dir) -> TerritoryIndex:
 def seeds() -> Catalogue:
     from pathlib import Path
 
-    from territoires.seeds import load_seed_dir
+    from territoires.catalogue.seeds import load_seed_dir
 
     return load_seed_dir(Path(__file__).resolve().parents[1] / "data" / "initiatives")
 

@@ -12,11 +12,11 @@ import openpyxl
 import pytest
 
 from exchange_helpers import LayerIndex, _basic_files, _check_basic, _csv_set
-from territoires import model
-from territoires.export import export_bytes
-from territoires.layers import Layers
-from territoires.reading import read_exchange
-from territoires.validation import validate
+from territoires.catalogue import model
+from territoires.catalogue.export import export_bytes
+from territoires.catalogue.reading import read_exchange
+from territoires.catalogue.validation import validate
+from territoires.pipeline.layers import Layers
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def _no_english(text: str) -> None:
 
 def test_zip_bomb_refused_before_reading(tmp_path: Path, monkeypatch) -> None:
     """A small zip holding a lot of blank lines: refused on its declared size, unread."""
-    from territoires import reading
+    from territoires.catalogue import reading
 
     monkeypatch.setattr(reading, "MAX_UNCOMPRESSED_BYTES", 1_000_000)
     bomb = INI_HEAD.encode() + b"\n" * 3_000_000
@@ -148,7 +148,7 @@ def test_zip_bomb_refused_before_reading(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_too_many_entries_rows_and_columns(tmp_path: Path, monkeypatch) -> None:
-    from territoires import reading
+    from territoires.catalogue import reading
 
     monkeypatch.setattr(reading, "MAX_ZIP_ENTRIES", 3)
     path = _zip(tmp_path / "many.zip", {f"x{k}.csv": b"a\n" for k in range(5)})
@@ -168,7 +168,7 @@ def test_too_many_entries_rows_and_columns(tmp_path: Path, monkeypatch) -> None:
 
 def test_huge_line_of_separators_refused(tmp_path: Path, monkeypatch) -> None:
     """A line of millions of separators would make millions of cells: refused first."""
-    from territoires import reading
+    from territoires.catalogue import reading
 
     monkeypatch.setattr(reading, "MAX_ROW_CHARS", 10_000)
     folder = _csv_set(tmp_path / "sep", {"initiatives": INI_HEAD + ";" * 50_000 + "\n"})

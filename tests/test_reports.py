@@ -9,10 +9,11 @@ import pytest
 import sqlalchemy as sa
 
 from catalogue_factory import initiative, make_catalogue
-from territoires import auth, reports
-from territoires.auth import CLI_USER, User
+from territoires.analysis import views
+from territoires.catalogue import auth, reports
+from territoires.catalogue.auth import CLI_USER, User
+from territoires.catalogue.storage import Store
 from territoires.errors import ConflictError, PermissionDeniedError, ValidationError
-from territoires.storage import Store
 
 MOD = User(key="mod@ex.org", role="moderateur")
 CONTRIB = User(key="alice@ex.org", role="contributeur")
@@ -56,7 +57,7 @@ def test_anyone_reports_and_a_moderator_closes(store: Store) -> None:
     with pytest.raises(ConflictError):
         reports.close(store, MOD, item.id, "autre note")
     assert reports.list_reports(store, MOD, status=None)[0].note == "Nom du porteur corrigé."
-    table = reports.reports_table(reports.list_reports(store, MOD, status=None),
+    table = views.reports_table(reports.list_reports(store, MOD, status=None),
                                   {"cenon-culture": "Culture à Cenon"})
     assert table.loc[0, "Fiche"] == "Culture à Cenon (cenon-culture)"
     assert table.loc[0, "État"].startswith("clos")

@@ -1,4 +1,5 @@
-"""Tests of the seed catalogue (data/initiatives) and of its loader (territoires.seeds)."""
+"""Tests of the seed catalogue (data/initiatives) and of its loader
+(territoires.catalogue.seeds)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import pandas as pd
 import pytest
 
 from territoires import vocab
+from territoires.catalogue.model import TABLE_COLUMNS, Catalogue
+from territoires.catalogue.seeds import load_seed_dir, load_seed_file, seed_totals
 from territoires.errors import ValidationError
-from territoires.model import TABLE_COLUMNS, Catalogue
-from territoires.seeds import load_seed_dir, load_seed_file, seed_totals
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "data" / "initiatives"

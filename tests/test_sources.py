@@ -1,4 +1,4 @@
-"""Tests of territoires.sources: real downloads from a local HTTP server, mirror copies,
+"""Tests of territoires.pipeline.sources: real downloads from a local HTTP server, mirror copies,
 archives, manifest."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import ClassVar
 
 import pytest
 
-from territoires import sources
 from territoires.errors import SourceError
+from territoires.pipeline import sources
 
 FIXTURES = Path(__file__).parent / "fixtures" / "raw"
 MIRROR = FIXTURES / "mirror"

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from territoires import model, storage
+from territoires.catalogue import model, storage
+from territoires.catalogue.storage import Migration, Store
 from territoires.errors import StorageError
-from territoires.storage import Migration, Store
 
 
 def sample_catalogue() -> model.Catalogue:

@@ -9,8 +9,8 @@ import pytest
 from shapely.geometry import Point
 
 from territoires.errors import UnknownTerritoryError
-from territoires.layers import CRS, Layers
-from territoires.territories import Footprint, TerritoryIndex
+from territoires.pipeline.layers import CRS, Layers
+from territoires.pipeline.territories import Footprint, TerritoryIndex
 from tiny import make_layers
 
 BM = {"33063", "33119", "33249", "33069", "33162"}

@@ -9,9 +9,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_env import make_env
-from territoires import ui
-from territoires.layers import Layers
-from territoires.queries import Filters
+from territoires.analysis.queries import Filters
+from territoires.app import ui
+from territoires.pipeline.layers import Layers
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 LOOKUP = {"Cenon (33119) — Commune": ("commune", "33119"),
@@ -67,7 +67,7 @@ def test_app_pages_are_declared_once() -> None:
 
 
 def test_url_notices() -> None:
-    from territoires.ui import url_notices
+    from territoires.app.ui import url_notices
 
     assert url_notices({"themes": "culture", "years": "2021-2024", "t": "commune:33119",
                         "amount": "0-50000", "q": "x"}) == []
@@ -125,7 +125,7 @@ def test_page_titles_and_language() -> None:
 def _paged_script() -> None:
     import streamlit as st
 
-    from territoires import ui
+    from territoires.app import ui
 
     st.session_state["first"] = ui.table_page(1234, 500)
 

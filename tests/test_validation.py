@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from exchange_helpers import LayerIndex, _csv_set
-from territoires import model
-from territoires.layers import Layers
-from territoires.reading import read_exchange
-from territoires.validation import parse_number, validate
+from territoires.catalogue import model
+from territoires.catalogue.reading import read_exchange
+from territoires.catalogue.validation import parse_number, validate
+from territoires.pipeline.layers import Layers
 
 
 @pytest.fixture(scope="module")

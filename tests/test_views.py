@@ -1,4 +1,5 @@
-"""Tests of territoires.views (data shaping of the catalogue/fiche/comparer/couverture/exporter
+"""Tests of territoires.analysis.views (data shaping of the
+catalogue/fiche/comparer/couverture/exporter
 pages) on the tiny layers and small hand-made catalogues."""
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import pandas as pd
 import pytest
 
 from catalogue_factory import funding_line, initiative, make_catalogue
-from territoires import queries, views
-from territoires.layers import Layers
-from territoires.model import Catalogue
-from territoires.queries import Filters
-from territoires.territories import TerritoryIndex
+from territoires.analysis import queries, views
+from territoires.analysis.queries import Filters
+from territoires.catalogue.model import Catalogue
+from territoires.pipeline.layers import Layers
+from territoires.pipeline.territories import TerritoryIndex
 
 NNBSP = "\u202f"
 SECRET = "prive@example.org"

@@ -12,7 +12,7 @@ import pandas as pd
 from shapely.geometry import Point, box
 from shapely.ops import unary_union
 
-from territoires.layers import CRS, Layers
+from territoires.pipeline.layers import CRS, Layers
 
 
 def square(lon: float, lat: float, half: float = 0.01):

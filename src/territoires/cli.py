@@ -15,7 +15,7 @@ from territoires.errors import TerritoiresError
 
 
 def _data_fetch(args: argparse.Namespace) -> int:
-    from territoires import sources
+    from territoires.pipeline import sources
 
     mirror = Path(args.mirror).resolve() if args.mirror else config.mirror_dir()
     results = sources.fetch_all(
@@ -32,7 +32,7 @@ def _data_fetch(args: argparse.Namespace) -> int:
 
 
 def _data_build(args: argparse.Namespace) -> int:
-    from territoires import build, sources
+    from territoires.pipeline import build, sources
 
     geo = Path(args.geo).resolve() if args.geo else config.geo_dir()
     mirror = config.mirror_dir()
@@ -47,14 +47,14 @@ def _data_build(args: argparse.Namespace) -> int:
 
 
 def _data_status(args: argparse.Namespace) -> int:
-    from territoires import build
+    from territoires.pipeline import build
 
     print(build.status_text(config.geo_dir(), config.cache_dir()))
     return 0
 
 
 def _catalogue_seed(args: argparse.Namespace) -> int:
-    from territoires import catalogue_ops
+    from territoires.catalogue import catalogue_ops
 
     print(catalogue_ops.seed(Path(args.seeds) if args.seeds else config.seeds_dir(),
                              args.db or config.database_url()))
@@ -62,7 +62,7 @@ def _catalogue_seed(args: argparse.Namespace) -> int:
 
 
 def _catalogue_import(args: argparse.Namespace) -> int:
-    from territoires import catalogue_ops
+    from territoires.catalogue import catalogue_ops
 
     print(catalogue_ops.import_file(Path(args.file), args.db or config.database_url(),
                                     dry_run=args.dry_run))
@@ -70,7 +70,7 @@ def _catalogue_import(args: argparse.Namespace) -> int:
 
 
 def _catalogue_export(args: argparse.Namespace) -> int:
-    from territoires import catalogue_ops
+    from territoires.catalogue import catalogue_ops
 
     print(catalogue_ops.export_file(Path(args.file), args.db or config.database_url(),
                                     fmt=args.format, include_private=args.with_emails,
@@ -79,7 +79,7 @@ def _catalogue_export(args: argparse.Namespace) -> int:
 
 
 def _catalogue_template(args: argparse.Namespace) -> int:
-    from territoires import export
+    from territoires.catalogue import export
 
     export.write_template(Path(args.file))
     print(f"Modèle vide écrit : {args.file}")
@@ -87,7 +87,7 @@ def _catalogue_template(args: argparse.Namespace) -> int:
 
 
 def _catalogue_load_funding(args: argparse.Namespace) -> int:
-    from territoires import catalogue_ops
+    from territoires.catalogue import catalogue_ops
 
     mirror = Path(args.mirror).resolve() if args.mirror else config.mirror_dir()
     print(catalogue_ops.load_funding(args.db or config.database_url(), mirror=mirror))
@@ -96,7 +96,8 @@ def _catalogue_load_funding(args: argparse.Namespace) -> int:
 
 def _setup(args: argparse.Namespace) -> int:
     """Fetch, build, create the database, load the seeds and national funding (idempotent)."""
-    from territoires import build, catalogue_ops, layers, sources
+    from territoires.catalogue import catalogue_ops
+    from territoires.pipeline import build, layers, sources
 
     geo = config.geo_dir()
     try:
@@ -116,7 +117,7 @@ def _setup(args: argparse.Namespace) -> int:
     print(catalogue_ops.seed(config.seeds_dir(), url))
     print(catalogue_ops.load_funding(url, mirror=config.mirror_dir(), only_if_empty=True))
     if not args.no_assets:
-        from territoires.assets import AssetError
+        from territoires.app.assets import AssetError
 
         try:
             _assets_fetch(argparse.Namespace(force=False))
@@ -127,7 +128,7 @@ def _setup(args: argparse.Namespace) -> int:
 
 
 def _users_store(args: argparse.Namespace):  # -> Store
-    from territoires.storage import Store
+    from territoires.catalogue.storage import Store
 
     store = Store(args.db or config.database_url())
     store.create_or_upgrade()
@@ -135,7 +136,7 @@ def _users_store(args: argparse.Namespace):  # -> Store
 
 
 def _users_grant(args: argparse.Namespace) -> int:
-    from territoires import auth
+    from territoires.catalogue import auth
 
     store = _users_store(args)
     try:
@@ -146,7 +147,7 @@ def _users_grant(args: argparse.Namespace) -> int:
 
 
 def _users_revoke(args: argparse.Namespace) -> int:
-    from territoires import auth
+    from territoires.catalogue import auth
 
     store = _users_store(args)
     try:
@@ -157,7 +158,7 @@ def _users_revoke(args: argparse.Namespace) -> int:
 
 
 def _users_list(args: argparse.Namespace) -> int:
-    from territoires import auth
+    from territoires.catalogue import auth
 
     store = _users_store(args)
     try:
@@ -174,7 +175,7 @@ def _users_list(args: argparse.Namespace) -> int:
 
 
 def _assets_fetch(args: argparse.Namespace) -> int:
-    from territoires import assets
+    from territoires.app import assets
 
     for line in assets.fetch(force=args.force):
         print(line)
@@ -182,7 +183,7 @@ def _assets_fetch(args: argparse.Namespace) -> int:
 
 
 def _assets_verify(args: argparse.Namespace) -> int:
-    from territoires import assets
+    from territoires.app import assets
 
     problems = assets.verify()
     for line in problems or ["Bibliothèques de la carte présentes et intactes."]:

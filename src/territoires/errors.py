@@ -93,5 +93,5 @@ class ConflictError(TerritoiresError):
 
 
 class InputTooLargeError(ValidationError):
-    """An input goes beyond one of the bounds of :mod:`territoires.reading` (file size,
+    """An input goes beyond one of the bounds of :mod:`territoires.catalogue.reading` (file size,
     uncompressed size, entries, rows, columns, cell length); nothing more was read."""

@@ -7,7 +7,7 @@ Two ways to fill the cache (``config.cache_dir()``, git-ignored):
 * **mirror**: copy the files of an offline mirror (``TERRITOIRES_MIRROR`` or ``--mirror``)
   into ``<cache>/mirror/<relative path in the mirror>``, keeping the mirror's layout.
 
-:mod:`territoires.build` then reads whichever is present and knows from the folder which
+:mod:`territoires.pipeline.build` then reads whichever is present and knows from the folder which
 format it reads. Every fetch updates the committed manifest ``data/sources.json`` (sorted,
 deterministic, no timestamps): per source its producer, licence, URL, version and, per file,
 its relative path, size, sha256 and origin.

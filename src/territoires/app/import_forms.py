@@ -1,6 +1,6 @@
 """Streamlit glue of the Importer page: the upload, checked once per file, with a progress
 bar (a UI-support module; reading, validation and writing live in
-:mod:`territoires.importing`)."""
+:mod:`territoires.catalogue.importing`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from territoires import importing, model, ui, views
-from territoires.auth import User
+from territoires.analysis import views
+from territoires.app import ui
+from territoires.catalogue import importing, model
+from territoires.catalogue.auth import User
 from territoires.errors import TerritoiresError, ValidationError
 
 _PLAN = "imp_plan"

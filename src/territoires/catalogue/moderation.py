@@ -1,7 +1,8 @@
 """Contribution workflow: proposals, moderation, published versions, diff, audit log.
 
-Every write function takes the acting :class:`~territoires.auth.User`, checks its role itself
-(:func:`territoires.auth.require`) and runs in one transaction (all or nothing):
+Every write function takes the acting :class:`~territoires.catalogue.auth.User`, checks its role
+itself
+(:func:`territoires.catalogue.auth.require`) and runs in one transaction (all or nothing):
 
 - :func:`submit_new` / :func:`submit_edit`: a contributor's fiche waits in the queue; a
   moderator's is published at once (its proposal is recorded as published);
@@ -16,7 +17,7 @@ while another version has been published since is refused with :class:`ConflictE
 pass; on SQLite writes are serialised by the database lock.
 
 Only published data lives in the five catalogue tables; proposals and versions are JSON
-payloads (:func:`territoires.storage.catalogue_payload`) of the one-initiative rows.
+payloads (:func:`territoires.catalogue.storage.catalogue_payload`) of the one-initiative rows.
 """
 
 from __future__ import annotations
@@ -30,21 +31,22 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from territoires import export, model, validation, vocab
-from territoires.auth import User, require
+from territoires import vocab
+from territoires.catalogue import export, model, validation
+from territoires.catalogue.auth import User, require
+from territoires.catalogue.storage import (
+    Store,
+    catalogue_payload,
+    dump_payload,
+    load_payload,
+    payload_catalogue,
+)
 from territoires.errors import (
     ConflictError,
     Problem,
     StorageError,
     TerritoiresError,
     ValidationError,
-)
-from territoires.storage import (
-    Store,
-    catalogue_payload,
-    dump_payload,
-    load_payload,
-    payload_catalogue,
 )
 
 #: Bounds of one contributed fiche (refused beyond, with a French message).

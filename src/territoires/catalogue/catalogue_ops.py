@@ -7,15 +7,16 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from territoires import config, export, funding, importing, model, validation
-from territoires.auth import CLI_USER
+from territoires import config
+from territoires.catalogue import export, funding, importing, model, validation
+from territoires.catalogue.auth import CLI_USER
+from territoires.catalogue.storage import Store
 from territoires.errors import (
     ConfigError,
     ImportRefusedError,
     SourceError,
     TerritoiresError,
 )
-from territoires.storage import Store
 
 _NO_LAYERS = ("Attention : couches territoriales non construites, codes de territoire non "
               "vérifiés (lancez « territoires data build »).")
@@ -26,14 +27,14 @@ _EXTENSIONS = {".xlsx": "xlsx", ".zip": "csv", ".csv": "csv", "": "csv",
 
 def _territory_index() -> tuple[Any | None, Any | None, str | None]:
     """(layers, index, warning): the reference layers and their index, or a warning."""
-    from territoires import layers as layers_mod
+    from territoires.pipeline import layers as layers_mod
 
     try:
         built = layers_mod.load_layers()
     except TerritoiresError:
         return None, None, _NO_LAYERS
     try:
-        from territoires.territories import TerritoryIndex
+        from territoires.pipeline.territories import TerritoryIndex
 
         return built, TerritoryIndex.from_layers(built), None
     except NotImplementedError:
@@ -67,7 +68,7 @@ def _refuse(problems: list, what: str) -> ImportRefusedError:
 def seed(seeds_dir: Path, url: str) -> str:
     """Load the seed fiches of ``seeds_dir`` into the database (idempotent: unchanged fiches
     keep their version)."""
-    from territoires.seeds import load_seed_dir
+    from territoires.catalogue.seeds import load_seed_dir
 
     catalogue = load_seed_dir(Path(seeds_dir))
     _layers, index, warning = _territory_index()
@@ -104,7 +105,7 @@ def import_file(path: Path, url: str, dry_run: bool = False) -> str:
     """Import an exchange workbook or CSV set: read, validate everything, then upsert in one
     transaction, or raise :class:`ImportRefusedError` listing every problem (nothing
     written). With ``dry_run`` only the check is done. The same path as the Importer page
-    (:mod:`territoires.importing`), acting as the command line's user."""
+    (:mod:`territoires.catalogue.importing`), acting as the command line's user."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"Fichier introuvable : {path}")

@@ -1,7 +1,8 @@
 """Catalogue imports, one path for the command line and the Importer page.
 
-1. :func:`plan_import` reads the file within the bounds of :mod:`territoires.reading`,
-   validates it with the rules of :mod:`territoires.validation` (the forms' rules too), and
+1. :func:`plan_import` reads the file within the bounds of :mod:`territoires.catalogue.reading`,
+   validates it with the rules of :mod:`territoires.catalogue.validation` (the forms' rules too),
+   and
    compares it with the published catalogue without writing anything: what would be added,
    changed, left as is.
 2. :func:`apply_import` writes it, all or nothing. A moderator's (or the command line's)
@@ -20,13 +21,13 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from territoires import model, moderation, reading, validation
-from territoires.auth import User, require
+from territoires.catalogue import model, moderation, reading, validation
+from territoires.catalogue.auth import User, require
+from territoires.catalogue.storage import Store, UpsertReport
 from territoires.errors import ImportRefusedError, Problem
-from territoires.storage import Store, UpsertReport
 
 #: Largest file the Importer page accepts (bytes; the command line allows
-#: :data:`territoires.reading.MAX_FILE_BYTES`).
+#: :data:`territoires.catalogue.reading.MAX_FILE_BYTES`).
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 #: A contributor's import: at most this many initiatives (each becomes a proposal).
 MAX_PROPOSALS = 200

@@ -1,6 +1,6 @@
 """Folium maps of the dashboard: pure functions from display layers and tables to a map.
 
-Only the display layers (simplified, rounded: see :mod:`territoires.layers`) reach the map,
+Only the display layers (simplified, rounded: see :mod:`territoires.pipeline.layers`) reach the map,
 with the few properties the tooltips need. Every string property is ``html.escape``-d before
 it is embedded, because Leaflet tooltips and popups render properties as HTML, and its braces
 become character references, because branca renders each element's output again as a Jinja
@@ -31,12 +31,12 @@ from branca.element import Element, MacroElement
 from folium.plugins import MarkerCluster
 from jinja2 import Template
 
-from territoires.formatting import fmt_eur, fmt_eur_short, fmt_int, fmt_pct
-from territoires.layers import LAYER_SCHEMAS, LEVEL_LAYER
-from territoires.model import Catalogue
+from territoires.analysis.formatting import fmt_eur, fmt_eur_short, fmt_int, fmt_pct
+from territoires.catalogue.model import Catalogue
+from territoires.pipeline.layers import LAYER_SCHEMAS, LEVEL_LAYER
 from territoires.vocab import MATURITY, TERRITORY_LEVELS, THEMES
 
-#: Choropleth measures (columns of :func:`territoires.queries.aggregate`) -> French label.
+#: Choropleth measures (columns of :func:`territoires.analysis.queries.aggregate`) -> French label.
 MEASURES: dict[str, str] = {
     "initiatives": "Nombre d'initiatives",
     "funding_eur": "Financements (€)",
@@ -801,7 +801,7 @@ def _choropleth_layer(
 
 
 def table_rows(values: pd.DataFrame, area: Area, level: str, measure: str) -> pd.DataFrame:
-    """Rows of :func:`territoires.queries.aggregate` shown in the table under the map: the
+    """Rows of :func:`territoires.analysis.queries.aggregate` shown in the table under the map: the
     same as the choropleth (units with known QPV inhabitants for a QPV measure; nationally,
     communes and QPV with something to show)."""
     if measure in QPV_MEASURES and "qpv_population" in values.columns:
@@ -872,7 +872,8 @@ def build_map(
     """The dashboard map.
 
     ``national`` and ``local`` are the display layers by name (see
-    :func:`territoires.layers.load_display`); régions and départements come from ``national``,
+    :func:`territoires.pipeline.layers.load_display`); régions and départements come from
+    ``national``,
     communes and QPV of the area from ``local`` (national QPV are drawn as points).
     ``extra_layers`` (e.g. highlighted territories) go on top, before the layer control:
     a layer added after the control would be referenced by its script before it exists, and

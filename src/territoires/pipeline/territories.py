@@ -1,6 +1,6 @@
 """Territory index: names, hierarchy and footprints of every territory in the layers.
 
-Built once from :class:`~territoires.layers.Layers` (pure, no I/O). A territory is a pair
+Built once from :class:`~territoires.pipeline.layers.Layers` (pure, no I/O). A territory is a pair
 ``(level, code)`` with ``level`` in the ``territory_level`` vocabulary.
 
 Footprint semantics (used for filters, "reached", coverage): every territory is a set of
@@ -23,7 +23,7 @@ Implementation notes (vectorised; everything is built once in :meth:`from_layers
   parent commune (and anything containing it).
 - :meth:`TerritoryIndex.incidence` gives, per unit level (région, département, EPCI,
   commune, QPV), a sparse territory -> units matrix with population weights used to share
-  out funding lines (see :func:`territoires.queries.aggregate`).
+  out funding lines (see :func:`territoires.analysis.queries.aggregate`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from territoires.errors import UnknownTerritoryError
-from territoires.layers import Layers
+from territoires.pipeline.layers import Layers
 from territoires.vocab import TERRITORY_LEVELS, fold
 
 #: Levels in display order.

@@ -1,6 +1,6 @@
 """Reference layers: their schema, and reading them from ``geo/``.
 
-All layers are GeoParquet files in EPSG:4326 written by :mod:`territoires.build`:
+All layers are GeoParquet files in EPSG:4326 written by :mod:`territoires.pipeline.build`:
 
 ``regions.parquet``           code_reg, nom, geometry
 ``departements.parquet``      code_dep, nom, code_reg, geometry

@@ -1,4 +1,4 @@
-"""Catalogue database: the five tables of :mod:`territoires.model`, versioned schema.
+"""Catalogue database: the five tables of :mod:`territoires.catalogue.model`, versioned schema.
 
 The database is SQLite (a file, created on first use) or PostgreSQL
 (``postgresql+psycopg://…`` through ``TERRITOIRES_DATABASE_URL``). The schema is versioned:
@@ -13,10 +13,11 @@ Storage choices:
 - ``funding.initiative_id`` is a plain indexed column (no foreign key): national lines and
   lines of initiatives not (yet) in the catalogue live independently;
 - ``funding.territory_level``/``territory_code`` may be null for the few national lines that
-  carry no location at all (see :mod:`territoires.funding`);
+  carry no location at all (see :mod:`territoires.catalogue.funding`);
 - timestamps are stored in UTC and returned tz-aware (UTC).
 
-Schema v2 adds the contribution tables (see :mod:`territoires.moderation`), beside the five
+Schema v2 adds the contribution tables (see :mod:`territoires.catalogue.moderation`), beside the
+five
 published tables, which keep holding only published data:
 
 - ``users``: role of each signed-in identity (key = lower-cased e-mail, or ``sub:…``);
@@ -43,7 +44,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from territoires import model
+from territoires.catalogue import model
 from territoires.errors import StorageError
 
 #: Latest schema version this code knows.
@@ -533,7 +534,7 @@ def catalogue_payload(catalogue: model.Catalogue) -> dict[str, list[dict[str, An
 
 
 def payload_catalogue(payload: dict[str, list[dict[str, Any]]]) -> model.Catalogue:
-    """The :class:`~territoires.model.Catalogue` of a payload (inverse of
+    """The :class:`~territoires.catalogue.model.Catalogue` of a payload (inverse of
     :func:`catalogue_payload`); a missing ``version`` reads as 1."""
     tables: dict[str, list[dict]] = {}
     for name in model.TABLE_COLUMNS:
@@ -1053,7 +1054,7 @@ def _decode_initiative(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def frames_to_catalogue(tables: dict[str, list[dict]]) -> model.Catalogue:
-    """Build a typed :class:`~territoires.model.Catalogue` from database rows."""
+    """Build a typed :class:`~territoires.catalogue.model.Catalogue` from database rows."""
     ini_rows = [_decode_initiative(r) for r in tables.get("initiatives", [])]
     ini = pd.DataFrame(ini_rows, columns=model.INITIATIVE_COLUMNS)
     ini = ini.astype({c: object for c in ("start_date", "end_date",

@@ -3,7 +3,7 @@ with a « lisez-moi » sheet), GeoJSON and GeoPackage, and export file names.
 
 Exports are written for French Excel: UTF-8 with BOM, ``;`` separator, decimal comma. A text
 cell a spreadsheet could take for a formula gets a leading apostrophe
-(:func:`territoires.validation.neutralise`); the reader removes it.
+(:func:`territoires.catalogue.validation.neutralise`); the reader removes it.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype
 
-from territoires import model, vocab
-from territoires.errors import ExportError, TerritoiresError
-from territoires.validation import (
+from territoires import vocab
+from territoires.catalogue import model
+from territoires.catalogue.validation import (
     DATE_COLUMNS,
     INT_COLUMNS,
     REQUIRED,
@@ -35,6 +35,7 @@ from territoires.validation import (
     neutralise,
     parse_timestamp,
 )
+from territoires.errors import ExportError, TerritoiresError
 
 README_SHEET = "lisez-moi"
 
@@ -503,7 +504,7 @@ def _geometry_lookup(layers: Any) -> tuple[pd.Index, Any]:
     """(keys ``level\\x1fcode``, geometries) of every non-empty territory geometry."""
     import geopandas as gpd
 
-    from territoires.layers import CRS, LAYER_SCHEMAS, LEVEL_LAYER
+    from territoires.pipeline.layers import CRS, LAYER_SCHEMAS, LEVEL_LAYER
 
     parts = []
     for level, layer_name in LEVEL_LAYER.items():
@@ -538,7 +539,7 @@ def _geo_frame(catalogue: model.Catalogue, layers: Any, index: Any | None,
                include_private: bool) -> Any:
     import geopandas as gpd
 
-    from territoires.layers import CRS
+    from territoires.pipeline.layers import CRS
 
     if layers is None:
         raise ExportError("L'export géographique a besoin des couches territoriales : lancez "

@@ -6,7 +6,7 @@
 - page state in the URL (:func:`param_select`), French metrics, tables and the map.
 
 Pages stay thin: ``with ui.guard(): data = ui.app_data(); filters =
-ui.render_filters_sidebar(); …`` then call :mod:`territoires.queries` and render.
+ui.render_filters_sidebar(); …`` then call :mod:`territoires.analysis.queries` and render.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ import geopandas as gpd
 import pandas as pd
 import streamlit as st
 
-from territoires import assets, auth, config, maps, queries, views
-from territoires.auth import User
-from territoires.errors import LayersMissingError, TerritoiresError
-from territoires.formatting import (
+from territoires import config
+from territoires.analysis import maps, queries, views
+from territoires.analysis.formatting import (
     MISSING,
     NNBSP,
     fmt_eur,
@@ -33,12 +32,22 @@ from territoires.formatting import (
     fmt_int,
     fmt_pct,
 )
-from territoires.formatting import filters_summary as _filters_text
-from territoires.layers import DISPLAY_LEVELS, LAYER_SCHEMAS, Layers, load_display, load_layers
-from territoires.model import Catalogue
-from territoires.queries import Filters
-from territoires.storage import Store
-from territoires.territories import TerritoryIndex
+from territoires.analysis.formatting import filters_summary as _filters_text
+from territoires.analysis.queries import Filters
+from territoires.app import assets
+from territoires.catalogue import auth
+from territoires.catalogue.auth import User
+from territoires.catalogue.model import Catalogue
+from territoires.catalogue.storage import Store
+from territoires.errors import LayersMissingError, TerritoiresError
+from territoires.pipeline.layers import (
+    DISPLAY_LEVELS,
+    LAYER_SCHEMAS,
+    Layers,
+    load_display,
+    load_layers,
+)
+from territoires.pipeline.territories import TerritoryIndex
 from territoires.vocab import (
     ALLIANCE_LEVELS,
     FUNDER_TYPES,
@@ -94,7 +103,7 @@ _W = "flt_"  # prefix of the filter widgets' keys
 
 
 def filters_summary(filters: Filters, index: TerritoryIndex | None = None) -> str:
-    """:func:`territoires.formatting.filters_summary` escaped for Markdown (it echoes the
+    """:func:`territoires.analysis.formatting.filters_summary` escaped for Markdown (it echoes the
     search text of the URL and territory names: shown as typed, never as a link or image)."""
     return views.md_text(_filters_text(filters, index))
 
@@ -212,7 +221,7 @@ class AppData:
     catalogue: Catalogue
 
     def display(self, level: str) -> dict[str, gpd.GeoDataFrame]:
-        """Display layers at ``level`` (see :data:`territoires.layers.DISPLAY_LEVELS`)."""
+        """Display layers at ``level`` (see :data:`territoires.pipeline.layers.DISPLAY_LEVELS`)."""
         if level not in DISPLAY_LEVELS:
             raise ValueError(level)
         return _display(self.geo, level)
@@ -682,7 +691,7 @@ def render_map(data: AppData, filters: Filters, spec: maps.MapSpec, height: int 
 
 def serve_map_assets(fmap: object) -> None:
     """Load the map's scripts and styles from the app (``static/vendor``, see
-    :mod:`territoires.assets`), the CDN only for files not fetched; let users zoom."""
+    :mod:`territoires.app.assets`), the CDN only for files not fetched; let users zoom."""
     assets.localise(fmap, base_path=str(st.get_option("server.baseUrlPath") or ""))
     assets.allow_zoom(fmap)
 

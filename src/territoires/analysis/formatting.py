@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from territoires.queries import Filters
+from territoires.analysis.queries import Filters
 from territoires.vocab import (
     ALLIANCE_LEVELS,
     FUNDER_TYPES,

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from territoires import model
+from territoires.catalogue import model
 from territoires.errors import SourceError
-from territoires.territories import TerritoryIndex
+from territoires.pipeline.territories import TerritoryIndex
 
 #: File name pattern -> (scheme, funder).
 FILE_KINDS: dict[str, tuple[str, str]] = {

@@ -1,11 +1,11 @@
 """Queries and aggregates over the catalogue: pure functions the dashboard calls.
 
-Inputs are a :class:`~territoires.model.Catalogue` (seed initiatives plus national funding
-lines), a :class:`~territoires.territories.TerritoryIndex` and :class:`Filters`.
+Inputs are a :class:`~territoires.catalogue.model.Catalogue` (seed initiatives plus national funding
+lines), a :class:`~territoires.pipeline.territories.TerritoryIndex` and :class:`Filters`.
 
 Meaning of the filters:
 - ``territories``: union of territories; an initiative matches when one of its territories
-  intersects one of them (see :mod:`territoires.territories` for footprints), so a
+  intersects one of them (see :mod:`territoires.pipeline.territories` for footprints), so a
   département includes its EPCI, communes and QPV and a commune includes its QPV; a funding
   line matches when its own territory intersects.
 - list filters (themes, publics, maturity, alliance_levels, porteur_types): any-of within a
@@ -38,9 +38,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from territoires.catalogue.model import Catalogue
 from territoires.errors import UnknownTerritoryError
-from territoires.model import Catalogue
-from territoires.territories import TerritoryIndex, csr_gather
+from territoires.pipeline.territories import TerritoryIndex, csr_gather
 from territoires.vocab import (
     ALLIANCE_LEVELS,
     FUNDER_TYPES,

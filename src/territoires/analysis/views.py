@@ -1,10 +1,11 @@
 """Data shaping for the Catalogue, Fiche, Comparer, Couverture and Exporter pages.
 
-Pure functions (no Streamlit): they take a :class:`~territoires.model.Catalogue`, a
-:class:`~territoires.territories.TerritoryIndex` and :class:`~territoires.queries.Filters`
+Pure functions (no Streamlit): they take a :class:`~territoires.catalogue.model.Catalogue`, a
+:class:`~territoires.pipeline.territories.TerritoryIndex` and
+:class:`~territoires.analysis.queries.Filters`
 and return small DataFrames or strings ready to render, so that the pages only read widgets,
 call these functions and draw. Private columns (``contact_email``) never leave this module.
-The two map builders return folium maps drawn with :mod:`territoires.maps`.
+The two map builders return folium maps drawn with :mod:`territoires.analysis.maps`.
 """
 
 from __future__ import annotations
@@ -20,19 +21,21 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from territoires import export, maps, queries
-from territoires.formatting import (
+from territoires.analysis import maps, queries
+from territoires.analysis.formatting import (
     MISSING,
     UNKNOWN_POPULATION,
+    fmt_datetime,
     fmt_eur,
     fmt_int,
     fmt_number,
     fmt_population,
 )
-from territoires.layers import LEVEL_LAYER
-from territoires.model import PRIVATE_COLUMNS, Catalogue
-from territoires.queries import Filters, Selection
-from territoires.territories import TerritoryIndex
+from territoires.analysis.queries import Filters, Selection
+from territoires.catalogue import export, reports
+from territoires.catalogue.model import PRIVATE_COLUMNS, Catalogue
+from territoires.pipeline.layers import LEVEL_LAYER
+from territoires.pipeline.territories import TerritoryIndex
 from territoires.vocab import (
     ALLIANCE_LEVELS,
     FUNDER_TYPES,
@@ -900,3 +903,19 @@ def layer_status_table(status: Mapping[str, object]) -> pd.DataFrame:
         ],
         columns=columns,
     )
+
+
+# --------------------------------------------------------------------------- error reports
+
+
+def reports_table(items: list[reports.Report], titles: Mapping[str, str]) -> pd.DataFrame:
+    """The moderators' table: number, fiche (title and id), date, message, e-mail, state."""
+    return pd.DataFrame({
+        "N°": [r.id for r in items],
+        "Fiche": [f"{titles.get(r.initiative_id, '(fiche retirée)')} ({r.initiative_id})"
+                  for r in items],
+        "Reçu le": [fmt_datetime(r.created_at) for r in items],
+        "Message": [r.message for r in items],
+        "E-mail (privé)": [r.email or "" for r in items],
+        "État": ["ouvert" if r.status == "open" else f"clos : {r.note}" for r in items],
+    })

@@ -5,11 +5,12 @@ Format
 
 One **sheet per table** (XLSX) or one **file per table** named ``<feuille>.csv`` (CSV set, in
 a folder or a ``.zip``). Sheet/file names: ``initiatives``, ``structures``, ``territoires``,
-``indicateurs``, ``financements`` (:data:`territoires.model.TABLE_LABELS`). Line 1 holds the
-column names, exactly the column names of :mod:`territoires.model` (any order; missing
+``indicateurs``, ``financements`` (:data:`territoires.catalogue.model.TABLE_LABELS`). Line 1 holds
+the
+column names, exactly the column names of :mod:`territoires.catalogue.model` (any order; missing
 optional columns are allowed; unknown columns are refused). Empty lines are ignored. Other
 sheets (e.g. ``lisez-moi``) and files are ignored. A missing sheet means an empty table.
-Cells are described in :mod:`territoires.validation`.
+Cells are described in :mod:`territoires.catalogue.validation`.
 
 CSV files: UTF-8 (with or without BOM) or Windows-1252, separator ``;`` or ``,`` (detected).
 
@@ -20,7 +21,8 @@ message, before more is read. Files are read as streams, row by row (XLSX in ope
 read-only mode), so memory follows the size of the catalogue, not of the file.
 
 Reading (:func:`read_exchange`) never raises on a bad cell: it keeps the raw value and
-:func:`territoires.validation.validate` reports every problem at once, naming the sheet, the
+:func:`territoires.catalogue.validation.validate` reports every problem at once, naming the sheet,
+the
 spreadsheet line (header = line 1), the column and the value.
 """
 
@@ -41,9 +43,10 @@ from typing import IO, Any
 
 import pandas as pd
 
-from territoires import model, vocab
+from territoires import vocab
+from territoires.catalogue import model
+from territoires.catalogue.validation import REQUIRED, RawCells, _parse_cell, _text_cell, is_missing
 from territoires.errors import InputTooLargeError, Problem
-from territoires.validation import REQUIRED, RawCells, _parse_cell, _text_cell, is_missing
 
 # -------------------------------------------------------------------------------- bounds
 
@@ -411,7 +414,8 @@ def read_exchange(path: Path) -> tuple[model.Catalogue, list[Problem]]:
     Returns the catalogue (each table indexed by its spreadsheet line number) and the
     structural problems found (unreadable or too large file, hidden or duplicated sheet,
     unknown, duplicated or missing columns, formulas without a value). Cell-level problems
-    are left to :func:`territoires.validation.validate`. A file refused as a whole gives an
+    are left to :func:`territoires.catalogue.validation.validate`. A file refused as a whole gives
+    an
     empty catalogue and the problem that stopped its reading.
     """
     path = Path(path)

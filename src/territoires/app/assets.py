@@ -121,7 +121,7 @@ def static_dir() -> Path:
     env = os.environ.get("TERRITOIRES_STATIC_DIR")
     if env:
         return Path(env).resolve()
-    project = Path(__file__).resolve().parents[2]
+    project = Path(__file__).resolve().parents[3]
     if (project / "app.py").is_file():
         return project / "static"
     return config.home() / "static"

@@ -16,13 +16,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-import pandas as pd
 import sqlalchemy as sa
 
-from territoires.auth import User, require
+from territoires.catalogue.auth import User, require
+from territoires.catalogue.storage import Store
 from territoires.errors import ConflictError, Problem, TerritoiresError, ValidationError
-from territoires.formatting import fmt_datetime
-from territoires.storage import Store
 
 #: Longest report (characters); longer is refused, not cut.
 MAX_MESSAGE = 2_000
@@ -179,16 +177,3 @@ def close(store: Store, user: User, report_id: int, note: str) -> None:
         store.audit(conn, user.key or "?", "report_close", str(report_id), text[:200])
 
     store.transaction("la clôture du signalement", write)
-
-
-def reports_table(items: list[Report], titles: dict[str, str]) -> pd.DataFrame:
-    """The moderators' table: number, fiche (title and id), date, message, e-mail, state."""
-    return pd.DataFrame({
-        "N°": [r.id for r in items],
-        "Fiche": [f"{titles.get(r.initiative_id, '(fiche retirée)')} ({r.initiative_id})"
-                  for r in items],
-        "Reçu le": [fmt_datetime(r.created_at) for r in items],
-        "Message": [r.message for r in items],
-        "E-mail (privé)": [r.email or "" for r in items],
-        "État": ["ouvert" if r.status == "open" else f"clos : {r.note}" for r in items],
-    })

@@ -1,6 +1,6 @@
 """Cell parsing and validation of the catalogue (one path for imports and forms).
 
-The exchange format (:mod:`territoires.reading`) and the forms give raw cells; this module
+The exchange format (:mod:`territoires.catalogue.reading`) and the forms give raw cells; this module
 turns each cell into its typed value (:func:`parse_cell`-style helpers keep the raw text when
 unreadable) and :func:`validate` reports every problem at once, in French, naming the file,
 sheet, spreadsheet line (header = line 1), column and value.
@@ -32,7 +32,8 @@ from typing import Any
 
 import pandas as pd
 
-from territoires import model, vocab
+from territoires import vocab
+from territoires.catalogue import model
 from territoires.errors import Problem
 from territoires.vocab import Vocabulary
 
@@ -377,7 +378,7 @@ def validate(
 ) -> list[Problem]:
     """Every problem of ``catalogue`` at once, in French, located by sheet/line/column/value.
 
-    ``index`` (a :class:`~territoires.territories.TerritoryIndex`) checks territory codes;
+    ``index`` (a :class:`~territoires.pipeline.territories.TerritoryIndex`) checks territory codes;
     None skips that check. ``known_initiatives`` are ids that funding lines may point to
     besides those of the catalogue (e.g. initiatives already in the database).
     """

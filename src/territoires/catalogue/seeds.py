@@ -2,7 +2,7 @@
 
 A fiche holds one initiative with its porteurs and partners, territories, indicators and
 funding lines (see ``data/initiatives/*.yaml`` for the format). :func:`load_seed_dir` reads
-every fiche of a folder and returns the five catalogue tables of :mod:`territoires.model`.
+every fiche of a folder and returns the five catalogue tables of :mod:`territoires.catalogue.model`.
 
 Everything is checked before anything is returned: required fields, vocabulary codes (codes
 or French labels are accepted and stored as codes), dates, amounts and years, identifiers.
@@ -26,8 +26,7 @@ import pandas as pd
 import yaml
 
 from territoires import vocab
-from territoires.errors import Problem, ValidationError
-from territoires.model import (
+from territoires.catalogue.model import (
     FUNDING_COLUMNS,
     INDICATOR_COLUMNS,
     INITIATIVE_COLUMNS,
@@ -36,6 +35,7 @@ from territoires.model import (
     TERRITORY_COLUMNS,
     Catalogue,
 )
+from territoires.errors import Problem, ValidationError
 
 #: Slug of an initiative id: lower-case ASCII letters and digits separated by single hyphens.
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")

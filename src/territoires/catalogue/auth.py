@@ -10,7 +10,7 @@ Roles live in the database (table ``users``), keyed by the identity's lower-case
 ``contributeur`` (its proposals wait for a moderator), unless ``TERRITOIRES_OPEN_CONTRIBUTION``
 is ``0``: then only identities granted a role may contribute.
 
-The identity comes from ``st.user`` in :mod:`territoires.ui` only; core functions receive a
+The identity comes from ``st.user`` in :mod:`territoires.app.ui` only; core functions receive a
 plain :class:`User` and call :func:`require` themselves (never trust a hidden button).
 """
 
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from territoires.catalogue.storage import Store
 from territoires.errors import ConfigError, PermissionDeniedError
-from territoires.storage import Store
 
 ANONYMOUS_ROLE = "anonyme"
 #: Roles in increasing order of rights.

@@ -1,8 +1,8 @@
 """Build the seven reference layers (GeoParquet, EPSG:4326) from the fetched raw sources.
 
-Reads whatever :mod:`territoires.sources` put in the cache — the official files
+Reads whatever :mod:`territoires.pipeline.sources` put in the cache — the official files
 (``<cache>/official/…``) or the offline mirror's (``<cache>/mirror/…``) — and writes into
-``geo/``: the layers described in :mod:`territoires.layers`, their display versions
+``geo/``: the layers described in :mod:`territoires.pipeline.layers`, their display versions
 (``geo/display/<layer>_<level>.parquet``, coverage-simplified, ~1 m precision) and
 ``geo/layers.json``. The build happens in a temp folder beside ``geo/`` that replaces it only
 when everything succeeded: a failed build leaves the previous ``geo/`` intact.
@@ -29,9 +29,9 @@ import shapely
 from shapely.geometry import MultiPoint
 from shapely.geometry.base import BaseGeometry
 
-from territoires import sources as src
 from territoires.errors import LayerError, LayersMissingError, SourceError
-from territoires.layers import (
+from territoires.pipeline import sources as src
+from territoires.pipeline.layers import (
     CRS,
     DISPLAY_DECIMALS,
     DISPLAY_LEVELS,

@@ -1,14 +1,16 @@
 """Streamlit glue of the error reports: the "Signaler une erreur" box of every fiche and the
 moderators' open-report count in the sidebar (a UI-support module; the logic and the role
-checks live in :mod:`territoires.reports`)."""
+checks live in :mod:`territoires.catalogue.reports`)."""
 
 from __future__ import annotations
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from territoires import reports, ui, views
-from territoires.auth import User
+from territoires.analysis import views
+from territoires.app import ui
+from territoires.catalogue import reports
+from territoires.catalogue.auth import User
 from territoires.errors import TerritoiresError
 
 

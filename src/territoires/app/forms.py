@@ -1,9 +1,10 @@
 """Streamlit glue of the contribution pages: the fiche form, moderation views, history.
 
-A UI-support module (it imports streamlit); the logic lives in :mod:`territoires.moderation`
-and :mod:`territoires.auth`. Contributed text is only ever shown with ``st.text``,
+A UI-support module (it imports streamlit); the logic lives in
+:mod:`territoires.catalogue.moderation`
+and :mod:`territoires.catalogue.auth`. Contributed text is only ever shown with ``st.text``,
 ``st.dataframe``/``st.data_editor`` (canvas grids), widget values, or Markdown made safe by
-:func:`territoires.views.md_text` (escaped, autolinks broken): never as Markdown or HTML
+:func:`territoires.analysis.views.md_text` (escaped, autolinks broken): never as Markdown or HTML
 source.
 
 Form state lives in ``st.session_state`` under a prefix (``fx_new_``, ``fx_edit_<id>_``):
@@ -20,9 +21,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from territoires import auth, model, moderation, ui, views
+from territoires.analysis import views
+from territoires.app import ui
+from territoires.catalogue import auth, model, moderation
+from territoires.catalogue.storage import Store, catalogue_payload, payload_catalogue
 from territoires.errors import ConflictError, Problem, TerritoiresError, ValidationError
-from territoires.storage import Store, catalogue_payload, payload_catalogue
 from territoires.vocab import (
     ALLIANCE_LEVELS,
     FUNDER_TYPES,

@@ -1,0 +1,2 @@
+"""The Streamlit app's support modules (the only ones importing streamlit), and the map scripts it
+serves."""

@@ -1,0 +1,2 @@
+"""Data pipeline: official sources, the built reference layers, the territory index, national
+funding lines."""
