@@ -16,7 +16,7 @@ st.markdown(
     "**Territoires** est un outil libre (code sous licence MIT) qui croise les contours des "
     "quartiers prioritaires et des communes avec un catalogue d'initiatives d'alliances "
     "éducatives et de leurs financements.\n\n"
-    "#### Sources et licences\n"
+    "## Sources et licences\n"
     "- **ANCT** — quartiers prioritaires de la politique de la ville (QPV 2024), contrats de "
     "ville, cités éducatives : Licence Ouverte 2.0 (Etalab).\n"
     "- **INSEE** — code officiel géographique, populations légales, population des QPV "
@@ -32,7 +32,7 @@ st.markdown(
     "les courriels de contact ne sont jamais affichés."
 )
 
-st.markdown("#### Millésimes des couches\n"
+st.markdown("## Millésimes des couches\n"
             "Par couche : source, millésime, nombre d'entités, combien ont un contour et une "
             "population connue, et ce que la construction a dû compléter (contours dissous à "
             "partir des communes, contours partiels).")

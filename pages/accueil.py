@@ -45,7 +45,7 @@ with ui.guard():
         ui.empty_selection_info()
 
 st.markdown(
-    "#### Comment utiliser le tableau de bord\n"
+    "## Comment utiliser le tableau de bord\n"
     "- Choisissez un **territoire** (tapez un nom ou un code : commune, QPV, département…) et "
     "des **thèmes**, publics ou financeurs dans le panneau de gauche : toutes les pages en "
     "tiennent compte.\n"

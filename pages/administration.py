@@ -18,7 +18,7 @@ with ui.guard():
     ui.require_role(user, "admin")
     store = ui.contribution_store()
     forms.flash()
-    st.subheader("Rôles")
+    st.header("Rôles")
     users = auth.list_users(store, user)
     st.dataframe(pd.DataFrame({
         "E-mail ou identifiant": [u["key"] for u in users],
@@ -50,7 +50,7 @@ with ui.guard():
         else:
             st.session_state["fx_flash"] = ("success", message)
         st.rerun()
-    st.subheader("Journal")
+    st.header("Journal")
     st.dataframe(moderation.audit_log(store, user), hide_index=True, width="stretch",
                  column_config={"Date": st.column_config.DatetimeColumn(
                      format="DD/MM/YYYY HH:mm:ss")})

@@ -39,7 +39,7 @@ with ui.guard():
     ui.render_map(data, filters, spec)
     st.caption("Cliquez sur un territoire (département, commune, QPV…) pour le sélectionner. "
                "Le tableau ci-dessous reprend les valeurs de la carte.")
-    st.markdown(f"#### {maps.MEASURES[measure]} par territoire "
+    st.markdown(f"## {maps.MEASURES[measure]} par territoire "
                 f"({maps.CHOROPLETH_LEVELS[level].lower()})")
     shown = maps.table_rows(values, area, level, measure)
     ui.territory_table(shown, maps.CHOROPLETH_LEVELS[level][:-1] if level != "qpv" else "QPV",

@@ -15,7 +15,7 @@ with ui.guard():
     data = ui.app_data()
     filters = ui.render_filters_sidebar()
     st.caption(f"Filtres actifs (hors territoires) — {ui.filters_summary(filters, data.index)}")
-    st.subheader("Territoires côte à côte")
+    st.header("Territoires côte à côte")
     chosen = ui.url_territories_picker(
         "Territoires à comparer (2 à 4, tout niveau)", "cmp",
         help_text="Les autres filtres du panneau de gauche s'appliquent à chaque territoire.")
@@ -55,7 +55,7 @@ with ui.guard():
                                  query_params=ui.page_params(
                                      t=views.format_territories([(level, code)])))
 
-    st.subheader("Initiatives champ par champ")
+    st.header("Initiatives champ par champ")
     selection = queries.select(data.catalogue, data.index, filters)
     options, too_many = views.initiative_choices(
         selection.catalogue, data.catalogue, views.parse_ids(st.query_params.get("ini")), lists)

@@ -32,7 +32,7 @@ with ui.guard():
         ui.empty_selection_info()
     uncovered = queries.coverage(selection, data.index, level)
     label = views.COVERAGE_LEVELS[level]
-    st.subheader(f"{label} que ne touche aucune initiative : {fmt_int(len(uncovered))}")
+    st.header(f"{label} que ne touche aucune initiative : {fmt_int(len(uncovered))}")
     st.markdown(views.coverage_summary_text(
         queries.coverage_summary(selection, data.index, level)))
     if uncovered.empty:
@@ -49,7 +49,7 @@ with ui.guard():
                        "le tableau les liste tous.")
         st.dataframe(views.coverage_table(uncovered, level), hide_index=True, width="stretch",
                      column_config={"Population": POPULATION, "Habitants des QPV": PEOPLE})
-    st.subheader("Couverture par thème et par public, pondérée par la population")
+    st.header("Couverture par thème et par public, pondérée par la population")
     by = ui.param_select("Répartir par", "par", views.THEME_COVERAGE_BY, "themes")
     themes = queries.theme_coverage(selection, data.index, by)
     st.caption("Part des habitants des QPV de la zone touchés par au moins une initiative "
@@ -61,7 +61,7 @@ with ui.guard():
                         column_config={c: st.column_config.NumberColumn(c, format="localized")
                                        for c in ("Habitants touchés", "Habitants non touchés")}
                         | {"Part touchée (%)": st.column_config.NumberColumn(format="%.1f %%")})
-    st.subheader("Chevauchements : territoires touchés par plusieurs initiatives")
+    st.header("Chevauchements : territoires touchés par plusieurs initiatives")
     overlap = queries.overlaps(selection, data.index, level)
     if overlap.empty:
         st.info("Aucun territoire de la zone n'est touché par deux initiatives ou plus.")

@@ -28,16 +28,16 @@ with ui.guard():
         cols[i % 3].markdown(f"**{label}**  \n{views.md_text(value)}")
     left, right = st.columns(2)
     with left:
-        st.subheader("Porteurs")
+        st.header("Porteurs")
         st.dataframe(views.organisations_table(data.catalogue, ident, "porteur"),
                      hide_index=True, width="stretch")
-        st.subheader("Partenaires")
+        st.header("Partenaires")
         partners = views.organisations_table(data.catalogue, ident, "partenaire")
         if len(partners):
             st.dataframe(partners, hide_index=True, width="stretch")
         else:
             st.caption("Aucun partenaire renseigné.")
-        st.subheader("Territoires")
+        st.header("Territoires")
         st.dataframe(views.territories_table(data.catalogue, data.index, ident),
                      hide_index=True, width="stretch")
     with right:
@@ -47,15 +47,15 @@ with ui.guard():
                                      "Territoires de l'initiative", compact=True)
         ui.static_map(fmap, key="fiche_map", height=430)
     for field, title in views.FICHE_SECTIONS:
-        st.subheader(title)
+        st.header(title)
         st.markdown(views.md_text(record.get(field)))
-    st.subheader("Indicateurs de résultats")
+    st.header("Indicateurs de résultats")
     indicators = views.indicators_table(data.catalogue, ident)
     if len(indicators):
         st.table(views.md_table(indicators.set_index("Indicateur")))
     else:
         st.caption("Aucun indicateur chiffré.")
-    st.subheader("Financements")
+    st.header("Financements")
     funding = views.funding_table(data.catalogue, ident)
     if len(funding):
         st.markdown(f"Total : **{views.funding_total(funding)}**")
@@ -64,7 +64,7 @@ with ui.guard():
         st.altair_chart(views.funding_chart(funding), width="stretch")
     else:
         st.caption("Aucune ligne de financement renseignée.")
-    st.subheader("Source")
+    st.header("Source")
     st.markdown(views.md_text(views.source_text(record)))
     url = views.source_link(record)
     if url:
@@ -72,7 +72,7 @@ with ui.guard():
     contact = views.contact_text(record)
     if contact:
         st.markdown(f"**Contact** : {views.md_text(contact)}")
-    st.subheader("Initiatives proches")
+    st.header("Initiatives proches")
     related = views.related_links(data.catalogue, data.index, ident)
     for rid, title, themes in related:
         st.page_link("pages/fiche.py", label=views.md_text(f"{title} — {themes}"),

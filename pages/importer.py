@@ -44,7 +44,7 @@ with ui.guard():
                  hide_index=True)
     if not plan.ok:
         st.error(views.md_text(plan.summary()), icon=":material/error:")
-        st.subheader("Rapport de validation")
+        st.header("Rapport de validation")
         st.dataframe(importing.problems_table(plan.problems), hide_index=True,
                      width="stretch", column_config={"Message": st.column_config.TextColumn(
                          width="large")})

@@ -32,7 +32,7 @@ with ui.guard():
     chosen = st.selectbox("Proposition à examiner", list(by_id), key="mod_pick",
                           format_func=lambda i: forms.proposal_label(by_id[i]))
     proposal = by_id[chosen]
-    st.subheader("Changements proposés")
+    st.header("Changements proposés")
     forms.proposal_view(store, proposal, data.index)
     comment = st.text_input("Commentaire de publication (facultatif)", key="mod_comment",
                             max_chars=2000)

@@ -95,6 +95,7 @@ def _ok(at: AppTest) -> None:
 def _text(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
     parts += [t.value for t in at.title] + [s.value for s in at.subheader]
+    parts += [h.value for h in at.header]
     return "\n".join(parts)
 
 
@@ -382,7 +383,7 @@ def _hostile_catalogue() -> Catalogue:
 
 def _all_texts(at: AppTest) -> list[str]:
     """Every text the page hands to a Markdown renderer (and the cells of its tables)."""
-    out = [e.value for kind in ("markdown", "caption", "title", "subheader", "warning",
+    out = [e.value for kind in ("markdown", "caption", "title", "header", "subheader", "warning",
                                 "info", "header")
            for e in getattr(at, kind)]
     out += [t.label for t in at.tabs] + [m.label for m in at.metric]

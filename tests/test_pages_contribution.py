@@ -72,7 +72,7 @@ def _plain(text: object) -> str:
 
 def _texts(at: AppTest) -> list[str]:
     out = []
-    for kind in ("markdown", "title", "subheader", "caption", "error", "warning", "info",
+    for kind in ("markdown", "title", "header", "subheader", "caption", "error", "warning", "info",
                  "success", "text"):
         out += [str(e.value) for e in getattr(at, kind)]
     return out
@@ -84,7 +84,7 @@ _RAW = re.compile(r"(?<!\\)<(script|img)|(?<!\\)\]\(http|(?<!\\)!\[")
 def assert_no_markup(at: AppTest) -> None:
     """No Markdown-rendered element carries contributed markup unescaped (``st.text`` and
     data frames are plain text by construction)."""
-    for kind in ("markdown", "title", "subheader", "caption", "error", "warning", "info",
+    for kind in ("markdown", "title", "header", "subheader", "caption", "error", "warning", "info",
                  "success"):
         for e in getattr(at, kind):
             assert not _RAW.search(str(e.value)), (kind, e.value)

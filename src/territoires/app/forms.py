@@ -200,7 +200,7 @@ def fiche_form(prefix: str, data: ui.AppData, *, include_private: bool) -> None:
         st.text_area(label, key=_k(prefix, col), max_chars=moderation.MAX_TEXT,
                      height=100 if col == "summary" else 120)
         _field_problems(prefix, f"initiatives.{col}")
-    st.subheader("Structures (porteurs et partenaires)")
+    st.header("Structures (porteurs et partenaires)")
     _editor(prefix, "organisations", {
         "role": st.column_config.SelectboxColumn("Rôle", options=ORG_ROLES.codes,
                                                  format_func=ORG_ROLES.label_of,
@@ -211,7 +211,7 @@ def fiche_form(prefix: str, data: ui.AppData, *, include_private: bool) -> None:
                                                  required=True),
         "siret": st.column_config.TextColumn("SIRET (14 chiffres)", max_chars=14),
     })
-    st.subheader("Indicateurs de résultats")
+    st.header("Indicateurs de résultats")
     _editor(prefix, "indicators", {
         "label": st.column_config.TextColumn("Indicateur", required=True, max_chars=300),
         "value": st.column_config.NumberColumn("Valeur", required=True),
@@ -219,7 +219,7 @@ def fiche_form(prefix: str, data: ui.AppData, *, include_private: bool) -> None:
         "year": st.column_config.NumberColumn("Année", min_value=1900, max_value=2100,
                                               step=1, format="%d"),
     })
-    st.subheader("Financements")
+    st.header("Financements")
     st.caption("Sans territoire indiqué, une ligne est rattachée au premier territoire de la "
                "fiche.")
     _editor(prefix, "funding", {
@@ -243,7 +243,7 @@ def fiche_form(prefix: str, data: ui.AppData, *, include_private: bool) -> None:
         "territory_code": st.column_config.TextColumn("Code du territoire", max_chars=40),
         "id": st.column_config.TextColumn("Identifiant", disabled=True),
     })
-    st.subheader("Source et contact")
+    st.header("Source et contact")
     for col, label in SHORT_TEXTS:
         st.text_input(label, key=_k(prefix, col), max_chars=moderation.MAX_SHORT_TEXT)
         _field_problems(prefix, f"initiatives.{col}")
@@ -483,7 +483,7 @@ def fiche_history(data: ui.AppData, initiative_id: str) -> None:
     user, store, index = ui.current_user(), ui.contribution_store(), data.index
     flash()
     history = moderation.versions(store, initiative_id)
-    st.subheader("Parcours de maturité")
+    st.header("Parcours de maturité")
     path = moderation.maturity_path(history)
     if path.empty:
         st.caption("Aucune version enregistrée.")
@@ -492,7 +492,7 @@ def fiche_history(data: ui.AppData, initiative_id: str) -> None:
     begun = f"Début de l'initiative : {views.fmt_date(start)}. " if start else ""
     st.text(begun + "Étapes publiées : " + " → ".join(
         f"{r['Étape']} ({views.fmt_date(r['Depuis le'])})" for _, r in path.iterrows()))
-    st.subheader("Historique")
+    st.header("Historique")
     versions_tab, compare_tab = st.tabs(["Versions", "Comparer deux versions"])
     with versions_tab:
         st.dataframe(moderation.history_table(history, show_identities=user.at_least(
