@@ -61,38 +61,59 @@ def free_port() -> int:
 @contextmanager
 def serve(root: Path, layers: Layers) -> Iterator[str]:
     """Run ``streamlit run app.py`` on a free loopback port over the tiny test data."""
-    ensure_map_assets()
-    env = {**os.environ, **make_env(root, layers)}
-    port = free_port()
-    log = (root / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
-         "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base}/_stcore/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError((root / "streamlit.log").read_text())
-            time.sleep(0.5)
-        else:
-            raise RuntimeError("Streamlit did not become healthy in 60 s")
+    with serve_env(root, make_env(root, layers)) as base:
         yield base
-    finally:
-        proc.terminate()
+
+
+def streamlit_command(port: int, *extra: str) -> list[str]:
+    """``streamlit run app.py`` headless on ``127.0.0.1:port`` (plus ``extra`` options)."""
+    return [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
+            "--server.headless", "true", "--server.port", str(port),
+            "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", *extra]
+
+
+@contextmanager
+def process(cmd: list[str], env: dict[str, str], log: Path, health: str,
+            seconds: float = 90) -> Iterator[subprocess.Popen]:
+    """Run a server process (output in ``log``) until ``health`` answers 200; stop it after
+    (terminate, then kill). Raises with the log if it dies or never answers."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=out,
+                                stderr=subprocess.STDOUT)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            deadline = time.monotonic() + seconds
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(log.read_text(errors="replace"))
+                try:
+                    if requests.get(health, timeout=2).ok:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{health} did not answer in {seconds} s:\n"
+                                       + log.read_text(errors="replace"))
+                time.sleep(0.5)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextmanager
+def serve_env(root: Path, env_vars: dict[str, str], seconds: float = 90) -> Iterator[str]:
+    """Run ``streamlit run app.py`` on a free loopback port with ``env_vars`` (the
+    ``TERRITOIRES_*`` settings of :func:`app_env.make_env`, possibly changed)."""
+    ensure_map_assets()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with process(streamlit_command(port), env_vars, root / "streamlit.log",
+                 f"{base}/_stcore/health", seconds):
+        yield base
 
 
 @contextmanager

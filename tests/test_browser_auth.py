@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-import requests
 
 from app_env import make_env
+from browser_support import ensure_map_assets, process, streamlit_command
 from territoires.catalogue import auth, storage
 from territoires.pipeline.layers import Layers
 
@@ -42,33 +42,11 @@ if not CHROMIUM.exists() and os.environ.get("CI") != "true":
     pytest.skip("chromium absent (/usr/bin/chromium)", allow_module_level=True)
 
 
-def _wait(url: str, proc: subprocess.Popen, log: Path, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(log.read_text())
-        try:
-            if requests.get(url, timeout=2).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} did not answer in {seconds} s:\n{log.read_text()}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory, tiny_layers: Layers) -> Iterator[dict]:
     """The provider, then the app (secrets file pointing to the provider, two moderators)."""
     root = tmp_path_factory.mktemp("browser_auth")
-    env = {**os.environ, **make_env(root, tiny_layers)}
+    env = make_env(root, tiny_layers)
     store = storage.Store(env["TERRITOIRES_DATABASE_URL"])
     store.create_or_upgrade()
     for email in ("mod@ex.org", "mod2@ex.org"):
@@ -82,30 +60,18 @@ def servers(tmp_path_factory: pytest.TempPathFactory, tiny_layers: Layers) -> It
         'client_secret = "test-only"\n'
         f'server_metadata_url = "http://127.0.0.1:{PROVIDER_PORT}/.well-known/'
         'openid-configuration"\n', encoding="utf-8")
-    provider_log, app_log = root / "provider.log", root / "streamlit.log"
-    logs = [provider_log.open("w"), app_log.open("w")]
-    provider = subprocess.Popen(
-        [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port",
-         str(PROVIDER_PORT)], stdout=logs[0], stderr=subprocess.STDOUT)
-    app = None
-    try:
-        _wait(f"http://127.0.0.1:{PROVIDER_PORT}/.well-known/openid-configuration", provider,
-              provider_log)
-        app = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
-             "--server.headless", "true", "--server.port", str(APP_PORT),
-             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-             "--secrets.files", str(secrets_file)],
-            cwd=REPO, env=env, stdout=logs[1], stderr=subprocess.STDOUT)
-        _wait(f"http://127.0.0.1:{APP_PORT}/_stcore/health", app, app_log)
-        yield {"base": f"http://127.0.0.1:{APP_PORT}", "store": store, "log": app_log}
-    finally:
-        if app is not None:
-            _stop(app)
-        _stop(provider)
-        store.dispose()
-        for log in logs:
-            log.close()
+    ensure_map_assets()
+    with ExitStack() as stack:
+        stack.callback(store.dispose)
+        stack.enter_context(process(
+            [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port",
+             str(PROVIDER_PORT)], {}, root / "provider.log",
+            f"http://127.0.0.1:{PROVIDER_PORT}/.well-known/openid-configuration", 60))
+        stack.enter_context(process(
+            streamlit_command(APP_PORT, "--secrets.files", str(secrets_file)), env,
+            root / "streamlit.log", f"http://127.0.0.1:{APP_PORT}/_stcore/health", 60))
+        yield {"base": f"http://127.0.0.1:{APP_PORT}", "store": store,
+               "log": root / "streamlit.log"}
 
 
 @pytest.fixture(scope="module")

@@ -1,157 +1,45 @@
 """Maps in a real browser (Debian's chromium through Playwright): national layers drawn as
 polygons on an area, the naive baseline map drawing, the Fiche map of a QPV known by a
-point. Server helpers are kept minimal here (tests/test_browser.py has its own)."""
+point. Servers and browsers come from :mod:`browser_support`."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 import pytest
-import requests
 from shapely.geometry import MultiPoint
 
 from app_env import make_env, tiny_catalogue
+from browser_support import (
+    browser_available,
+    browser_context,
+    ensure_map_assets,
+    map_frame,
+    serve_env,
+)
 from catalogue_factory import initiative, make_catalogue
 from territoires.analysis import maps
+from territoires.app import assets
 from territoires.pipeline.layers import Layers
 from tiny import make_layers
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "tests" / "artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-#: Ports of this test module (one server at a time).
-PORTS = range(8620, 8630)
 
-if not CHROMIUM.exists() and os.environ.get("CI") != "true":
+if not browser_available():
     pytest.skip("chromium absent (/usr/bin/chromium)", allow_module_level=True)
-
-ASSETS = Path(os.environ.get("TERRITOIRES_WEB_ASSETS", REPO / ".cache" / "webassets"))
-NPM_PACKAGES = {"leaflet": "1.9.3", "leaflet.markercluster": "1.1.0"}
-
-
-def _assets() -> dict[str, Path]:
-    """Local copies of the CDN files of a folium page (``npm pack``, jQuery from Debian)."""
-    for name, version in NPM_PACKAGES.items():
-        folder = ASSETS / f"{name}-{version}"
-        if not folder.exists():
-            ASSETS.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["npm", "pack", f"{name}@{version}"], cwd=ASSETS, check=True,
-                           capture_output=True, timeout=180)
-            tmp = ASSETS / f"tmp-{name}"
-            tmp.mkdir(exist_ok=True)
-            subprocess.run(["tar", "xzf", str(ASSETS / f"{name}-{version}.tgz"), "-C",
-                            str(tmp)], check=True)
-            (tmp / "package").rename(folder)
-            tmp.rmdir()
-    leaflet = ASSETS / "leaflet-1.9.3" / "dist"
-    cluster = ASSETS / "leaflet.markercluster-1.1.0" / "dist"
-    return {
-        "leaflet@1.9.3/dist/leaflet.js": leaflet / "leaflet.js",
-        "leaflet@1.9.3/dist/leaflet.css": leaflet / "leaflet.css",
-        "markercluster/1.1.0/leaflet.markercluster.js": cluster / "leaflet.markercluster.js",
-        "markercluster/1.1.0/MarkerCluster.css": cluster / "MarkerCluster.css",
-        "markercluster/1.1.0/MarkerCluster.Default.css": cluster / "MarkerCluster.Default.css",
-        "jquery-3.7.1.min.js": Path("/usr/share/javascript/jquery/jquery.min.js"),
-    }
-
-
-def _port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS}")
-
-
-@contextmanager
-def _serve(root: Path, env_vars: dict[str, str]) -> Iterator[str]:
-    """``streamlit run app.py`` on a loopback port with ``env_vars``."""
-    env = {**os.environ, **env_vars}
-    port = _port()
-    log = (root / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
-         "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base}/_stcore/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError((root / "streamlit.log").read_text())
-            time.sleep(0.5)
-        else:
-            raise RuntimeError("Streamlit did not become healthy in 90 s")
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """A browser context: map libraries from local copies, other outside requests refused."""
-    from playwright.sync_api import sync_playwright
-
-    assets = _assets()
-
-    def route(r) -> None:
-        url = r.request.url
-        if url.startswith("http://127.0.0.1"):
-            r.continue_()
-            return
-        for suffix, path in assets.items():
-            if url.endswith(suffix) and path.exists():
-                r.fulfill(path=str(path))
-                return
-        if url.split("?")[0].endswith((".js", ".css")):
-            r.fulfill(status=200, body="", content_type="text/plain")
-            return
-        r.abort()
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        context = b.new_context(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
-        context.route("**/*", route)
+    """A French user's chromium context, offline (see :mod:`browser_support`)."""
+    with browser_context() as context:
         yield context
-        context.close()
-        b.close()
-
-
-def _map_frame(page, timeout: int = 120_000):
-    """The folium iframe of the page, once its layer control is drawn."""
-    frame_el = page.locator("iframe[title*='streamlit_folium']").first
-    frame_el.wait_for(timeout=timeout)
-    frame_el.content_frame.locator(".leaflet-control-layers-overlays").wait_for(
-        state="attached", timeout=timeout)
-    return frame_el
 
 
 _QPV_DRAWN = """() => {
@@ -175,12 +63,12 @@ def test_carte_seine_saint_denis_draws_qpv_polygons(mirror_geo_dir: Path, browse
     assert expected > 30
     env = make_env(tmp_path, make_layers(), tiny_catalogue())  # geo/ replaced below
     env["TERRITOIRES_GEO_DIR"] = str(mirror_geo_dir)
-    with _serve(tmp_path, env) as base:
+    with serve_env(tmp_path, env) as base:
         page = browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(f"{base}/carte?t=departement:93&niveau=commune")
-        frame_el = _map_frame(page)
+        frame_el = map_frame(page, timeout=120_000)
         drawn = frame_el.element_handle().content_frame().evaluate(_QPV_DRAWN)
         polygons = drawn.get("Polygon", 0) + drawn.get("MultiPolygon", 0)
         assert polygons == expected, drawn  # Joncherolles (on old Pierrefitte) included
@@ -203,6 +91,19 @@ def test_naive_map_draws_in_leaflet(tiny_layers: Layers, browser) -> None:
     markers = pd.DataFrame({"lat": [44.84], "lon": [-0.58], "title": ["Une <b>fiche</b>"]})
     html = maps.map_html(maps.naive_map(layers, markers))
     page = browser.new_page()
+    ensure_map_assets()
+
+    def from_static(r) -> None:
+        """The naive map links the CDN: serve the app's own copies of those files."""
+        path = assets.local_file(r.request.url)
+        if path is not None and path.exists():
+            r.fulfill(path=str(path))
+        elif r.request.url.split("?")[0].endswith((".js", ".css")):
+            r.fulfill(status=200, body="", content_type="text/plain")  # bootstrap & co.
+        else:
+            r.abort()
+
+    page.route("**/*", from_static)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.set_content(html, wait_until="load")
@@ -225,12 +126,12 @@ def test_fiche_map_of_a_qpv_known_by_a_point(tiny_layers: Layers, browser,
         initiative("quartier-nord", [("qpv", "QN09301M")], title="Lecture au Quartier Nord",
                    themes=["culture"], porteurs=[("Ville de Saint-Denis", "collectivite")]),
     ], [])
-    with _serve(tmp_path, make_env(tmp_path, layers, catalogue)) as base:
+    with serve_env(tmp_path, make_env(tmp_path, layers, catalogue)) as base:
         page = browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(f"{base}/fiche?id=quartier-nord")
-        frame_el = _map_frame(page, timeout=60_000)
+        frame_el = map_frame(page)
         frame = frame_el.element_handle().content_frame()
         page.wait_for_timeout(1000)
         centre = frame.evaluate("() => { const c = window.map.getCenter(); "

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,10 +20,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-import requests
 import sqlalchemy as sa
 
 from app_env import make_env, tiny_catalogue
+from browser_support import ensure_map_assets, process, streamlit_command
 from catalogue_factory import initiative, make_catalogue
 from territoires.catalogue.storage import Store
 from territoires.pipeline.layers import Layers
@@ -87,36 +86,6 @@ def pg_database() -> Iterator[str]:
         engine.dispose()
 
 
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=2).ok:
-                return
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(log.read_text(errors="replace"))
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} did not answer in {seconds} s")
-
-
-@contextmanager
-def _process(cmd: list[str], env: dict[str, str], log: Path, health: str) -> Iterator[None]:
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            _wait_http(health, proc, log)
-            yield
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 def _nginx_main_conf(prefix: Path, site: Path) -> str:
     return f"""
 user root;
@@ -145,18 +114,16 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, tiny_layers: Layers
     root = tmp_path_factory.mktemp("deploy")
     with ExitStack() as stack:
         url = stack.enter_context(pg_database())
-        env = {**os.environ, **make_env(root, tiny_layers)}
+        ensure_map_assets()
+        env = make_env(root, tiny_layers)
         env["TERRITOIRES_DATABASE_URL"] = url
         store = Store(url)
         store.create_or_upgrade()
         store.upsert(tiny_catalogue())
         store.dispose()
         for port in APP_PORTS:
-            stack.enter_context(_process(
-                [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
-                 "--server.headless", "true", "--server.port", str(port),
-                 "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-                env, root / f"streamlit-{port}.log",
+            stack.enter_context(process(
+                streamlit_command(port), env, root / f"streamlit-{port}.log",
                 f"http://127.0.0.1:{port}/_stcore/health"))
         site = root / "site.conf"
         site.write_text(render_site_conf(PROXY_PORT, APP_PORTS), encoding="utf-8")
@@ -164,7 +131,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, tiny_layers: Layers
         main.write_text(_nginx_main_conf(root, site), encoding="utf-8")
         subprocess.run([NGINX, "-t", "-c", str(main), "-p", str(root)], check=True,
                        capture_output=True)
-        stack.enter_context(_process(
+        stack.enter_context(process(
             [NGINX, "-c", str(main), "-p", str(root), "-g", "daemon off;"],
             env, root / "nginx.out", f"http://127.0.0.1:{PROXY_PORT}/_stcore/health"))
         yield f"http://127.0.0.1:{PROXY_PORT}", url, root / "access.log"
