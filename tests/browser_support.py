@@ -158,3 +158,50 @@ def settle(page, timeout: float = 60_000) -> None:
     page.wait_for_function(idle, timeout=timeout)
     page.wait_for_timeout(400)  # elements still laying out after the run
     page.wait_for_function(idle, timeout=timeout)
+
+
+# --- signed-in users (tests/test_browser_auth.py, tests/test_deploy.py)
+
+
+def sign_in(context, base: str, email: str, provider_port: int):
+    """Sign in through the local OpenID Connect provider's real login page (its ``sub`` box
+    takes the e-mail); returns the app page, signed in."""
+    import re
+
+    page = context.new_page()
+    page.goto(f"{base}/proposer")
+    page.get_by_role("button", name="Se connecter").first.click(timeout=60_000)
+    page.wait_for_url(re.compile(rf"127\.0\.0\.1:{provider_port}/"), timeout=30_000)
+    page.locator("input[name=sub]").fill(email)
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(lambda url: url.startswith(base), timeout=30_000)
+    page.get_by_text(f"Connecté : {email}").wait_for(timeout=60_000)
+    return page
+
+
+def text_input(page, label: str, value: str, area: bool = False) -> None:
+    """Type ``value`` in the field labelled ``label`` and submit it (Enter, Ctrl+Enter)."""
+    field = page.get_by_label(label, exact=True)
+    field.fill(value)
+    field.press("Control+Enter" if area else "Enter")
+    page.wait_for_timeout(500)
+
+
+def wait_idle(page) -> None:
+    """Until Streamlit's "running" indicator is gone."""
+    page.wait_for_timeout(300)
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60_000)
+
+
+def expect_text(page, text, name: str) -> None:
+    """Wait for ``text`` (string or pattern); on timeout, fail with the page's text and a
+    screenshot in tests/artifacts/ (what the user saw instead)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.get_by_text(text).first.wait_for(timeout=90_000)
+    except PlaywrightTimeout:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"auth_{name}.png"), full_page=True)
+        main = page.get_by_test_id("stMain").inner_text()
+        raise AssertionError(f"« {text} » not shown; the page shows:\n{main[:3000]}") from None

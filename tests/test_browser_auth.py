@@ -21,7 +21,15 @@ from pathlib import Path
 import pytest
 
 from app_env import make_env
-from browser_support import ensure_map_assets, process, streamlit_command
+from browser_support import (
+    ensure_map_assets,
+    expect_text,
+    process,
+    sign_in,
+    streamlit_command,
+    text_input,
+    wait_idle,
+)
 from territoires.catalogue import auth, storage
 from territoires.pipeline.layers import Layers
 
@@ -100,19 +108,6 @@ def _context(chromium, *, offline: bool = True):
     return context
 
 
-def _sign_in(context, base: str, email: str):
-    """Sign in through the provider's real login page; returns the app page."""
-    page = context.new_page()
-    page.goto(f"{base}/proposer")
-    page.get_by_role("button", name="Se connecter").first.click(timeout=60_000)
-    page.wait_for_url(re.compile(rf"127\.0\.0\.1:{PROVIDER_PORT}/"), timeout=30_000)
-    page.locator("input[name=sub]").fill(email)
-    page.get_by_role("button", name="Authorize").click()
-    page.wait_for_url(re.compile(rf"127\.0\.0\.1:{APP_PORT}/"), timeout=30_000)
-    page.get_by_text(f"Connecté : {email}").wait_for(timeout=60_000)
-    return page
-
-
 def _multiselect(page, label: str, option: str) -> None:
     """Pick the first option containing ``option`` (typed in the box, then Enter)."""
     box = page.get_by_test_id("stMultiSelect").filter(has_text=label).first
@@ -122,33 +117,11 @@ def _multiselect(page, label: str, option: str) -> None:
     page.keyboard.press("Enter")
     page.keyboard.press("Escape")
     box.get_by_text(option).first.wait_for(timeout=30_000)
-    _wait_idle(page)
+    wait_idle(page)
 
 
-def _text(page, label: str, value: str, area: bool = False) -> None:
-    field = page.get_by_label(label, exact=True)
-    field.fill(value)
-    field.press("Control+Enter" if area else "Enter")
-    page.wait_for_timeout(500)
-
-
-def _expect(page, text: str | re.Pattern, name: str) -> None:
-    """Wait for ``text``; on timeout, fail with the page's text and a screenshot in
-    tests/artifacts/ (what the user saw instead)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    try:
-        page.get_by_text(text).first.wait_for(timeout=90_000)
-    except PlaywrightTimeout:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"auth_{name}.png"), full_page=True)
-        main = page.get_by_test_id("stMain").inner_text()
-        raise AssertionError(f"« {text} » not shown; the page shows:\n{main[:3000]}") from None
-
-
-def _wait_idle(page) -> None:
-    page.wait_for_timeout(300)
-    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60_000)
+def _sign_in(context, base: str, email: str):
+    return sign_in(context, base, email, PROVIDER_PORT)
 
 
 def test_propose_sign_in_as_moderator_publish_and_find_it(servers, chromium) -> None:
@@ -158,17 +131,17 @@ def test_propose_sign_in_as_moderator_publish_and_find_it(servers, chromium) -> 
     page.goto(f"{base}/proposer")
     page.get_by_label("Titre de l'initiative", exact=True).wait_for(timeout=60_000)
     assert "Rôle : Contributeur" in page.get_by_test_id("stSidebar").inner_text()
-    _text(page, "Titre de l'initiative", TITLE)
+    text_input(page, "Titre de l'initiative", TITLE)
     _multiselect(page, "Thèmes (au moins un)", "Culture")
-    _text(page, "Chercher un territoire (nom ou code)", "Cenon")
-    _wait_idle(page)
+    text_input(page, "Chercher un territoire (nom ou code)", "Cenon")
+    wait_idle(page)
     _multiselect(page, "Territoires de l'initiative", "33119")
-    _text(page, "Résumé", "Ateliers de lecture à voix haute", area=True)
-    _wait_idle(page)
+    text_input(page, "Résumé", "Ateliers de lecture à voix haute", area=True)
+    wait_idle(page)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "contribution_proposer.png"), full_page=True)
     page.get_by_role("button", name="Envoyer aux modérateurs").click()
-    _expect(page, "attend la validation", "proposer")
+    expect_text(page, "attend la validation", "proposer")
     alice.close()
 
     pending = servers["store"]
@@ -177,11 +150,11 @@ def test_propose_sign_in_as_moderator_publish_and_find_it(servers, chromium) -> 
     mod = _context(chromium)
     page = _sign_in(mod, base, "mod@ex.org")
     page.goto(f"{base}/moderation")
-    _expect(page, "1 proposition en attente", "moderation")
+    expect_text(page, "1 proposition en attente", "moderation")
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "contribution_moderation.png"), full_page=True)
     page.get_by_role("button", name="Publier").click()
-    _expect(page, re.compile(r"publiée \(version 1\)"), "publier")
+    expect_text(page, re.compile(r"publiée \(version 1\)"), "publier")
 
     # Catalogue counts it (3 tiny fiches + 1) and finds it by text
     page.goto(f"{base}/catalogue?q={WORD}")
@@ -225,14 +198,14 @@ def test_two_editors_second_save_refused(servers, chromium) -> None:
     for page in (first, second):
         page.goto(f"{base}/modifier?id=pau-sport")
         page.get_by_label("Titre de l'initiative", exact=True).wait_for(timeout=60_000)
-    _text(first, "Titre de l'initiative", "Sport à Pau (premier)")
-    _wait_idle(first)
+    text_input(first, "Titre de l'initiative", "Sport à Pau (premier)")
+    wait_idle(first)
     first.get_by_role("button", name="Publier la modification").click()
-    _expect(first, re.compile(r"Fiche publiée \(version 2\)"), "premier")
-    _text(second, "Titre de l'initiative", "Sport à Pau (second)")
-    _wait_idle(second)
+    expect_text(first, re.compile(r"Fiche publiée \(version 2\)"), "premier")
+    text_input(second, "Titre de l'initiative", "Sport à Pau (second)")
+    wait_idle(second)
     second.get_by_role("button", name="Publier la modification").click()
-    _expect(second, "Conflit de modification", "second")
+    expect_text(second, "Conflit de modification", "second")
     second.wait_for_timeout(1000)
     second.screenshot(path=str(ARTIFACTS / "contribution_conflit.png"), full_page=True)
     assert second.get_by_label("Titre de l'initiative", exact=True).input_value() == \

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,8 +24,17 @@ import pytest
 import sqlalchemy as sa
 
 from app_env import make_env, tiny_catalogue
-from browser_support import ensure_map_assets, process, streamlit_command
+from browser_support import (
+    ensure_map_assets,
+    expect_text,
+    process,
+    sign_in,
+    streamlit_command,
+    text_input,
+    wait_idle,
+)
 from catalogue_factory import initiative, make_catalogue
+from territoires.catalogue import auth
 from territoires.catalogue.storage import Store
 from territoires.pipeline.layers import Layers
 
@@ -40,6 +50,8 @@ PG_URL = os.environ.get("TERRITOIRES_TEST_PG_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 APP_PORTS = (8651, 8652)
 PROXY_PORT = 8655
+PROVIDER_PORT = 8656
+MODERATOR = "mod@ex.org"
 
 if os.environ.get("CI") != "true" and not (CHROMIUM.exists() and Path(NGINX).exists()):
     pytest.skip("chromium or nginx absent", allow_module_level=True)
@@ -120,11 +132,25 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, tiny_layers: Layers
         store = Store(url)
         store.create_or_upgrade()
         store.upsert(tiny_catalogue())
+        auth.grant(store, auth.CLI_USER, MODERATOR, "moderateur")
         store.dispose()
+        # sign-in: the same secrets for every process, the proxy's address as redirect URI
+        secrets = root / "secrets.toml"
+        secrets.write_text(
+            "[auth]\n"
+            f'redirect_uri = "http://127.0.0.1:{PROXY_PORT}/oauth2callback"\n'
+            'cookie_secret = "deploy-test-cookie-secret-0123456789"\n'
+            'client_id = "territoires-test"\nclient_secret = "test-only"\n'
+            f'server_metadata_url = "http://127.0.0.1:{PROVIDER_PORT}/.well-known/'
+            'openid-configuration"\n', encoding="utf-8")
+        stack.enter_context(process(
+            [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port",
+             str(PROVIDER_PORT)], {}, root / "provider.log",
+            f"http://127.0.0.1:{PROVIDER_PORT}/.well-known/openid-configuration", 60))
         for port in APP_PORTS:
             stack.enter_context(process(
-                streamlit_command(port), env, root / f"streamlit-{port}.log",
-                f"http://127.0.0.1:{port}/_stcore/health"))
+                streamlit_command(port, "--secrets.files", str(secrets)), env,
+                root / f"streamlit-{port}.log", f"http://127.0.0.1:{port}/_stcore/health"))
         site = root / "site.conf"
         site.write_text(render_site_conf(PROXY_PORT, APP_PORTS), encoding="utf-8")
         main = root / "nginx.conf"
@@ -154,6 +180,23 @@ def _upstreams_of(log: Path, cookie: str) -> set[str]:
     return out
 
 
+def _lb_cookie(context) -> str:
+    return next(c["value"] for c in context.cookies() if c["name"] == "territoires_lb")
+
+
+def _until(page, shown, upstream: str, seconds: float = 20) -> None:
+    """Reload ``page`` until ``shown(page)``: the change must reach this process in a few
+    seconds."""
+    deadline = time.monotonic() + seconds
+    while True:
+        page.reload()
+        page.get_by_test_id("stMain").wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        if shown(page):
+            return
+        assert time.monotonic() < deadline, f"{upstream} still shows the old catalogue"
+
+
 def test_two_processes_behind_nginx(deployment: tuple[str, str, Path]) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -168,9 +211,7 @@ def test_two_processes_behind_nginx(deployment: tuple[str, str, Path]) -> None:
             page = context.new_page()
             page.goto(f"{base}/")
             assert _initiatives_metric(page) == "3"
-            cookie = next(c["value"] for c in context.cookies()
-                          if c["name"] == "territoires_lb")
-            served = _upstreams_of(log, cookie)
+            served = _upstreams_of(log, _lb_cookie(context))
             # sticky: the page, its scripts and its websocket all went to one process
             assert len(served) == 1, served
             upstream = served.pop()
@@ -190,14 +231,21 @@ def test_two_processes_behind_nginx(deployment: tuple[str, str, Path]) -> None:
         ], []))
         store.dispose()
         for upstream, (_, page) in sessions.items():
-            deadline = time.monotonic() + 20
-            while True:
-                page.reload()
-                value = _initiatives_metric(page)
-                if value == "4":
-                    break
-                assert time.monotonic() < deadline, f"{upstream} still shows {value}"
-                page.wait_for_timeout(1000)
+            _until(page, lambda p: _initiatives_metric(p) == "4", upstream)
+
+        # a moderator's edit published through one process, seen through the other
+        (up_a, (ctx_a, _)), (up_b, (_, page_b)) = sessions.items()
+        editor = sign_in(ctx_a, base, MODERATOR, PROVIDER_PORT)
+        assert _upstreams_of(log, _lb_cookie(ctx_a)) == {up_a}  # sign-in stayed sticky
+        editor.goto(f"{base}/modifier?id=pau-sport")
+        editor.get_by_label("Titre de l'initiative", exact=True).wait_for(timeout=60_000)
+        text_input(editor, "Titre de l'initiative", "Sport à Pau, vu partout")
+        wait_idle(editor)
+        editor.get_by_role("button", name="Publier la modification").click()
+        expect_text(editor, re.compile(r"Fiche publiée \(version 2\)"), "deploy_edit")
+        page_b.goto(f"{base}/fiche?id=pau-sport")
+        _until(page_b, lambda p: p.locator("h1").filter(
+            has_text="Sport à Pau, vu partout").count() > 0, up_b)
         for context, _ in sessions.values():
             context.close()
         browser.close()
