@@ -193,6 +193,19 @@ def test_encrypted_zip_is_a_french_message(tmp_path: Path) -> None:
     _no_english(str(p))
 
 
+@pytest.mark.parametrize("name", ["../initiatives.csv", "/etc/initiatives.csv",
+                                  "a/../../initiatives.csv", "C:/initiatives.csv",
+                                  "..\\initiatives.csv"])
+def test_zip_entry_outside_the_archive_is_refused(tmp_path: Path, name: str) -> None:
+    path = _zip(tmp_path / "chemin.zip", {name: (INI_HEAD + _ini_row(1)).encode()})
+    catalogue, problems = read_exchange(path)
+    p = _single(problems)
+    assert p.file == "chemin.zip" and "hors de l'archive" in p.message
+    assert p.value == name
+    assert len(catalogue.initiatives) == 0
+    _no_english(str(p))
+
+
 def test_not_a_zip_and_encrypted_workbook_are_french_messages(tmp_path: Path) -> None:
     for name, data in (("faux.zip", b"not a zip at all"), ("faux.xlsx", b"PK\x03\x04broken"),
                        ("chiffre.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600)):

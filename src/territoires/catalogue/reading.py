@@ -198,6 +198,12 @@ def _csv_rows(opener: Any, file: str, sheet: str) -> Iterator[tuple[int, list[st
             yield n, cells
 
 
+def _outside(name: str) -> bool:
+    """An entry name that would land outside the archive's folder if extracted."""
+    parts = name.replace("\\", "/").split("/")
+    return name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":")
+
+
 def _check_entries(infos: list[zipfile.ZipInfo], file: str) -> None:
     if len(infos) > MAX_ZIP_ENTRIES:
         raise _Refused(Problem(
@@ -206,6 +212,11 @@ def _check_entries(infos: list[zipfile.ZipInfo], file: str) -> None:
         raise _Refused(Problem(
             "archive chiffrée par un mot de passe : enregistrez-la sans mot de passe avant "
             "de l'importer", file=file))
+    outside = [info.filename for info in infos if _outside(info.filename)]
+    if outside:
+        raise _Refused(Problem(
+            "archive refusée : un de ses fichiers est rangé hors de l'archive (chemin absolu "
+            "ou « .. »)", file=file, value=outside[0][:200]))
     total = sum(info.file_size for info in infos)
     if total > MAX_UNCOMPRESSED_BYTES:
         raise _Refused(Problem(
