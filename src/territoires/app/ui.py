@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ from territoires.pipeline.layers import (
     load_display,
     load_layers,
 )
-from territoires.pipeline.territories import TerritoryIndex
+from territoires.pipeline.territories import UNIT_LEVELS, TerritoryIndex
 from territoires.vocab import (
     ALLIANCE_LEVELS,
     FUNDER_TYPES,
@@ -237,6 +238,53 @@ def app_data() -> AppData:
     url = config.database_url()
     return AppData(geo, _layers(geo), _index(geo),
                    _catalogue(url, _data_version()["v"], catalogue_revision()))
+
+
+#: Steps of :func:`warm_up`, in order (name, what it fills).
+WARM_STEPS: tuple[str, ...] = ("couches", "index", "catalogue", "preparation", "contours",
+                               "points", "agregats", "streamlit")
+
+
+def warm_up(report: Callable[[str, float], None] | None = None) -> dict[str, float]:
+    """Fill this process's caches before any user comes (``territoires serve`` calls it
+    before the server listens): layers, territory index, catalogue and its
+    :func:`~territoires.analysis.queries.prepare`, national display layers and territory
+    points, i.e. everything the first visit of a page paid inside its request. Fills the
+    same ``st.cache_resource`` entries as :func:`app_data` (same keys), so the first
+    session finds them. Returns the seconds of each step (see :data:`WARM_STEPS`);
+    ``report(step, seconds)`` is called after each. Raises TerritoiresError (layers not
+    built, database unreachable): the server then starts anyway and pages show the error."""
+    times: dict[str, float] = {}
+
+    def step(name: str, fn: Callable[[], object]) -> object:
+        t0 = time.perf_counter()
+        out = fn()
+        times[name] = time.perf_counter() - t0
+        if report is not None:
+            report(name, times[name])
+        return out
+
+    geo = str(config.geo_dir())
+    url = config.database_url()
+    step("couches", lambda: _layers(geo))
+    index = step("index", lambda: _index(geo))
+    catalogue = step("catalogue",
+                     lambda: _catalogue(url, _data_version()["v"], catalogue_revision()))
+    step("preparation", lambda: queries.prepare(catalogue, index))  # type: ignore[arg-type]
+    step("contours", lambda: [_display(geo, level) for level in DISPLAY_LEVELS])
+    step("points", lambda: (_points(geo), _territory_options(geo)))
+    step("agregats", lambda: [index.incidence(level)  # type: ignore[attr-defined]
+                              for level in UNIT_LEVELS])
+    step("streamlit", _warm_streamlit)
+    return times
+
+
+def _warm_streamlit() -> None:
+    """Streamlit's own one-off costs of a first script run: its emoji table (compiled when
+    ``st.set_page_config`` first checks the page icon, 0.1-0.5 s)."""
+    from streamlit import string_util
+
+    string_util.is_emoji("🗺️")
 
 
 # ------------------------------------------------------------------------------ pages
