@@ -320,6 +320,12 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
         first.close()
         rss1 = rss_mb(proc.pid)
 
+        if args.cold_only:
+            rss2 = rss1
+            context.close()
+            browser.close()
+            _concurrent(base, proc, rss0, rss1, rss2, args)
+            return
         Visit(context, bare_base + "/", need_map=False).close()  # its cache filled, unmeasured
         floor_runs = []
         for _ in range(args.repeat):
@@ -368,17 +374,23 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
         context.close()
         browser.close()
 
-        times = ws_first_visits(base, args.clients)
-        ok = [t for t in times if t == t]
-        rss3 = rss_mb(proc.pid)
-        med = statistics.median(ok) if ok else float("nan")
-        print(f"\n{args.clients} concurrent first visits of Carte (websocket clients): "
-              f"{len(ok)}/{len(times)} served, median {med:.2f} s, max "
-              f"{max(ok, default=float('nan')):.2f} s")
-        print(f"server RSS: at start {rss0:.0f} MB, after the first session {rss1:.0f} MB, "
-              f"after the page visits {rss2:.0f} MB, after {args.clients} more sessions "
-              f"{rss3:.0f} MB ({(rss3 - rss2) / max(args.clients, 1):.1f} MB per extra "
-              "session)", flush=True)
+        _concurrent(base, proc, rss0, rss1, rss2, args)
+
+
+def _concurrent(base: str, proc: subprocess.Popen, rss0: float, rss1: float, rss2: float,
+                args: argparse.Namespace) -> None:
+    """``--clients`` concurrent first visits of Carte, then the server RSS figures."""
+    times = ws_first_visits(base, args.clients)
+    ok = [t for t in times if t == t]
+    rss3 = rss_mb(proc.pid)
+    med = statistics.median(ok) if ok else float("nan")
+    print(f"\n{args.clients} concurrent first visits of Carte (websocket clients): "
+          f"{len(ok)}/{len(times)} served, median {med:.2f} s, max "
+          f"{max(ok, default=float('nan')):.2f} s")
+    print(f"server RSS: at start {rss0:.0f} MB, after the first session {rss1:.0f} MB, "
+          f"after the page visits {rss2:.0f} MB, after {args.clients} more sessions "
+          f"{rss3:.0f} MB ({(rss3 - rss2) / max(args.clients, 1):.1f} MB per extra "
+          "session)", flush=True)
 
 
 def seed_db(path: Path) -> str:
@@ -439,6 +451,9 @@ def main() -> None:
     parser.add_argument("--initiatives", type=int, default=50_000)
     parser.add_argument("--funding", type=int, default=200_000)
     parser.add_argument("--geo", default=None)
+    parser.add_argument("--cold-only", action="store_true",
+                        help="only the fresh server figures: first map, concurrent first "
+                             "visits, RSS (no warm page table, no interactions)")
     parser.add_argument("--launch", choices=("serve", "streamlit-run"), default="serve",
                         help="how the app's server starts: territoires serve (caches "
                              "filled before it listens) or plain streamlit run app.py")
