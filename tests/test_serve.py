@@ -29,6 +29,7 @@ def _fake_streamlit(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 def test_serve_warms_then_runs_streamlit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                          no_warm: bool) -> None:
     monkeypatch.setenv("TERRITOIRES_HOME", str(tmp_path))
+    (tmp_path / "app.py").write_text("", encoding="utf-8")
     calls = _fake_streamlit(monkeypatch)
     order: list[str] = []
     monkeypatch.setattr(serve, "warm", lambda: order.append("warm") or True)
@@ -49,3 +50,11 @@ def test_warm_reports_a_missing_geo_and_lets_the_server_start(
     out = io.StringIO()
     assert serve.warm(out) is False
     assert "préchargement interrompu" in out.getvalue()
+
+
+def test_serve_without_app_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TERRITOIRES_HOME", str(tmp_path))
+    calls = _fake_streamlit(monkeypatch)
+    assert cli.main(["serve", "--no-warm"]) == 2
+    assert calls == [] and "introuvable" in capsys.readouterr().err

@@ -57,10 +57,15 @@ def serve(streamlit_args: list[str], *, warm_first: bool = True) -> int:
     (returns when the server stops)."""
     from streamlit.web import cli as stcli
 
+    script = app_script()
+    if not script.is_file():
+        print(f"Erreur : {script} introuvable (lancez la commande depuis le dossier du projet "
+              "ou définissez TERRITOIRES_HOME).", file=sys.stderr)
+        return 2
     if warm_first:
         warm()
     argv = sys.argv
-    sys.argv = ["streamlit", "run", str(app_script()), *streamlit_args]
+    sys.argv = ["streamlit", "run", str(script), *streamlit_args]
     try:
         stcli.main()  # click: exits through SystemExit
     except SystemExit as exc:
