@@ -1,13 +1,14 @@
 """What a user feels: chromium (Playwright) against a real ``streamlit run`` server.
 
 Usage: ``.venv/bin/python bench/bench_browser.py [--scales seed,50k] [--repeat 3]
-[--clients 20] [--port 8640] [--geo DIR]``
+[--clients 20] [--port 8640] [--geo DIR] [--launch serve|streamlit-run]``
 
 For each scale (``seed``: the fiches of ``data/initiatives``; ``50k``: 50,000 synthetic
 initiatives of :func:`synthetic.make_synthetic` written once to ``bench/out/``, git-ignored),
-the script starts the app (``streamlit run app.py``) and, in the same run, a bare Streamlit
-page showing the same catalogue table with ``st.dataframe`` (the floor no Streamlit app can
-beat; the first 500 rows, the Catalogue page's page size), and prints:
+the script starts the app (``territoires serve``, which fills the caches before the server
+listens; ``--launch streamlit-run``: plain ``streamlit run app.py``, the baseline) and, in the
+same run, a bare Streamlit page showing the same catalogue table with ``st.dataframe`` (the
+floor no Streamlit app can beat; the first 500 rows, the Catalogue page's page size), and prints:
 
 - fresh server: process start -> healthy, then the first visit of Carte -> map drawn;
 - per page, warm (medians of ``--repeat`` visits in new tabs): navigation -> content settled
@@ -134,17 +135,20 @@ def rss_mb(pid: int) -> float:
 
 
 @contextmanager
-def streamlit_server(script: Path, port: int, env: dict[str, str]
+def streamlit_server(script: Path, port: int, env: dict[str, str], serve: bool = False
                      ) -> Iterator[tuple[str, subprocess.Popen, float]]:
-    """``streamlit run script`` on 127.0.0.1:port; yields (base URL, process, seconds to
-    healthy)."""
+    """``streamlit run script`` on 127.0.0.1:port (``serve``: ``territoires serve``, which
+    loads the data before it listens); yields (base URL, process, seconds to healthy)."""
     log = (OUT / f"streamlit-{port}.log").open("w")
     t0 = time.perf_counter()
+    options = ["--server.headless", "true", "--server.port", str(port),
+               "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    command = ([sys.executable, "-m", "territoires.cli", "serve", "--", *options] if serve
+               else [sys.executable, "-m", "streamlit", "run", str(script), *options])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false"],
-        cwd=script.parent, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+        command, cwd=script.parent, env={**os.environ, **env, "TERRITOIRES_HOME": str(
+            script.parent)} if serve else {**os.environ, **env},
+        stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         while True:
@@ -153,7 +157,7 @@ def streamlit_server(script: Path, port: int, env: dict[str, str]
                     break
             except requests.RequestException:
                 pass
-            if proc.poll() is not None or time.perf_counter() - t0 > 120:
+            if proc.poll() is not None or time.perf_counter() - t0 > 900:
                 raise RuntimeError(f"server on {port} did not start (see {log.name})")
             time.sleep(0.1)
         yield base, proc, time.perf_counter() - t0
@@ -300,7 +304,8 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
     bare.write_text(BARE_PAGE, encoding="utf-8")
     print(f"\n===== {label} =====", flush=True)
     with (sync_playwright() as p,
-          streamlit_server(args.app / "app.py", args.port, env) as (base, proc, healthy),
+          streamlit_server(args.app / "app.py", args.port, env,
+                           serve=args.launch == "serve") as (base, proc, healthy),
           streamlit_server(bare, args.port + 1, env) as (bare_base, bare_proc, _)):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1000},
@@ -308,12 +313,19 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
         context.route("**/*", _offline_route)
         rss0 = rss_mb(proc.pid)
         first = Visit(context, base + "/carte", need_map=True)
-        print(f"fresh server: start -> healthy {healthy:.1f} s; first visit of Carte -> "
+        print(f"fresh server ({args.launch}): start -> healthy {healthy:.1f} s; first visit "
+              "of Carte -> "
               f"settled {(first.settled or float('nan')) / 1000:.1f} s, -> map drawn "
               f"{(first.map or float('nan')) / 1000:.1f} s", flush=True)
         first.close()
         rss1 = rss_mb(proc.pid)
 
+        if args.cold_only:
+            rss2 = rss1
+            context.close()
+            browser.close()
+            _concurrent(base, proc, rss0, rss1, rss2, args)
+            return
         Visit(context, bare_base + "/", need_map=False).close()  # its cache filled, unmeasured
         floor_runs = []
         for _ in range(args.repeat):
@@ -362,17 +374,23 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
         context.close()
         browser.close()
 
-        times = ws_first_visits(base, args.clients)
-        ok = [t for t in times if t == t]
-        rss3 = rss_mb(proc.pid)
-        med = statistics.median(ok) if ok else float("nan")
-        print(f"\n{args.clients} concurrent first visits of Carte (websocket clients): "
-              f"{len(ok)}/{len(times)} served, median {med:.2f} s, max "
-              f"{max(ok, default=float('nan')):.2f} s")
-        print(f"server RSS: at start {rss0:.0f} MB, after the first session {rss1:.0f} MB, "
-              f"after the page visits {rss2:.0f} MB, after {args.clients} more sessions "
-              f"{rss3:.0f} MB ({(rss3 - rss2) / max(args.clients, 1):.1f} MB per extra "
-              "session)", flush=True)
+        _concurrent(base, proc, rss0, rss1, rss2, args)
+
+
+def _concurrent(base: str, proc: subprocess.Popen, rss0: float, rss1: float, rss2: float,
+                args: argparse.Namespace) -> None:
+    """``--clients`` concurrent first visits of Carte, then the server RSS figures."""
+    times = ws_first_visits(base, args.clients)
+    ok = [t for t in times if t == t]
+    rss3 = rss_mb(proc.pid)
+    med = statistics.median(ok) if ok else float("nan")
+    print(f"\n{args.clients} concurrent first visits of Carte (websocket clients): "
+          f"{len(ok)}/{len(times)} served, median {med:.2f} s, max "
+          f"{max(ok, default=float('nan')):.2f} s")
+    print(f"server RSS: at start {rss0:.0f} MB, after the first session {rss1:.0f} MB, "
+          f"after the page visits {rss2:.0f} MB, after {args.clients} more sessions "
+          f"{rss3:.0f} MB ({(rss3 - rss2) / max(args.clients, 1):.1f} MB per extra "
+          "session)", flush=True)
 
 
 def seed_db(path: Path) -> str:
@@ -433,6 +451,12 @@ def main() -> None:
     parser.add_argument("--initiatives", type=int, default=50_000)
     parser.add_argument("--funding", type=int, default=200_000)
     parser.add_argument("--geo", default=None)
+    parser.add_argument("--cold-only", action="store_true",
+                        help="only the fresh server figures: first map, concurrent first "
+                             "visits, RSS (no warm page table, no interactions)")
+    parser.add_argument("--launch", choices=("serve", "streamlit-run"), default="serve",
+                        help="how the app's server starts: territoires serve (caches "
+                             "filled before it listens) or plain streamlit run app.py")
     parser.add_argument("--app", type=Path, default=REPO,
                         help="folder of the app.py to measure (e.g. an older version "
                              "unpacked with git archive; its src/ goes first on PYTHONPATH)")

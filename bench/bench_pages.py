@@ -99,6 +99,7 @@ def page_cases(first_id: str, dep: str) -> list[tuple[str, str, dict[str, str]]]
     """(name, page, query parameters) of the measured renders."""
     return [
         ("accueil, no filter", "pages/accueil.py", {}),
+        ("carte, no filter (national view)", "pages/carte.py", {}),
         (f"carte, département {dep}", "pages/carte.py", {"t": f"departement:{dep}"}),
         ("catalogue, no filter", "pages/catalogue.py", {}),
         (f"catalogue, département {dep}", "pages/catalogue.py", {"t": f"departement:{dep}"}),

@@ -33,7 +33,7 @@ with ui.guard():
     values = queries.aggregate(selection, data.index, level)
     spec = maps.MapSpec(
         area=area, choropleth_level=level, measure=measure, values=values,
-        initiatives=maps.initiative_points(selection.catalogue, data.points()),
+        initiatives=ui.initiative_points(data, selection),
         colour_by=colour_by, selected=filters.territories,
     )
     ui.render_map(data, filters, spec)

@@ -368,3 +368,24 @@ def test_reimported_public_export_keeps_private_emails(store_factory) -> None:
     ini = store.load_catalogue().initiatives
     assert set(ini["contact_email"]) == {"contact@ex.org"}
     assert set(ini["version"]) == {1}
+
+
+def test_load_catalogue_frames_equal_row_dicts(store_factory) -> None:
+    """load_catalogue reads rows as tuples into frames: the catalogue is the one built from
+    row dicts (the former read path), column for column, dtype for dtype."""
+    store = store_factory()
+    store.create_or_upgrade()
+    store.upsert(sample_catalogue())
+    t = store.t
+    with store.engine.connect() as conn:
+        rows = {"initiatives": [dict(r._mapping) for r in conn.execute(
+            sa.select(t["initiatives"]).order_by(t["initiatives"].c.id))]}
+        for name in ("organisations", "territories", "indicators"):
+            rows[name] = [dict(r._mapping) for r in conn.execute(
+                sa.select(t[name]).order_by(t[name].c.initiative_id, t[name].c.pk))]
+        rows["funding"] = [dict(r._mapping) for r in conn.execute(
+            sa.select(t["funding"]).order_by(t["funding"].c.id))]
+    expected = storage.frames_to_catalogue(rows)
+    got = store.load_catalogue()
+    for name in model.TABLE_COLUMNS:
+        pd.testing.assert_frame_equal(getattr(got, name), getattr(expected, name))

@@ -143,3 +143,58 @@ def test_table_page_in_the_url() -> None:
     at.query_params["page"] = "99"  # out of range (the filters changed): the last page
     at.run()
     assert at.session_state["first"] == 1000
+
+
+def test_warm_up_fills_what_app_data_reads(app_env: dict, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    import streamlit as st
+
+    from territoires.analysis import queries
+    from territoires.catalogue.storage import Store
+
+    st.cache_resource.clear()
+    steps: list[str] = []
+    times = ui.warm_up(lambda step, seconds: steps.append(step))
+    assert steps == list(ui.WARM_STEPS) and set(times) == set(ui.WARM_STEPS)
+
+    def cold(*_: object, **__: object) -> None:
+        raise AssertionError("loaded again inside the request")
+
+    # a request after the warm-up loads nothing: layers, index, catalogue, display layers
+    monkeypatch.setattr(ui, "load_layers", cold)
+    monkeypatch.setattr(ui, "load_display", cold)
+    monkeypatch.setattr(ui.TerritoryIndex, "from_layers", cold)
+    monkeypatch.setattr(Store, "load_catalogue", cold)
+    monkeypatch.setattr(queries, "_prepare", cold)
+    data = ui.app_data()
+    for level in ("national", "local"):
+        assert set(data.display(level)) >= {"qpv", "communes"}
+    assert queries.prepare(data.catalogue, data.index).n == len(data.catalogue.initiatives)
+    assert not data.points().empty
+
+
+def test_initiative_points_cut_from_the_cached_table(app_env: dict) -> None:
+    import pandas as pd
+
+    from territoires.analysis import maps, queries
+
+    data = ui.app_data()
+    themes = sorted({t for ts in data.catalogue.initiatives["themes"] for t in ts})
+    cases = [Filters(), Filters(themes=(themes[0],)), Filters(text="zzz-nothing"),
+             Filters(territories=(("commune", "33119"),))]
+    sizes = set()
+    for filters in cases:
+        selection = queries.select(data.catalogue, data.index, filters)
+        expected = maps.initiative_points(selection.catalogue, data.points())
+        got = ui.initiative_points(data, selection)
+        pd.testing.assert_frame_equal(got, expected.reset_index(drop=True))
+        sizes.add(len(got))
+    assert len(sizes) > 1  # the cases do select different points
+    # a selection of another catalogue is computed directly, not cut from this one's
+    from territoires.catalogue.model import Catalogue
+
+    tables = data.catalogue.tables()
+    tables["initiatives"] = tables["initiatives"].iloc[:1]
+    other = queries.select(Catalogue(**tables), data.index, Filters())
+    pd.testing.assert_frame_equal(ui.initiative_points(data, other),
+                                  maps.initiative_points(other.catalogue, data.points()))

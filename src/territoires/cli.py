@@ -127,6 +127,16 @@ def _setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """Warm the caches, then run the Streamlit server (see territoires.app.serve)."""
+    from territoires.app import serve
+
+    extra = list(args.streamlit_args)
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    return serve.serve(extra, warm_first=not args.no_warm)
+
+
 def _users_store(args: argparse.Namespace):  # -> Store
     from territoires.catalogue.storage import Store
 
@@ -204,6 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-assets", action="store_true",
                    help="sans récupérer les bibliothèques de la carte (npm)")
     s.set_defaults(func=_setup)
+
+    sv = sub.add_parser("serve", help="lancer le tableau de bord (données chargées avant "
+                                      "d'accepter les visites)")
+    sv.add_argument("--no-warm", action="store_true",
+                    help="sans précharger (comme streamlit run app.py)")
+    sv.add_argument("streamlit_args", nargs=argparse.REMAINDER,
+                    help="options passées à streamlit run, ex. --server.port 8501")
+    sv.set_defaults(func=_serve)
 
     web = sub.add_parser("assets", help="bibliothèques de la carte servies par l'application")
     wsub = web.add_subparsers(dest="assets_command", required=True)

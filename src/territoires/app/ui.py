@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -47,7 +49,7 @@ from territoires.pipeline.layers import (
     load_display,
     load_layers,
 )
-from territoires.pipeline.territories import TerritoryIndex
+from territoires.pipeline.territories import UNIT_LEVELS, TerritoryIndex
 from territoires.vocab import (
     ALLIANCE_LEVELS,
     FUNDER_TYPES,
@@ -219,6 +221,8 @@ class AppData:
     layers: Layers
     index: TerritoryIndex
     catalogue: Catalogue
+    #: cache key of the catalogue (database URL, version, revision); empty: not cached
+    key: tuple[object, ...] = ()
 
     def display(self, level: str) -> dict[str, gpd.GeoDataFrame]:
         """Display layers at ``level`` (see :data:`territoires.pipeline.layers.DISPLAY_LEVELS`)."""
@@ -235,8 +239,84 @@ def app_data() -> AppData:
     """Layers, index and catalogue (cached per process; raises TerritoiresError)."""
     geo = str(config.geo_dir())
     url = config.database_url()
-    return AppData(geo, _layers(geo), _index(geo),
-                   _catalogue(url, _data_version()["v"], catalogue_revision()))
+    key = (url, _data_version()["v"], catalogue_revision())
+    return AppData(geo, _layers(geo), _index(geo), _catalogue(*key), key)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _all_initiative_points(key: tuple[object, ...], geo: str, _catalogue: Catalogue,
+                           _index: TerritoryIndex) -> tuple[pd.DataFrame, np.ndarray]:
+    """:func:`maps.initiative_points` of the whole catalogue (one per catalogue revision) and
+    the position of each row's initiative in the catalogue's prepared form."""
+    full = maps.initiative_points(_catalogue, _points(geo))
+    ids = pd.Index(queries.prepare(_catalogue, _index).ids)
+    return full, ids.get_indexer(full["id"].to_numpy(dtype=object))
+
+
+def initiative_points(data: AppData, selection: queries.Selection) -> pd.DataFrame:
+    """:func:`maps.initiative_points` of ``selection`` (same rows, same order), cut from the
+    whole catalogue's table computed once per catalogue revision: the national Carte paid
+    it on every rerun (0.5-1 s at 50,000 initiatives). A selection of another catalogue
+    than ``data``'s is computed directly."""
+    p = selection.prepared
+    mask = selection.initiative_mask
+    if (not data.key or p is None or mask is None
+            or p is not queries.prepare(data.catalogue, data.index)):
+        return maps.initiative_points(selection.catalogue, data.points())
+    full, pos = _all_initiative_points(data.key, data.geo, data.catalogue, data.index)
+    keep = (pos >= 0) & mask[np.maximum(pos, 0)]
+    if not keep.any():  # an empty selection: maps' own empty frame
+        return maps.initiative_points(selection.catalogue, data.points())
+    return full[keep].reset_index(drop=True)
+
+
+#: Steps of :func:`warm_up`, in order (name, what it fills).
+WARM_STEPS: tuple[str, ...] = ("couches", "index", "catalogue", "preparation", "contours",
+                               "points", "initiatives", "agregats", "streamlit")
+
+
+def warm_up(report: Callable[[str, float], None] | None = None) -> dict[str, float]:
+    """Fill this process's caches before any user comes (``territoires serve`` calls it
+    before the server listens): layers, territory index, catalogue and its
+    :func:`~territoires.analysis.queries.prepare`, national display layers and territory
+    points, i.e. everything the first visit of a page paid inside its request. Fills the
+    same ``st.cache_resource`` entries as :func:`app_data` (same keys), so the first
+    session finds them. Returns the seconds of each step (see :data:`WARM_STEPS`);
+    ``report(step, seconds)`` is called after each. Raises TerritoiresError (layers not
+    built, database unreachable): the server then starts anyway and pages show the error."""
+    times: dict[str, float] = {}
+
+    def step(name: str, fn: Callable[[], object]) -> object:
+        t0 = time.perf_counter()
+        out = fn()
+        times[name] = time.perf_counter() - t0
+        if report is not None:
+            report(name, times[name])
+        return out
+
+    geo = str(config.geo_dir())
+    url = config.database_url()
+    step("couches", lambda: _layers(geo))
+    index = step("index", lambda: _index(geo))
+    catalogue = step("catalogue",
+                     lambda: _catalogue(url, _data_version()["v"], catalogue_revision()))
+    step("preparation", lambda: queries.prepare(catalogue, index))  # type: ignore[arg-type]
+    step("contours", lambda: [_display(geo, level) for level in DISPLAY_LEVELS])
+    step("points", lambda: (_points(geo), _territory_options(geo)))
+    step("initiatives", lambda: initiative_points(app_data(), queries.select(
+        catalogue, index, Filters())))  # type: ignore[arg-type]
+    step("agregats", lambda: [index.incidence(level)  # type: ignore[attr-defined]
+                              for level in UNIT_LEVELS])
+    step("streamlit", _warm_streamlit)
+    return times
+
+
+def _warm_streamlit() -> None:
+    """Streamlit's own one-off costs of a first script run: its emoji table (compiled when
+    ``st.set_page_config`` first checks the page icon, 0.1-0.5 s)."""
+    from streamlit import string_util
+
+    string_util.is_emoji("🗺️")
 
 
 # ------------------------------------------------------------------------------ pages

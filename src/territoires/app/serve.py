@@ -1,0 +1,75 @@
+"""``territoires serve``: the Streamlit server of the dashboard, warmed before it listens.
+
+Streamlit has no start-up hook: ``streamlit run app.py`` loads nothing until the first
+session runs the script, so the first visitor of a fresh server paid, inside the request,
+the layers, the territory index, the catalogue and its preparation (15.7 s to the first map
+at seed scale, 35 s at 50,000 initiatives, issue 13). This module fills the process caches
+(:func:`territoires.app.ui.warm_up`) and only then starts Streamlit's server in the same
+process (``streamlit.web.cli``), so the health check (``/_stcore/health``) answers once the
+data is loaded: a load balancer or ``systemd`` sends no user to a cold process. Sessions of
+that process then share the warmed ``st.cache_resource`` entries.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+from territoires import config
+from territoires.errors import TerritoiresError
+
+
+def app_script() -> Path:
+    """The router script ``app.py`` of the installation (``TERRITOIRES_HOME``)."""
+    return config.home() / "app.py"
+
+
+def warm(out: object = sys.stderr) -> bool:
+    """Fill the caches (see :func:`territoires.app.ui.warm_up`), printing each step's time
+    on ``out``; False (and the error printed) when a step fails: the server still starts and
+    its pages show the error to users."""
+    from territoires.app import ui
+
+    t0 = time.perf_counter()
+
+    def report(step: str, seconds: float) -> None:
+        print(f"préchargement : {step} {seconds:.1f} s", file=out, flush=True)
+
+    # outside a session Streamlit logs "missing ScriptRunContext" at each cached call
+    quiet = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        ui.warm_up(report)
+    except TerritoiresError as exc:
+        print(f"préchargement interrompu : {exc}", file=out, flush=True)
+        return False
+    finally:
+        quiet.setLevel(level)
+    print(f"préchargement terminé en {time.perf_counter() - t0:.1f} s", file=out, flush=True)
+    return True
+
+
+def serve(streamlit_args: list[str], *, warm_first: bool = True) -> int:
+    """Warm the caches, then run ``streamlit run app.py *streamlit_args`` in this process
+    (returns when the server stops)."""
+    from streamlit.web import cli as stcli
+
+    script = app_script()
+    if not script.is_file():
+        print(f"Erreur : {script} introuvable (lancez la commande depuis le dossier du projet "
+              "ou définissez TERRITOIRES_HOME).", file=sys.stderr)
+        return 2
+    if warm_first:
+        warm()
+    argv = sys.argv
+    sys.argv = ["streamlit", "run", str(script), *streamlit_args]
+    try:
+        stcli.main()  # click: exits through SystemExit
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        sys.argv = argv
+    return 0

@@ -1,0 +1,60 @@
+"""``territoires serve``: caches filled first, then Streamlit's server with the options."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+from territoires import cli
+from territoires.app import serve
+
+
+def _fake_streamlit(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    from streamlit.web import cli as stcli
+
+    calls: list[list[str]] = []
+
+    def main() -> None:
+        calls.append(list(sys.argv))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(stcli, "main", main)
+    return calls
+
+
+@pytest.mark.parametrize("no_warm", [False, True])
+def test_serve_warms_then_runs_streamlit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         no_warm: bool) -> None:
+    monkeypatch.setenv("TERRITOIRES_HOME", str(tmp_path))
+    (tmp_path / "app.py").write_text("", encoding="utf-8")
+    calls = _fake_streamlit(monkeypatch)
+    order: list[str] = []
+    monkeypatch.setattr(serve, "warm", lambda: order.append("warm") or True)
+    argv = ["serve", *(["--no-warm"] if no_warm else []), "--", "--server.port", "8675"]
+    assert cli.main(argv) == 0
+    assert calls == [["streamlit", "run", str(tmp_path / "app.py"), "--server.port", "8675"]]
+    assert order == ([] if no_warm else ["warm"])
+    assert sys.argv[0] != "streamlit"  # restored
+
+
+def test_warm_reports_a_missing_geo_and_lets_the_server_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamlit as st
+
+    st.cache_resource.clear()
+    monkeypatch.setenv("TERRITOIRES_GEO_DIR", str(tmp_path / "nothing"))
+    monkeypatch.setenv("TERRITOIRES_DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite'}")
+    out = io.StringIO()
+    assert serve.warm(out) is False
+    assert "préchargement interrompu" in out.getvalue()
+
+
+def test_serve_without_app_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TERRITOIRES_HOME", str(tmp_path))
+    calls = _fake_streamlit(monkeypatch)
+    assert cli.main(["serve", "--no-warm"]) == 2
+    assert calls == [] and "introuvable" in capsys.readouterr().err
