@@ -65,6 +65,14 @@ def serve(root: Path, layers: Layers) -> Iterator[str]:
         yield base
 
 
+def serve_command(port: int, *extra: str) -> list[str]:
+    """``territoires serve`` (data loaded before the server listens) headless on
+    ``127.0.0.1:port``; run it with ``TERRITOIRES_HOME`` = the repository (its ``app.py``)."""
+    return [str(Path(sys.executable).parent / "territoires"), "serve", "--",
+            "--server.headless", "true", "--server.port", str(port),
+            "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", *extra]
+
+
 def streamlit_command(port: int, *extra: str) -> list[str]:
     """``streamlit run app.py`` headless on ``127.0.0.1:port`` (plus ``extra`` options)."""
     return [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),

@@ -1,5 +1,5 @@
 """Shared deployment, for real: Debian's nginx (the configuration shipped in ``deploy/``) in
-front of two ``streamlit run`` processes on one PostgreSQL database, driven by chromium.
+front of two ``territoires serve`` processes on one PostgreSQL database, driven by chromium.
 
 Checks that websockets go through the proxy, that sessions are sticky (each browser stays on
 one process, and both processes serve someone), and that a catalogue change written by one
@@ -28,8 +28,8 @@ from browser_support import (
     ensure_map_assets,
     expect_text,
     process,
+    serve_command,
     sign_in,
-    streamlit_command,
     text_input,
     wait_idle,
 )
@@ -147,10 +147,13 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, tiny_layers: Layers
             [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port",
              str(PROVIDER_PORT)], {}, root / "provider.log",
             f"http://127.0.0.1:{PROVIDER_PORT}/.well-known/openid-configuration", 60))
+        # the documented command of each process: territoires serve (warmed before it listens)
+        env["TERRITOIRES_HOME"] = str(REPO)
         for port in APP_PORTS:
             stack.enter_context(process(
-                streamlit_command(port, "--secrets.files", str(secrets)), env,
-                root / f"streamlit-{port}.log", f"http://127.0.0.1:{port}/_stcore/health"))
+                serve_command(port, "--secrets.files", str(secrets)), env,
+                root / f"streamlit-{port}.log", f"http://127.0.0.1:{port}/_stcore/health",
+                180))
         site = root / "site.conf"
         site.write_text(render_site_conf(PROXY_PORT, APP_PORTS), encoding="utf-8")
         main = root / "nginx.conf"
