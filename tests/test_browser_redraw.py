@@ -102,21 +102,25 @@ def test_measure_and_filter_change_redraw_in_the_same_frame(server: str, browser
         page.close()
 
 
-def test_click_on_a_territory_still_filters(server: str, browser) -> None:
+def test_click_on_a_territory_after_a_redraw_filters(server: str, browser) -> None:
+    """The layers swapped in after a change are clickable (streamlit-folium binds its click
+    handler to the new layers): a click on a département makes it the filter."""
     page = browser.new_page()
     try:
         page.goto(f"{server}/carte")
         frame_el = map_frame(page)
         settle(page)
         frame = frame_el.element_handle().content_frame()
-        # a département of the choropleth (the national view's default level)
-        frame.evaluate("""() => { for (const id in window.map._layers) {
-            const l = window.map._layers[id];
-            if (l.feature && l.feature.properties && l.feature.properties.lvl === 'departement')
-                { l.fire('click', {latlng: l.getBounds().getCenter()}); return; } } }""")
-        page.wait_for_function("() => location.search.includes('t=departement')",
-                               timeout=60_000)
+        draws = frame.evaluate(MARK)
+        page.get_by_text("Financements (€)", exact=True).first.click()
+        _wait_redrawn(frame, draws)
         settle(page)
-        assert "t=departement" in page.url
+        frame.evaluate("""() => { let target = null;
+            window.map.eachLayer(l => { if (l.feature && l.feature.properties
+                && l.feature.properties.lvl === 'departement') target = l; });
+            target.fire('click', {latlng: target.getBounds().getCenter(), layer: target,
+                                  sourceTarget: target, target: target}); }""")
+        page.wait_for_url(lambda url: "t=departement" in url, timeout=60_000)
+        assert "mesure=funding_eur" in page.url
     finally:
         page.close()
