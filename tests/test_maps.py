@@ -469,7 +469,7 @@ def test_dynamic_map_text_never_runs_as_template(display: dict, text: str) -> No
     dyn = maps.dynamic_map(layers, layers, spec)
     base_page = dyn.base.get_root().render()
     assert text not in base_page and html.escape(text) not in base_page
-    _key, groups, control = _swapped(dyn)
+    _key, groups, _control = _swapped(dyn)
     strings = [html.unescape(s) for s in _embedded_strings(groups)]
     assert any(s.startswith(f"{text} ") for s in strings)
     assert text not in groups  # braces only as character references

@@ -29,8 +29,8 @@ import pandas as pd
 import shapely
 from branca.element import Element, MacroElement
 from folium.elements import JSCSSMixin
-from folium.template import Template as FoliumTemplate
 from folium.plugins import MarkerCluster
+from folium.template import Template as FoliumTemplate
 from jinja2 import Template
 
 from territoires.analysis.formatting import fmt_eur, fmt_eur_short, fmt_int, fmt_pct
@@ -1163,12 +1163,12 @@ class _PluginScripts(JSCSSMixin):
     the base map: streamlit-folium loads scripts only with the first frame."""
 
     _template = Template("")
-    default_js = list(MarkerCluster.default_js)
-    default_css = list(MarkerCluster.default_css)
 
     def __init__(self) -> None:
         super().__init__()
         self._name = "PluginScripts"
+        self.default_js = list(MarkerCluster.default_js)
+        self.default_css = list(MarkerCluster.default_css)
 
 
 class _Rendered(Element):
