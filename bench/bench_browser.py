@@ -97,13 +97,16 @@ TIMES_JS = """async ([needMap, limit]) => {
 }"""
 
 MARK_OLD_JS = """() => { document.querySelectorAll('iframe').forEach(f => {
-  try { f.contentWindow.__benchOld = true; } catch (e) {} }); }"""
+  try { f.contentWindow.__benchOld = true;
+        f.contentWindow.__benchDraws = f.contentWindow.__territoiresDraws || 0; }
+  catch (e) {} }); }"""
 
 REDRAWN_JS = """(legend) => [...document.querySelectorAll('iframe')].some(f => {
   try { const w = f.contentWindow; if (!w || !w.map) return false;
         const l = w.document.querySelector('.territoires-legend');
         return w.document.querySelector('.leaflet-control-layers')
-            && (!w.__benchOld || (legend && l && l.innerText.includes(legend))); }
+            && (!w.__benchOld || (legend && l && l.innerText.includes(legend))
+                || (w.__territoiresDraws || 0) > (w.__benchDraws || 0)); }
   catch (e) { return false; } })"""
 
 

@@ -166,8 +166,11 @@ def test_propose_sign_in_as_moderator_publish_and_find_it(servers, chromium) -> 
     frame_el = page.locator("iframe[title*='streamlit_folium']").first
     frame_el.wait_for(state="attached", timeout=60_000)
     def map_html() -> str:
+        # the document, and the layers' script swapped into it by streamlit-folium
         frame = frame_el.element_handle().content_frame()
-        return frame.content() if frame is not None else ""
+        return (frame.content() + frame.evaluate(
+            "() => (window.__GLOBAL_DATA__ || {}).last_feature_group || ''")
+            if frame is not None else "")
 
     deadline = time.monotonic() + 30
     while WORD not in map_html() and time.monotonic() < deadline:

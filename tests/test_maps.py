@@ -394,3 +394,83 @@ def test_fit_on_a_single_point_never_degenerates(tiny_layers: Layers) -> None:
     communes.loc[communes["code_insee"] == "33063", "geometry"] = None
     bounds = maps.area_bounds(display, maps.Area(frozenset({"33063", "33119"}), frozenset()))
     assert bounds is not None and all(map(math.isfinite, bounds))
+
+
+def _swapped(dyn: maps.DynamicMap) -> tuple[str, str, str]:
+    """What streamlit-folium sends for a :class:`maps.DynamicMap`: the key of the frame
+    (hash of the base map's script), the feature groups' script, the layer control's."""
+    import streamlit_folium as sf
+
+    dyn.base.get_root().render()
+    key = sf.generate_js_hash(sf._get_map_string(dyn.base), "carte", False)
+    groups = "".join(sf._get_feature_group_string(g, dyn.base, i)
+                     for i, g in enumerate(dyn.groups))
+    control = sf._get_layer_control_string(dyn.control, dyn.base)
+    return key, groups, control
+
+
+def test_dynamic_map_keeps_its_frame_across_filters(display: dict) -> None:
+    """The base map's script (streamlit-folium's frame key) is the same for France and for
+    an area, whatever the measure; only the layers' script changes."""
+    points = maps.territory_points(display)
+    ini = maps.initiative_points(tiny_catalogue(), points)
+    national = maps.MapSpec(choropleth_level="departement", measure="initiatives",
+                            values=_values(["33", "64"], [3, 1], [0, 0]), initiatives=ini)
+    area = maps.MapSpec(
+        area=maps.Area(GIRONDE, GIRONDE_QPV), choropleth_level="commune",
+        measure="funding_eur", initiatives=ini, center=(44.8, -0.6), zoom=10,
+        values=_values(sorted(GIRONDE), [1, 2, 0, 0, 3], [1e3, 2e4, 0, 0, 5e5]))
+    key1, groups1, control1 = _swapped(maps.dynamic_map(display, display, national))
+    key2, groups2, control2 = _swapped(maps.dynamic_map(display, display, area))
+    assert key1 == key2
+    assert groups1 != groups2 and control1 != control2
+    assert "Financements (\\u20ac) par commune" in groups2  # the legend, as JSON
+    assert "Financements (" not in groups1
+
+
+def test_dynamic_map_layer_control_and_hidden_layers(display: dict) -> None:
+    """The swapped layer control lists every layer by its name; the layers hidden at first
+    (contrats de ville) are taken off the map again after the control is made."""
+    points = maps.territory_points(display)
+    spec = maps.MapSpec(
+        area=maps.Area(GIRONDE, GIRONDE_QPV), choropleth_level="commune",
+        measure="initiatives", values=_values(sorted(GIRONDE), [1, 2, 0, 0, 3], [0] * 5),
+        initiatives=maps.initiative_points(tiny_catalogue(), points))
+    dyn = maps.dynamic_map(display, display, spec)
+    _key, groups, control = _swapped(dyn)
+    names = {html.unescape(json.loads(r)) for r in re.findall(
+        r'("[^"]+") : feature_group_', control)}
+    assert names == {"Communes — nombre d'initiatives", "Régions", "Départements", "QPV",
+                     "Contrats de ville", "Cités éducatives", "Initiatives"}
+    hidden = [g for g in dyn.groups if not g.show]
+    assert [g.layer_name for g in hidden] == ["Contrats de ville"]
+    assert control.count(".removeLayer(") == 1
+    assert f"map_div.removeLayer({hidden[0].get_name()})" in control
+    # the legend travels with the layers, as a JSON string
+    assert "window.__territoiresLegend = " in groups
+    assert "Licence Ouverte 2.0" in groups
+
+
+@pytest.mark.parametrize("text", INJECTIONS)
+def test_dynamic_map_text_never_runs_as_template(display: dict, text: str) -> None:
+    """The swapped layers carry catalogue and layer text escaped, never run as a template
+    (the base map holds no data at all)."""
+    import os
+
+    layers = {}
+    for name, gdf in display.items():
+        gdf = gdf.copy()
+        if "nom" in gdf.columns:
+            gdf["nom"] = text + " " + gdf["nom"].astype(str)
+        layers[name] = gdf
+    spec = maps.MapSpec(area=maps.Area(GIRONDE, GIRONDE_QPV), choropleth_level="commune",
+                        measure="initiatives", values=_values(sorted(GIRONDE), [1, 2, 0, 0, 3],
+                                                              [0] * 5))
+    dyn = maps.dynamic_map(layers, layers, spec)
+    base_page = dyn.base.get_root().render()
+    assert text not in base_page and html.escape(text) not in base_page
+    _key, groups, _control = _swapped(dyn)
+    strings = [html.unescape(s) for s in _embedded_strings(groups)]
+    assert any(s.startswith(f"{text} ") for s in strings)
+    assert text not in groups  # braces only as character references
+    assert f"{os.getpid()} " not in groups

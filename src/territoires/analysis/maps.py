@@ -28,7 +28,9 @@ import numpy as np
 import pandas as pd
 import shapely
 from branca.element import Element, MacroElement
+from folium.elements import JSCSSMixin
 from folium.plugins import MarkerCluster
+from folium.template import Template as FoliumTemplate
 from jinja2 import Template
 
 from territoires.analysis.formatting import fmt_eur, fmt_eur_short, fmt_int, fmt_pct
@@ -562,7 +564,7 @@ class Legend(MacroElement):
         var {{ this.get_name() }} = L.control({position: "bottomright"});
         {{ this.get_name() }}.onAdd = function (map) {
             var div = L.DomUtil.create("div", "territoires-legend");
-            div.innerHTML = {{ this.html|tojson }};
+            div.innerHTML = {{ this.html|tojson }} || window.__territoiresLegend || "";
             L.DomEvent.disableClickPropagation(div);
             return div;
         };
@@ -863,26 +865,15 @@ def area_bounds(local: Mapping[str, gpd.GeoDataFrame], area: Area) -> tuple | No
     return (bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(), bounds[:, 3].max())
 
 
-def build_map(
-    national: Mapping[str, gpd.GeoDataFrame],
-    local: Mapping[str, gpd.GeoDataFrame],
-    spec: MapSpec,
-    extra_layers: Iterable[folium.map.Layer] = (),
-) -> folium.Map:
-    """The dashboard map.
-
-    ``national`` and ``local`` are the display layers by name (see
-    :func:`territoires.pipeline.layers.load_display`); régions and départements come from
-    ``national``,
-    communes and QPV of the area from ``local`` (national QPV are drawn as points).
-    ``extra_layers`` (e.g. highlighted territories) go on top, before the layer control:
-    a layer added after the control would be referenced by its script before it exists, and
-    the whole map would fail to draw.
-    """
-    area = spec.area
-    given = spec.center is not None and spec.zoom is not None
-    bounds = area_bounds(local, area) if spec.fit or not given else None
-    if given:
+def base_map(spec: MapSpec, bounds: tuple | None = None, stable: bool = False) -> folium.Map:
+    """The map without its data layers: tiles, scale, the (empty) legend control and the
+    scripts every layer may need (MarkerCluster). With ``stable`` its script is the same
+    for every ``spec`` of a view kind (France view; centre and zoom are sent apart), so
+    that streamlit-folium keeps the same frame and only swaps the layers
+    (:func:`dynamic_map`)."""
+    if stable:
+        center, zoom = FRANCE_CENTER, FRANCE_ZOOM
+    elif spec.center is not None and spec.zoom is not None:
         center, zoom = spec.center, spec.zoom
     else:
         center, zoom = view_for(bounds)
@@ -890,12 +881,34 @@ def build_map(
                    prefer_canvas=True, max_zoom=MAX_ZOOM)
     folium.TileLayer(TILES_URL, attr=TILES_ATTRIBUTION, name="Fond OpenStreetMap",
                      control=False, max_zoom=MAX_ZOOM).add_to(m)
-    if spec.fit:
+    if spec.fit and not stable:
         # after the tile layer, and never on a zero-size box: Leaflet fitting a single point
         # without a maximum zoom computes an infinite zoom ("Invalid LatLng (NaN, NaN)")
         minx, miny, maxx, maxy = padded_bounds(bounds if bounds is not None else FRANCE_BOUNDS)
         m.fit_bounds([[miny, minx], [maxy, maxx]], padding=(10, 10), max_zoom=FIT_MAX_ZOOM)
+    _PluginScripts().add_to(m)
+    return m
 
+
+@dataclass
+class MapLayers:
+    """The data layers of a map (bottom first) and its legend HTML (escaped)."""
+
+    layers: list[folium.map.Layer]
+    legend: str
+
+
+def map_layers(
+    national: Mapping[str, gpd.GeoDataFrame],
+    local: Mapping[str, gpd.GeoDataFrame],
+    spec: MapSpec,
+    extra_layers: Iterable[folium.map.Layer] = (),
+) -> MapLayers:
+    """The layers of the dashboard map (what changes with the filters and the measure):
+    choropleth, outlines, QPV, contracts and cités, initiatives, then ``extra_layers``;
+    and the legend (see :func:`build_map`)."""
+    area = spec.area
+    layers: list[folium.map.Layer] = []
     legend_blocks: list[str] = []
     decimals = NATIONAL_DECIMALS if area.national else LOCAL_DECIMALS
     # large areas (a département, a région) use the national simplification
@@ -912,7 +925,7 @@ def build_map(
             layer, items = _choropleth_layer(gdf, level, spec.values, spec.measure, area,
                                              decimals)
             if layer is not None:
-                layer.add_to(m)
+                layers.append(layer)
                 drawn = level
                 legend_blocks.append(legend_html(
                     f"{MEASURES[spec.measure]} {_PER_LEVEL[level]}", items))
@@ -931,13 +944,13 @@ def build_map(
                              {"color": "#222222", "weight": 2, "fill": False}, clickable=False,
                              decimals=NATIONAL_DECIMALS)
         if lay is not None:
-            lay.add_to(m)
+            layers.append(lay)
     if deps is not None and drawn != "departement":
         lay = _outline_layer(deps, "departement", "Départements",
                              {"color": "#555555", "weight": 1, "fill": False,
                               "dashArray": "4 3"}, decimals=NATIONAL_DECIMALS)
         if lay is not None:
-            lay.add_to(m)
+            layers.append(lay)
 
     if not area.national and area.communes and drawn != "commune":
         communes = _in_area(detail.get("communes", national.get("communes")), "code_insee",
@@ -946,7 +959,7 @@ def build_map(
                              {"color": "#3182bd", "weight": 1, "fill": True,
                               "fillOpacity": 0.03}, decimals=decimals)
         if lay is not None:
-            lay.add_to(m)
+            layers.append(lay)
 
     # QPV: polygons where known, centroids elsewhere
     qpv_src = local.get("qpv") if not area.national else national.get("qpv")
@@ -956,7 +969,7 @@ def build_map(
         if area.national:
             lay = _points_layer(qpv, "qpv", "QPV", "#6a51a3", 3)
             if lay is not None:
-                lay.add_to(m)
+                layers.append(lay)
         else:
             group = folium.FeatureGroup(name="QPV")
             poly = _outline_layer(qpv[is_poly], "qpv", "QPV (contours)",
@@ -967,7 +980,7 @@ def build_map(
                 if lay is not None:
                     lay.control = False
                     lay.add_to(group)
-            group.add_to(m)
+            layers.append(group)
 
     for name, level, colour, column, codes in (
         ("contrats_ville", "contrat_ville", "#e6550d", "code_dep", None),
@@ -985,7 +998,7 @@ def build_map(
         label = "Contrats de ville" if level == "contrat_ville" else "Cités éducatives"
         lay = _points_layer(gdf, level, label, colour, 6, show=level == "cite_educative")
         if lay is not None:
-            lay.add_to(m)
+            layers.append(lay)
 
     if spec.initiatives is not None and not spec.initiatives.empty:
         ini = spec.initiatives
@@ -1002,22 +1015,160 @@ def build_map(
             layer, title = _aggregated_initiatives_layer(ini, units, unit_level,
                                                          spec.link_base)
             if layer is not None:
-                layer.add_to(m)
+                layers.append(layer)
                 legend_blocks.append(legend_html(title, [("#08519c", "Initiatives")]))
         else:
             cluster, items = _initiatives_layer(ini, spec.colour_by, spec.link_base)
-            cluster.add_to(m)
+            layers.append(cluster)
             legend_blocks.append(legend_html(
                 f"Initiatives par {COLOUR_BY[spec.colour_by].lower()}", items))
 
-    for layer in extra_layers:
-        layer.add_to(m)
-    folium.LayerControl(collapsed=spec.compact, position="topright").add_to(m)
+    layers.extend(extra_layers)
     credit = ('<div style="background:rgba(255,255,255,.92);padding:3px 8px;border-radius:4px;'
               'font:10px/1.3 sans-serif;margin-top:4px;max-width:260px">'
               f"{_esc(SOURCES_CREDIT)}</div>")
-    Legend("".join(legend_blocks) + credit).add_to(m)
+    return MapLayers(layers, "".join(legend_blocks) + credit)
+
+
+def build_map(
+    national: Mapping[str, gpd.GeoDataFrame],
+    local: Mapping[str, gpd.GeoDataFrame],
+    spec: MapSpec,
+    extra_layers: Iterable[folium.map.Layer] = (),
+) -> folium.Map:
+    """The dashboard map in one piece (small fitted maps, exports, tests).
+
+    ``national`` and ``local`` are the display layers by name (see
+    :func:`territoires.pipeline.layers.load_display`); régions and départements come from
+    ``national``,
+    communes and QPV of the area from ``local`` (national QPV are drawn as points).
+    ``extra_layers`` (e.g. highlighted territories) go on top, before the layer control:
+    a layer added after the control would be referenced by its script before it exists, and
+    the whole map would fail to draw.
+    """
+    given = spec.center is not None and spec.zoom is not None
+    bounds = area_bounds(local, spec.area) if spec.fit or not given else None
+    m = base_map(spec, bounds)
+    parts = map_layers(national, local, spec, extra_layers)
+    for layer in parts.layers:
+        layer.add_to(m)
+    folium.LayerControl(collapsed=spec.compact, position="topright").add_to(m)
+    Legend(parts.legend).add_to(m)
     return m
+
+
+@dataclass
+class DynamicMap:
+    """A map split for streamlit-folium: ``base`` (same script for every filter, so the
+    same frame), ``groups`` (one feature group per layer, named as in the layer control,
+    sent as ``feature_group_to_add``) and ``control`` (``layer_control``)."""
+
+    base: folium.Map
+    groups: list[folium.FeatureGroup]
+    control: folium.LayerControl
+
+
+def dynamic_map(
+    national: Mapping[str, gpd.GeoDataFrame],
+    local: Mapping[str, gpd.GeoDataFrame],
+    spec: MapSpec,
+) -> DynamicMap:
+    """The dashboard map as a stable base and the layers that change (see
+    :class:`DynamicMap`): streamlit-folium swaps the layers, the layer control and the
+    legend in the same Leaflet map instead of loading a new frame. The view (centre, zoom)
+    is passed to ``st_folium`` apart."""
+    base = base_map(spec, stable=True)
+    Legend("").add_to(base)
+    parts = map_layers(national, local, spec)
+    groups: list[folium.FeatureGroup] = []
+    for layer in parts.layers:
+        group = folium.FeatureGroup(name=layer.layer_name, control=layer.control,
+                                    show=layer.show)
+        layer.control = False
+        layer.show = True
+        layer.add_to(group)
+        groups.append(group)
+    holder = folium.FeatureGroup(name="Légende", control=False)
+    LegendUpdate(parts.legend).add_to(holder)
+    groups.append(holder)
+    return DynamicMap(base, groups, SwapLayerControl(collapsed=spec.compact,
+                                                     position="topright"))
+
+
+class SwapLayerControl(folium.LayerControl):
+    """The layer control of a :class:`DynamicMap`: streamlit-folium adds every feature
+    group to the map, so the groups not shown at first (``show=False``) are taken off
+    again here, after the control that lists them is made."""
+
+    _template = FoliumTemplate(
+        """
+        {% macro script(this,kwargs) %}
+            var {{ this.get_name() }}_layers = {
+                base_layers : {
+                    {%- for key, val in this.base_layers.items() %}
+                    {{ key|tojson }} : {{val}},
+                    {%- endfor %}
+                },
+                overlays :  {
+                    {%- for key, val in this.overlays.items() %}
+                    {{ key|tojson }} : {{val}},
+                    {%- endfor %}
+                },
+            };
+            let {{ this.get_name() }} = L.control.layers(
+                {{ this.get_name() }}_layers.base_layers,
+                {{ this.get_name() }}_layers.overlays,
+                {{ this.options|tojavascript }}
+            ).addTo({{this._parent.get_name()}});
+            {%- for val in this.hidden %}
+            {{ this._parent.get_name() }}.removeLayer({{ val }});
+            {%- endfor %}
+        {% endmacro %}
+        """
+    )
+
+    def render(self, **kwargs: Any) -> None:
+        """List the layers (as folium does) and the ones to hide."""
+        self.hidden = [item.get_name() for item in self._parent._children.values()
+                       if isinstance(item, folium.map.Layer) and not item.show
+                       and item is not self]
+        super().render(**kwargs)
+
+
+class LegendUpdate(MacroElement):
+    """Sets the content of the map's :class:`Legend` (pre-escaped HTML, passed as a JSON
+    string, never as template source) and counts the draws (``window.__territoiresDraws``,
+    read by the browser tests and benchmarks)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        window.__territoiresLegend = {{ this.html|tojson }};
+        document.querySelectorAll(".territoires-legend").forEach(function (d) {
+            d.innerHTML = window.__territoiresLegend;
+        });
+        window.__territoiresDraws = (window.__territoiresDraws || 0) + 1;
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, html_text: str) -> None:
+        super().__init__()
+        self._name = "LegendUpdate"
+        self.html = html_text
+
+
+class _PluginScripts(JSCSSMixin):
+    """The scripts and styles of the plugins a layer may use (MarkerCluster), loaded with
+    the base map: streamlit-folium loads scripts only with the first frame."""
+
+    _template = Template("")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "PluginScripts"
+        self.default_js = list(MarkerCluster.default_js)
+        self.default_css = list(MarkerCluster.default_css)
 
 
 class _Rendered(Element):

@@ -755,11 +755,16 @@ def render_map(data: AppData, filters: Filters, spec: maps.MapSpec, height: int 
         spec.center, spec.zoom = maps.view_for(
             maps.area_bounds(data.display("local"), spec.area))
         st.session_state["_map_view"] = (area_key, spec.center, spec.zoom)
-    fmap = maps.build_map(data.display("national"), data.display("local"), spec)
-    serve_map_assets(fmap)
+    # a stable base map (same script, same frame) and the layers that change, swapped by
+    # streamlit-folium in the same Leaflet map: no new frame, no Leaflet reload per change
+    dyn = maps.dynamic_map(data.display("national"), data.display("local"), spec)
+    serve_map_assets(dyn.base)
+    for group in dyn.groups:
+        assets.localise(group, base_path=str(st.get_option("server.baseUrlPath") or ""))
     returned = st_folium(
-        fmap, key="carte", height=height, use_container_width=True,
+        dyn.base, key="carte", height=height, use_container_width=True,
         returned_objects=["last_active_drawing"], center=spec.center, zoom=spec.zoom,
+        feature_group_to_add=dyn.groups, layer_control=dyn.control,
     )
     clicked = maps.clicked_territory(returned)
     if clicked and clicked != st.session_state.get("_last_click"):
