@@ -7,7 +7,6 @@ import streamlit as st
 
 from territoires.app import forms, ui
 from territoires.catalogue import auth, moderation
-from territoires.errors import TerritoiresError
 
 ui.ensure_routed(__file__)
 
@@ -41,15 +40,10 @@ with ui.guard():
                               placeholder="Choisissez une personne")
         revoke = st.button("Retirer le rôle", key="adm_revoke", icon=":material/person_remove:",
                            disabled=target is None)
-    if grant or revoke:
-        try:
-            message = (auth.grant(store, user, email, role) if grant
-                       else auth.revoke(store, user, str(target)))
-        except TerritoiresError as exc:
-            st.session_state["fx_flash"] = ("error", str(exc))
-        else:
-            st.session_state["fx_flash"] = ("success", message)
-        st.rerun()
+    if grant:
+        forms.act(lambda: auth.grant(store, user, email, role))
+    if revoke:
+        forms.act(lambda: auth.revoke(store, user, str(target)))
     st.header("Journal")
     st.dataframe(moderation.audit_log(store, user), hide_index=True, width="stretch",
                  column_config={"Date": st.column_config.DatetimeColumn(

@@ -7,7 +7,7 @@ import streamlit as st
 
 from territoires.analysis import views
 from territoires.analysis.formatting import fmt_int
-from territoires.app import import_forms, ui
+from territoires.app import forms, import_forms, ui
 from territoires.catalogue import export, importing, reading
 
 ui.ensure_routed(__file__)
@@ -18,7 +18,7 @@ with ui.guard():
     user = ui.current_user()
     ui.require_role(user, "contributeur")
     data = ui.app_data()
-    import_forms.flash()
+    forms.flash()
     direct = user.at_least("moderateur")
     st.text(
         ("Vos fiches seront publiées dès la confirmation (rôle modérateur)." if direct else
@@ -45,7 +45,7 @@ with ui.guard():
     if not plan.ok:
         st.error(views.md_text(plan.summary()), icon=":material/error:")
         st.header("Rapport de validation")
-        st.dataframe(importing.problems_table(plan.problems), hide_index=True,
+        st.dataframe(views.problems_table(plan.problems), hide_index=True,
                      width="stretch", column_config={"Message": st.column_config.TextColumn(
                          width="large")})
         st.stop()

@@ -7,7 +7,6 @@ import streamlit as st
 
 from territoires.app import forms, ui
 from territoires.catalogue import moderation
-from territoires.errors import TerritoiresError
 
 ui.ensure_routed(__file__)
 
@@ -40,24 +39,14 @@ with ui.guard():
                           key="mod_reason", max_chars=2000)
     publish_col, reject_col = st.columns(2)
     forms.outcome("mod_")
-    action = None
+    done = ("mod_comment", "mod_reason", "mod_pick")
     if publish_col.button("Publier", type="primary", key="mod_publish",
                           icon=":material/publish:"):
-        action = ("Proposition n° {id} publiée (version {v}).",
-                  lambda: moderation.publish(store, user, proposal.id, comment=comment,
-                                             index=data.index))
+        forms.act(lambda: moderation.publish(store, user, proposal.id, comment=comment,
+                                             index=data.index),
+                  lambda version: f"Proposition n° {proposal.id} publiée (version {version}).",
+                  clear=done)
     if reject_col.button("Refuser", key="mod_reject", icon=":material/block:"):
-        action = ("Proposition n° {id} refusée ; l'auteur verra la raison.",
-                  lambda: moderation.reject(store, user, proposal.id, reason))
-    if action:
-        message, run = action
-        try:
-            version = run()
-        except TerritoiresError as exc:
-            st.session_state["fx_flash"] = ("error", str(exc))
-        else:
-            st.session_state["fx_flash"] = ("success", message.format(id=proposal.id,
-                                                                      v=version))
-            for key in ("mod_comment", "mod_reason", "mod_pick"):
-                st.session_state.pop(key, None)
-        st.rerun()
+        forms.act(lambda: moderation.reject(store, user, proposal.id, reason),
+                  f"Proposition n° {proposal.id} refusée ; l'auteur verra la raison.",
+                  clear=done)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from territoires.analysis import views
-from territoires.app import ui
+from territoires.app import forms, ui
 from territoires.catalogue import reports
-from territoires.errors import TerritoiresError
 
 ui.ensure_routed(__file__)
 
@@ -19,9 +18,7 @@ with ui.guard():
     ui.require_role(user, "moderateur")
     data = ui.app_data()
     store = ui.contribution_store()
-    flash = st.session_state.pop("sg_flash", None)
-    if flash:
-        (st.success if flash[0] == "success" else st.error)(views.md_text(flash[1]))
+    forms.flash()
     show_closed = st.toggle("Afficher aussi les signalements clos", key="sg_closed")
     items = reports.list_reports(store, user, status=None if show_closed else "open")
     open_items = [r for r in items if r.status == "open"]
@@ -45,11 +42,5 @@ with ui.guard():
     note = st.text_area("Note de clôture (ce qui a été fait)", key="sg_note",
                         max_chars=reports.MAX_NOTE)
     if st.button("Clore le signalement", type="primary", key="sg_close"):
-        try:
-            reports.close(store, user, report.id, note)
-        except TerritoiresError as exc:
-            st.session_state["sg_flash"] = ("error", str(exc))
-        else:
-            st.session_state["sg_flash"] = ("success", f"Signalement n° {report.id} clos.")
-            st.session_state.pop("sg_note", None)
-        st.rerun()
+        forms.act(lambda: reports.close(store, user, report.id, note),
+                  f"Signalement n° {report.id} clos.", clear=["sg_note"])

@@ -8,6 +8,7 @@ import openpyxl
 import pytest
 
 from catalogue_factory import funding_line, initiative, make_catalogue
+from territoires.analysis import views
 from territoires.catalogue import auth, catalogue_ops, importing, moderation
 from territoires.catalogue.auth import CLI_USER, User
 from territoires.catalogue.storage import Store
@@ -93,7 +94,7 @@ def test_problems_are_a_table_and_nothing_is_written(store: Store, tmp_path: Pat
     plan = importing.plan_import(_workbook(store, tmp_path, bad=True), store, None,
                                  file_name="envoi.xlsx")
     assert not plan.ok
-    table = importing.problems_table(plan.problems)
+    table = views.problems_table(plan.problems)
     assert list(table.columns) == ["Fichier", "Feuille", "Ligne", "Colonne", "Valeur",
                                    "Message"]
     row = table[table["Colonne"] == "amount_eur"].iloc[0]

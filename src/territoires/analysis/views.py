@@ -34,6 +34,7 @@ from territoires.analysis.formatting import (
 from territoires.analysis.queries import Filters, Selection
 from territoires.catalogue import export, reports
 from territoires.catalogue.model import PRIVATE_COLUMNS, Catalogue
+from territoires.errors import Problem
 from territoires.pipeline.layers import LEVEL_LAYER
 from territoires.pipeline.territories import TerritoryIndex
 from territoires.vocab import (
@@ -918,4 +919,19 @@ def reports_table(items: list[reports.Report], titles: Mapping[str, str]) -> pd.
         "Message": [r.message for r in items],
         "E-mail (privé)": [r.email or "" for r in items],
         "État": ["ouvert" if r.status == "open" else f"clos : {r.note}" for r in items],
+    })
+
+
+# --------------------------------------------------------------------------- imports
+
+
+def problems_table(problems: Sequence[Problem]) -> pd.DataFrame:
+    """The validation report as a table (French headers), in the order found."""
+    return pd.DataFrame({
+        "Fichier": [p.file or "" for p in problems],
+        "Feuille": [p.sheet or "" for p in problems],
+        "Ligne": pd.array([p.line for p in problems], dtype="Int64"),
+        "Colonne": [p.column or "" for p in problems],
+        "Valeur": ["" if p.value is None else str(p.value) for p in problems],
+        "Message": [p.message for p in problems],
     })

@@ -15,7 +15,7 @@ can be corrected or re-applied.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -353,6 +353,24 @@ def submit(prefix: str, action: Callable[[], moderation.Submission]) -> None:
         clear_form(prefix)
         state["fx_flash"] = ("success", result.describe())
         state["fx_last"] = result.initiative_id if result.published else None
+    st.rerun()
+
+
+def act(run: Callable[[], Any], success: str | Callable[[Any], str] | None = None, *,
+        clear: Sequence[str] = ()) -> None:
+    """Run a write, leave its French outcome for :func:`flash` on the next run (the refusal,
+    or ``success``: a text, a function of the result, or by default the result itself), drop
+    the widget state ``clear`` on success, and rerun."""
+    try:
+        result = run()
+    except TerritoiresError as exc:
+        st.session_state["fx_flash"] = ("error", str(exc))
+    else:
+        message = (result if success is None else
+                   success(result) if callable(success) else success)
+        st.session_state["fx_flash"] = ("success", str(message))
+        for key in clear:
+            st.session_state.pop(key, None)
     st.rerun()
 
 

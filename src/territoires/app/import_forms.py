@@ -10,11 +10,10 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from territoires.analysis import views
-from territoires.app import ui
+from territoires.app import forms, ui
 from territoires.catalogue import importing, model
 from territoires.catalogue.auth import User
-from territoires.errors import TerritoiresError, ValidationError
+from territoires.errors import ValidationError
 
 _PLAN = "imp_plan"
 
@@ -57,23 +56,13 @@ def checked_upload(upload: UploadedFile,
 
 
 def confirm(plan: importing.ImportPlan, user: User, comment: str) -> None:
-    """Write the plan (all or nothing) and leave the outcome for the next run."""
-    try:
+    """Write the plan (all or nothing); its outcome is shown by :func:`forms.flash` on the
+    next run, and after a success the uploader starts empty."""
+
+    def run() -> str:
         message = importing.apply_import(ui.contribution_store(), user, plan,
                                          comment=comment or None, progress=_progress_bar())
-    except TerritoiresError as exc:
-        st.session_state["imp_flash"] = ("error", str(exc))
-    else:
-        st.session_state["imp_flash"] = ("success", message)
-        st.session_state.pop(_PLAN, None)
         st.session_state["imp_upload_n"] = st.session_state.get("imp_upload_n", 0) + 1
-    st.rerun()
+        return message
 
-
-def flash() -> None:
-    """Show (once) the outcome of the last confirmed import."""
-    kind, text = st.session_state.pop("imp_flash", (None, None))
-    if kind == "success":
-        st.success(views.md_text(text), icon=":material/check_circle:")
-    elif kind == "error":
-        st.error(views.md_text(text), icon=":material/error:")
+    forms.act(run, clear=[_PLAN])

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import sqlalchemy as sa
 
 from territoires.catalogue import model, moderation, reading, validation
@@ -67,18 +66,6 @@ class ImportPlan:
                     f"{'s' if n > 1 else ''} ; rien ne sera écrit.")
         assert self.report is not None
         return f"« {self.file} » est valide. {self.report.describe()}"
-
-
-def problems_table(problems: list[Problem]) -> pd.DataFrame:
-    """The validation report as a table (French headers), in the order found."""
-    return pd.DataFrame({
-        "Fichier": [p.file or "" for p in problems],
-        "Feuille": [p.sheet or "" for p in problems],
-        "Ligne": pd.array([p.line for p in problems], dtype="Int64"),
-        "Colonne": [p.column or "" for p in problems],
-        "Valeur": ["" if p.value is None else str(p.value) for p in problems],
-        "Message": [p.message for p in problems],
-    })
 
 
 def _ids(store: Store) -> tuple[set[str], set[str]]:

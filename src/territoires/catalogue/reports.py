@@ -98,8 +98,7 @@ def submit(store: Store, initiative_id: str, message: str, *, session_id: str,
 
     def write(conn: sa.Connection) -> int:
         # a write first: serialises concurrent reports, so the counts below cannot go stale
-        store.audit(conn, "anonyme" if mail is None else "signalement", "report",
-                    initiative_id)
+        store.audit(conn, "lecteur", "report", initiative_id)
         exists = conn.execute(sa.select(ini.c.id).where(ini.c.id == initiative_id)).scalar()
         if exists is None:
             raise ValidationError([Problem("fiche inconnue dans le catalogue publié",
