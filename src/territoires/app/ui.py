@@ -180,13 +180,8 @@ def _territory_search(geo: str, text: str) -> tuple[str, ...]:
     return tuple(str(x) for x in _index(geo).search(text.strip(), limit=SEARCH_LIMIT)["label"])
 
 
-@st.cache_resource(show_spinner=False)
-def _data_version() -> dict[str, int]:
-    return {"v": 0}
-
-
 @st.cache_resource(show_spinner="Chargement du catalogue…", max_entries=2)
-def _catalogue(url: str, version: int, revision: int = 0) -> Catalogue:
+def _catalogue(url: str, revision: int) -> Catalogue:
     return _store(url).load_catalogue()
 
 
@@ -206,11 +201,6 @@ def catalogue_revision() -> int:
     """Revision of the published catalogue in the database (one cheap query per rerun): the
     cached catalogue is reloaded when it moves, whichever process wrote."""
     return _store(config.database_url()).revision()
-
-
-def invalidate_catalogue() -> None:
-    """Make every session reload the catalogue (call after an import)."""
-    _data_version()["v"] += 1
 
 
 @dataclass
@@ -239,7 +229,7 @@ def app_data() -> AppData:
     """Layers, index and catalogue (cached per process; raises TerritoiresError)."""
     geo = str(config.geo_dir())
     url = config.database_url()
-    key = (url, _data_version()["v"], catalogue_revision())
+    key = (url, catalogue_revision())
     return AppData(geo, _layers(geo), _index(geo), _catalogue(*key), key)
 
 
@@ -299,7 +289,7 @@ def warm_up(report: Callable[[str, float], None] | None = None) -> dict[str, flo
     step("couches", lambda: _layers(geo))
     index = step("index", lambda: _index(geo))
     catalogue = step("catalogue",
-                     lambda: _catalogue(url, _data_version()["v"], catalogue_revision()))
+                     lambda: _catalogue(url, catalogue_revision()))
     step("preparation", lambda: queries.prepare(catalogue, index))  # type: ignore[arg-type]
     step("contours", lambda: [_display(geo, level) for level in DISPLAY_LEVELS])
     step("points", lambda: (_points(geo), _territory_options(geo)))
@@ -789,7 +779,7 @@ def fmt_big(value: float | None) -> str:
 __all__ = [
     "APP_TITLE", "NNBSP", "AppData", "app_data", "current_filters", "empty_selection_info",
     "filters_summary", "fmt_big", "fmt_eur", "fmt_int", "fmt_pct", "footer", "guard",
-    "invalidate_catalogue", "metrics", "navigation", "param_select", "render_filters_sidebar",
+    "metrics", "navigation", "param_select", "render_filters_sidebar",
     "render_map", "set_filters", "table_page", "territory_table",
 ]
 
