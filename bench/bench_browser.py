@@ -74,6 +74,9 @@ st.dataframe(ini[cols], hide_index=True)
 st.caption("Sources : ANCT (floor page)")
 '''
 
+#: The bare page is served as well as Streamlit can: no watching of source files.
+BARE_OPTIONS = ("--server.fileWatcherType", "none")
+
 #: JS: times (ms since navigation start) when the page settled and the map was drawn.
 TIMES_JS = """async ([needMap, limit]) => {
   const settled = () => document.body && document.body.innerText.includes('Sources : ANCT')
@@ -138,14 +141,17 @@ def rss_mb(pid: int) -> float:
 
 
 @contextmanager
-def streamlit_server(script: Path, port: int, env: dict[str, str], serve: bool = False
+def streamlit_server(script: Path, port: int, env: dict[str, str], serve: bool = False,
+                     extra: tuple[str, ...] = ()
                      ) -> Iterator[tuple[str, subprocess.Popen, float]]:
     """``streamlit run script`` on 127.0.0.1:port (``serve``: ``territoires serve``, which
-    loads the data before it listens); yields (base URL, process, seconds to healthy)."""
+    loads the data before it listens; ``extra``: more Streamlit options); yields (base URL,
+    process, seconds to healthy)."""
     log = (OUT / f"streamlit-{port}.log").open("w")
     t0 = time.perf_counter()
     options = ["--server.headless", "true", "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+               "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+               *extra]
     command = ([sys.executable, "-m", "territoires.cli", "serve", "--", *options] if serve
                else [sys.executable, "-m", "streamlit", "run", str(script), *options])
     proc = subprocess.Popen(
@@ -309,7 +315,8 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
     with (sync_playwright() as p,
           streamlit_server(args.app / "app.py", args.port, env,
                            serve=args.launch == "serve") as (base, proc, healthy),
-          streamlit_server(bare, args.port + 1, env) as (bare_base, bare_proc, _)):
+          streamlit_server(bare, args.port + 1, env, extra=BARE_OPTIONS) as (
+              bare_base, bare_proc, _)):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1000},
                                       locale="fr-FR")

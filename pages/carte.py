@@ -16,27 +16,20 @@ with ui.guard():
     filters = ui.render_filters_sidebar()
     st.caption(f"Filtres actifs — {ui.filters_summary(filters, data.index)}")
     area = maps.area_from_filters(filters.territories, data.index)
-    default_level = "departement" if area.national else (
-        "qpv" if all(lvl in ("commune", "qpv") for lvl, _ in filters.territories) else "commune")
     cols = st.columns(3)
     with cols[0]:
         level = ui.param_select("Carte choroplèthe par", "niveau", maps.CHOROPLETH_LEVELS,
-                                default_level)
+                                ui.carte_default_level(filters, area))
     with cols[1]:
-        measure = ui.param_select("Mesure", "mesure", maps.MEASURES, "initiatives")
+        measure = ui.param_select("Mesure", "mesure", maps.MEASURES, ui.CARTE_MEASURE)
     with cols[2]:
         colour_by = ui.param_select("Couleur des initiatives", "couleur", maps.COLOUR_BY,
-                                    "theme")
+                                    ui.CARTE_COLOUR)
     selection = queries.select(data.catalogue, data.index, filters)
     if len(selection.catalogue) == 0:
         ui.empty_selection_info()
     values = queries.aggregate(selection, data.index, level)
-    spec = maps.MapSpec(
-        area=area, choropleth_level=level, measure=measure, values=values,
-        initiatives=ui.initiative_points(data, selection),
-        colour_by=colour_by, selected=filters.territories,
-    )
-    ui.render_map(data, filters, spec)
+    ui.carte_map(data, filters, level, measure, colour_by)
     st.caption("Cliquez sur un territoire (département, commune, QPV…) pour le sélectionner. "
                "Le tableau ci-dessous reprend les valeurs de la carte.")
     st.markdown(f"## {maps.MEASURES[measure]} par territoire "

@@ -27,6 +27,7 @@ from app_env import make_env, tiny_catalogue
 from browser_support import (
     ensure_map_assets,
     expect_text,
+    map_frame,
     process,
     serve_command,
     sign_in,
@@ -225,6 +226,14 @@ def test_two_processes_behind_nginx(deployment: tuple[str, str, Path]) -> None:
             if len(sessions) == len(APP_PORTS):
                 break
         assert len(sessions) == len(APP_PORTS), f"one process served everyone: {sessions}"
+
+        # every process draws the maps: the first was rendered before its server started
+        # (territoires serve), when Streamlit did not register the map component (404)
+        for _, page in sessions.values():
+            for path in ("/carte", "/fiche?id=pau-sport"):
+                page.goto(f"{base}{path}")
+                map_frame(page)
+            page.goto(f"{base}/")
 
         # a catalogue change written by another process (an import on the command line)
         store = Store(url)

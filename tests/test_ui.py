@@ -171,6 +171,11 @@ def test_warm_up_fills_what_app_data_reads(app_env: dict, monkeypatch: pytest.Mo
         assert set(data.display(level)) >= {"qpv", "communes"}
     assert queries.prepare(data.catalogue, data.index).n == len(data.catalogue.initiatives)
     assert not data.points().empty
+    # ... nor renders the national Carte a first visitor opens
+    monkeypatch.setattr(ui, "render_carte", cold)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/carte.py").run()
+    assert not at.exception, [e.value for e in at.exception]
 
 
 def test_initiative_points_cut_from_the_cached_table(app_env: dict) -> None:
@@ -198,3 +203,62 @@ def test_initiative_points_cut_from_the_cached_table(app_env: dict) -> None:
     other = queries.select(Catalogue(**tables), data.index, Filters())
     pd.testing.assert_frame_equal(ui.initiative_points(data, other),
                                   maps.initiative_points(other.catalogue, data.points()))
+
+
+def test_carte_maps_are_rendered_once_per_view(app_env: dict, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    """A view drawn once (catalogue revision, filters, level, measure, colour) is sent
+    again without rendering: 20 first visits of Carte rendered it 20 times (issue 13)."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+    renders: list[tuple] = []
+    real = ui.render_carte
+
+    def counted(*args: object, **kwargs: object) -> object:
+        renders.append(args[1:5])
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ui, "render_carte", counted)
+    data = ui.app_data()
+    view = (Filters(), "departement", "initiatives", "theme")
+    first = ui.carte_rendered(data, *view, base_path="")
+    assert ui.carte_rendered(data, *view, base_path="") is first
+    assert len(renders) == 1
+    theme = sorted({t for ts in data.catalogue.initiatives["themes"] for t in ts})[0]
+    other = ui.carte_rendered(data, Filters(themes=(theme,)), "departement", "initiatives",
+                              "theme", base_path="")
+    assert other is not first and other.feature_group != first.feature_group
+    ui.carte_rendered(data, Filters(), "departement", "funding_eur", "theme", base_path="")
+    ui.carte_rendered(data, *view, base_path="/territoires")  # scripts under another path
+    assert len(renders) == 4
+    # the same filters written in another order are the same view
+    ui.carte_rendered(data, Filters(themes=(theme,)), "departement", "initiatives", "theme",
+                      base_path="")
+    assert len(renders) == 4
+    # a catalogue change moves the revision: the map is rendered anew
+    moved = ui.AppData(data.geo, data.layers, data.index, data.catalogue,
+                       (data.key[0], -1))
+    assert ui.carte_rendered(moved, *view, base_path="") is not first
+    assert len(renders) == 5
+    # a catalogue read outside the cache (no key) is rendered every time
+    uncached = ui.AppData(data.geo, data.layers, data.index, data.catalogue)
+    ui.carte_rendered(uncached, *view, base_path="")
+    ui.carte_rendered(uncached, *view, base_path="")
+    assert len(renders) == 7
+
+
+def test_map_cache_is_bounded_by_size() -> None:
+    from territoires.app.map_component import RenderedMap
+
+    cache = ui._MapCache(100)
+    small = RenderedMap(script="x" * 40, header="", html="", map_id="m")
+    big = RenderedMap(script="x" * 101, header="", html="", map_id="m")
+    assert cache.get(("a",), lambda: small) is small
+    assert cache.get(("b",), lambda: small) is small and len(cache) == 2
+    cache.get(("c",), lambda: small)  # 120 characters: the least recently used goes
+    assert len(cache) == 2
+    built: list[int] = []
+    assert cache.get(("a",), lambda: built.append(1) or small) is small and built == [1]
+    assert cache.get(("big",), lambda: big) is big  # drawn, not kept
+    assert len(cache) == 2

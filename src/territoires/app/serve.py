@@ -52,9 +52,25 @@ def warm(out: object = sys.stderr) -> bool:
     return True
 
 
+#: Streamlit options ``territoires serve`` sets unless given: no watching of the source
+#: files (a development aid: after each session's first script run, Streamlit walks every
+#: imported module to watch its file, 0.3-0.5 s of CPU per new session here, which 20
+#: visitors arriving together paid one after another).
+SERVE_DEFAULTS: tuple[tuple[str, str], ...] = (("server.fileWatcherType", "none"),)
+
+
+def streamlit_argv(script: Path, streamlit_args: list[str]) -> list[str]:
+    """``streamlit run script`` with ``streamlit_args`` and :data:`SERVE_DEFAULTS` (those
+    not given in ``streamlit_args``, as ``--name value`` or ``--name=value``)."""
+    given = {arg[2:].split("=", 1)[0] for arg in streamlit_args if arg.startswith("--")}
+    extra = [part for name, value in SERVE_DEFAULTS if name not in given
+             for part in (f"--{name}", value)]
+    return ["streamlit", "run", str(script), *extra, *streamlit_args]
+
+
 def serve(streamlit_args: list[str], *, warm_first: bool = True) -> int:
     """Warm the caches, then run ``streamlit run app.py *streamlit_args`` in this process
-    (returns when the server stops)."""
+    (returns when the server stops), with :data:`SERVE_DEFAULTS`."""
     from streamlit.web import cli as stcli
 
     script = app_script()
@@ -65,7 +81,7 @@ def serve(streamlit_args: list[str], *, warm_first: bool = True) -> int:
     if warm_first:
         warm()
     argv = sys.argv
-    sys.argv = ["streamlit", "run", str(script), *streamlit_args]
+    sys.argv = streamlit_argv(script, streamlit_args)
     try:
         stcli.main()  # click: exits through SystemExit
     except SystemExit as exc:

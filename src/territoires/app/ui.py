@@ -11,6 +11,7 @@ ui.render_filters_sidebar(); …`` then call :mod:`territoires.analysis.queries`
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import time
@@ -36,7 +37,7 @@ from territoires.analysis.formatting import (
 )
 from territoires.analysis.formatting import filters_summary as _filters_text
 from territoires.analysis.queries import Filters
-from territoires.app import assets
+from territoires.app import assets, map_component
 from territoires.catalogue import auth
 from territoires.catalogue.auth import User
 from territoires.catalogue.model import Catalogue
@@ -262,7 +263,7 @@ def initiative_points(data: AppData, selection: queries.Selection) -> pd.DataFra
 
 #: Steps of :func:`warm_up`, in order (name, what it fills).
 WARM_STEPS: tuple[str, ...] = ("couches", "index", "catalogue", "preparation", "contours",
-                               "points", "initiatives", "agregats", "streamlit")
+                               "points", "initiatives", "agregats", "carte", "streamlit")
 
 
 def warm_up(report: Callable[[str, float], None] | None = None) -> dict[str, float]:
@@ -297,6 +298,10 @@ def warm_up(report: Callable[[str, float], None] | None = None) -> dict[str, flo
         catalogue, index, Filters())))  # type: ignore[arg-type]
     step("agregats", lambda: [index.incidence(level)  # type: ignore[attr-defined]
                               for level in UNIT_LEVELS])
+    # the national Carte as a first visitor opens it (page defaults), rendered once
+    step("carte", lambda: carte_rendered(
+        app_data(), Filters(), carte_default_level(Filters(), maps.Area()), CARTE_MEASURE,
+        CARTE_COLOUR))
     step("streamlit", _warm_streamlit)
     return times
 
@@ -733,29 +738,130 @@ def require_role(user: User, role: str) -> None:
 # ------------------------------------------------------------------------------ map
 
 
-def render_map(data: AppData, filters: Filters, spec: maps.MapSpec, height: int = 620) -> None:
-    """Draw the map; a click on a territory makes it the territory filter (and reruns)."""
-    from streamlit_folium import st_folium
+#: Component key of the Carte page's map.
+CARTE_KEY = "carte"
+#: Default measure and colouring of the Carte page.
+CARTE_MEASURE, CARTE_COLOUR = "initiatives", "theme"
 
+
+def carte_default_level(filters: Filters, area: maps.Area) -> str:
+    """Default choropleth level of the Carte page: départements for France, QPV when only
+    communes and QPV are chosen, communes otherwise."""
+    if area.national:
+        return "departement"
+    if all(level in ("commune", "qpv") for level, _ in filters.territories):
+        return "qpv"
+    return "commune"
+
+#: Characters of rendered maps kept per process (:func:`carte_map`): ~0.5 M per national
+#: view at seed scale, so a hundred views; the least recently drawn go first.
+MAP_CACHE_CHARS = 64_000_000
+
+
+class _MapCache:
+    """Rendered maps of this process, least recently used out first, weighed by size;
+    one map built at a time (concurrent first visits of a view wait for its one build
+    instead of each building it: the build holds the GIL anyway)."""
+
+    def __init__(self, chars: int) -> None:
+        import threading
+
+        from cachetools import LRUCache
+
+        self._maps: LRUCache = LRUCache(maxsize=chars, getsizeof=lambda r: max(r.size, 1))
+        self._lock = threading.Lock()
+        self._build = threading.Lock()
+
+    def get(self, key: tuple[object, ...],
+            build: Callable[[], map_component.RenderedMap]) -> map_component.RenderedMap:
+        """The map of ``key``, built by ``build()`` when absent."""
+        with self._lock:
+            found = self._maps.get(key)
+        if found is not None:
+            return found
+        with self._build:
+            with self._lock:
+                found = self._maps.get(key)
+            if found is None:
+                found = build()
+                # larger than the whole cache (ValueError): drawn, not kept
+                with self._lock, contextlib.suppress(ValueError):
+                    self._maps[key] = found
+        return found
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+
+@st.cache_resource(show_spinner=False)
+def map_cache() -> _MapCache:
+    """This process's cache of rendered maps (emptied with ``st.cache_resource.clear()``)."""
+    return _MapCache(MAP_CACHE_CHARS)
+
+
+def _base_path() -> str:
+    return str(st.get_option("server.baseUrlPath") or "")
+
+
+def carte_spec(data: AppData, filters: Filters, level: str, measure: str,
+               colour_by: str) -> maps.MapSpec:
+    """The Carte page's map of ``filters``: choropleth by ``level`` of ``measure``,
+    initiatives coloured by ``colour_by`` (the view, centre and zoom, is set apart)."""
+    selection = queries.select(data.catalogue, data.index, filters)
+    return maps.MapSpec(
+        area=maps.area_from_filters(filters.territories, data.index),
+        choropleth_level=level, measure=measure,
+        values=queries.aggregate(selection, data.index, level),
+        initiatives=initiative_points(data, selection), colour_by=colour_by,
+        selected=filters.territories,
+    )
+
+
+def render_carte(data: AppData, filters: Filters, level: str, measure: str, colour_by: str,
+                 base_path: str = "") -> map_component.RenderedMap:
+    """Render the Carte page's map (see :func:`carte_spec`) for streamlit-folium: a stable
+    base (same frame for every filter) and the layers that change, swapped in it."""
+    dyn = maps.dynamic_map(data.display("national"), data.display("local"),
+                           carte_spec(data, filters, level, measure, colour_by))
+    assets.localise(dyn.base, base_path=base_path)
+    assets.allow_zoom(dyn.base)
+    for group in dyn.groups:
+        assets.localise(group, base_path=base_path)
+    return map_component.render(dyn.base, dyn.groups, dyn.control, key=CARTE_KEY)
+
+
+def carte_rendered(data: AppData, filters: Filters, level: str, measure: str,
+                   colour_by: str, base_path: str | None = None
+                   ) -> map_component.RenderedMap:
+    """:func:`render_carte`, kept per process for each (catalogue revision, filters,
+    level, measure, colour): a view already drawn for anyone is sent again without being
+    rendered (a catalogue change moves the revision, hence the key)."""
+    path = _base_path() if base_path is None else base_path
+    if not data.key:
+        return render_carte(data, filters, level, measure, colour_by, path)
+    key = (data.key, data.geo, tuple(sorted(filters.to_params().items())), level, measure,
+           colour_by, path)
+    return map_cache().get(
+        key, lambda: render_carte(data, filters, level, measure, colour_by, path))
+
+
+def carte_map(data: AppData, filters: Filters, level: str, measure: str, colour_by: str,
+              height: int = 620) -> None:
+    """Draw the Carte page's map; a click on a territory makes it the territory filter
+    (and reruns). The view (centre, zoom) follows the territory filter, and stays where
+    the user moved it while that filter stays."""
     area_key = filters.territories
     view = st.session_state.get("_map_view")
     if view and view[0] == area_key:
-        spec.center, spec.zoom = view[1], view[2]
+        center, zoom = view[1], view[2]
     else:
-        spec.center, spec.zoom = maps.view_for(
-            maps.area_bounds(data.display("local"), spec.area))
-        st.session_state["_map_view"] = (area_key, spec.center, spec.zoom)
-    # a stable base map (same script, same frame) and the layers that change, swapped by
-    # streamlit-folium in the same Leaflet map: no new frame, no Leaflet reload per change
-    dyn = maps.dynamic_map(data.display("national"), data.display("local"), spec)
-    serve_map_assets(dyn.base)
-    for group in dyn.groups:
-        assets.localise(group, base_path=str(st.get_option("server.baseUrlPath") or ""))
-    returned = st_folium(
-        dyn.base, key="carte", height=height, use_container_width=True,
-        returned_objects=["last_active_drawing"], center=spec.center, zoom=spec.zoom,
-        feature_group_to_add=dyn.groups, layer_control=dyn.control,
-    )
+        area = maps.area_from_filters(filters.territories, data.index)
+        center, zoom = maps.view_for(maps.area_bounds(data.display("local"), area))
+        st.session_state["_map_view"] = (area_key, center, zoom)
+    rendered = carte_rendered(data, filters, level, measure, colour_by)
+    returned = map_component.draw(
+        rendered, key=CARTE_KEY, height=height, returned_objects=["last_active_drawing"],
+        center=center, zoom=zoom)
     clicked = maps.clicked_territory(returned)
     if clicked and clicked != st.session_state.get("_last_click"):
         st.session_state["_last_click"] = clicked
@@ -767,7 +873,7 @@ def render_map(data: AppData, filters: Filters, spec: maps.MapSpec, height: int 
 def serve_map_assets(fmap: object) -> None:
     """Load the map's scripts and styles from the app (``static/vendor``, see
     :mod:`territoires.app.assets`), the CDN only for files not fetched; let users zoom."""
-    assets.localise(fmap, base_path=str(st.get_option("server.baseUrlPath") or ""))
+    assets.localise(fmap, base_path=_base_path())
     assets.allow_zoom(fmap)
 
 
@@ -777,10 +883,10 @@ def fmt_big(value: float | None) -> str:
 
 
 __all__ = [
-    "APP_TITLE", "NNBSP", "AppData", "app_data", "current_filters", "empty_selection_info",
-    "filters_summary", "fmt_big", "fmt_eur", "fmt_int", "fmt_pct", "footer", "guard",
-    "metrics", "navigation", "param_select", "render_filters_sidebar",
-    "render_map", "set_filters", "table_page", "territory_table",
+    "APP_TITLE", "NNBSP", "AppData", "app_data", "carte_map", "current_filters",
+    "empty_selection_info", "filters_summary", "fmt_big", "fmt_eur", "fmt_int", "fmt_pct",
+    "footer", "guard", "metrics", "navigation", "param_select", "render_filters_sidebar",
+    "set_filters", "table_page", "territory_table",
 ]
 
 
@@ -841,10 +947,9 @@ def print_style() -> None:
 
 def static_map(fmap: object, key: str, height: int = 420) -> None:
     """Draw a folium map that returns nothing to the app (no rerun on interaction)."""
-    from streamlit_folium import st_folium
-
     serve_map_assets(fmap)
-    st_folium(fmap, key=key, height=height, use_container_width=True, returned_objects=[])
+    map_component.draw(map_component.render(fmap, key=key),  # type: ignore[arg-type]
+                       key=key, height=height, returned_objects=[])
 
 
 def url_territories_picker(label: str, name: str, max_selections: int = 4,

@@ -1,0 +1,184 @@
+"""Folium maps rendered once, drawn many times (streamlit-folium's component).
+
+``st_folium`` renders its folium objects (Jinja templates, one per element) into the
+strings its browser component takes, on every script run: 150-400 ms of server CPU for
+the dashboard's map, paid by every session's every rerun and serialised by the GIL when
+many visitors come at once (issue 13: 20 first visits of Carte, median 12.6 s). Here the
+rendering (:func:`render`) is apart from the drawing (:func:`draw`), so the app caches the
+:class:`RenderedMap` of a view (see ``ui.carte_map``) and draws it again at almost no cost.
+
+:func:`render` produces what ``st_folium`` sends (same script, header, HTML, feature
+groups, layer control, links; checked by ``tests/test_map_component.py`` against
+``st_folium`` itself), with streamlit-folium's own helpers; :func:`draw` calls its
+component with those strings. Both rely on streamlit-folium's module internals, hence the
+version range of ``streamlit-folium`` in ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import branca
+import folium
+import folium.elements
+import streamlit as st
+import streamlit_folium as sf
+
+
+@dataclass(frozen=True)
+class RenderedMap:
+    """The strings of a folium map for streamlit-folium's browser component."""
+
+    script: str
+    header: str
+    html: str
+    map_id: str
+    #: JavaScript adding the feature groups to the map (``None``: none given)
+    feature_group: str | None = None
+    #: JavaScript of the layer control of the feature groups (``None``: none given)
+    layer_control: str | None = None
+    css_links: tuple[str, ...] = ()
+    js_links: tuple[str, ...] = ()
+    bounds: tuple[tuple[float | None, float | None], ...] = ((None, None), (None, None))
+    zoom: object = None
+    #: What the map's base script is keyed by in the browser (same: same frame)
+    component_key: str = field(default="", compare=False)
+
+    @property
+    def size(self) -> int:
+        """Characters sent to the browser (a cache's weight)."""
+        return sum(len(s or "") for s in (self.script, self.header, self.html,
+                                           self.feature_group, self.layer_control))
+
+
+def _links(fmap: folium.Map) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(css, js) links of the map's elements, in streamlit-folium's order."""
+    css: list[str] = []
+    js: list[str] = []
+
+    def walk(element: object) -> object:
+        if isinstance(element, branca.colormap.ColorMap):
+            yield element
+        if isinstance(element, folium.elements.JSCSSMixin):
+            yield element
+        for child in getattr(element, "_children", {}).values():
+            yield from walk(child)
+
+    for element in walk(fmap):
+        if isinstance(element, branca.colormap.ColorMap):
+            js.insert(0, "https://cdnjs.cloudflare.com/ajax/libs/d3/3.5.5/d3.min.js")
+            js.insert(0, "https://d3js.org/d3.v4.min.js")
+        css.extend(href for _, href in getattr(element, "default_css", []))
+        js.extend(src for _, src in getattr(element, "default_js", []))
+    return tuple(dict.fromkeys(css)), tuple(dict.fromkeys(js))
+
+
+def render(fmap: folium.Map, feature_groups: Sequence[folium.FeatureGroup] = (),
+           layer_control: folium.LayerControl | None = None, *,
+           key: str | None = None) -> RenderedMap:
+    """Render ``fmap`` (a ``folium.Map``), its ``feature_groups`` and ``layer_control``
+    as ``st_folium(fmap, key=key, feature_group_to_add=..., layer_control=...)`` does.
+    The folium objects are changed by the rendering (as by ``st_folium``): render fresh
+    ones each time."""
+    if not isinstance(fmap, folium.Map):
+        raise TypeError(f"folium.Map attendue, reçu {type(fmap).__name__}")
+    fmap.get_root().render()
+    fmap.render()
+    html = sf._get_html(fmap)
+    header = sf._get_header(fmap)
+    script = sf._get_map_string(fmap)
+    map_id = sf.get_full_id(fmap)
+    try:
+        bounds = fmap.get_bounds()
+    except AttributeError:
+        bounds = [[None, None], [None, None]]
+    groups = None
+    if feature_groups:
+        groups = "".join(sf._get_feature_group_string(group, map=fmap, idx=i)
+                         for i, group in enumerate(feature_groups))
+    control = (None if layer_control is None
+               else sf._get_layer_control_string(layer_control, fmap))
+    css, js = _links(fmap)
+    return RenderedMap(
+        script=script, header=header, html=html, map_id=map_id, feature_group=groups,
+        layer_control=control, css_links=css, js_links=js,
+        bounds=tuple(tuple(corner) for corner in bounds),  # type: ignore[misc]
+        zoom=fmap.options.get("zoom"),
+        component_key=sf.generate_js_hash(script, key, False),
+    )
+
+
+def _bounds_dict(bounds: Sequence[Sequence[float | None]]) -> dict[str, dict[str, object]]:
+    (south, west), (north, east) = bounds
+    return {"_southWest": {"lat": south, "lng": west},
+            "_northEast": {"lat": north, "lng": east}}
+
+
+def defaults(rendered: RenderedMap, returned_objects: Sequence[str] | None) -> dict:
+    """The value the component returns before any interaction (as ``st_folium``)."""
+    every = {
+        "last_clicked": None, "last_object_clicked": None,
+        "last_object_clicked_count": None, "last_object_clicked_tooltip": None,
+        "last_object_clicked_popup": None, "all_drawings": None,
+        "last_active_drawing": None, "bounds": _bounds_dict(rendered.bounds),
+        "zoom": rendered.zoom, "last_circle_radius": None, "last_circle_polygon": None,
+        "selected_layers": None, "selected_tags": None, "last_geocoder_result": None,
+    }
+    return {k: v for k, v in every.items()
+            if returned_objects is None or k in returned_objects}
+
+
+def component_kwargs(rendered: RenderedMap, *, key: str | None, height: int,
+                     width: int | None = None, returned_objects: Sequence[str] | None = None,
+                     center: tuple[float, float] | None = None, zoom: int | None = None
+                     ) -> dict[str, object]:
+    """Arguments of streamlit-folium's component for ``rendered`` (without ``on_change``)."""
+    returned = None if returned_objects is None else list(returned_objects)
+    return dict(
+        script=rendered.script, header=rendered.header, html=rendered.html,
+        id=rendered.map_id, key=rendered.component_key or sf.generate_js_hash(
+            rendered.script, key, False),
+        height=height, width=width, returned_objects=returned,
+        default=defaults(rendered, returned_objects), zoom=zoom, center=center,
+        feature_group=rendered.feature_group, return_on_hover=False,
+        layer_control=rendered.layer_control, pixelated=False,
+        css_links=list(rendered.css_links), js_links=list(rendered.js_links),
+        wrap_longitude=False,
+    )
+
+
+def component() -> object:
+    """streamlit-folium's component, registered with this server's runtime. Streamlit
+    registers a component declared at import only when the import happens inside a script
+    run: ``territoires serve`` renders the first map (importing streamlit_folium) before
+    the server starts, and the browser then got a 404 for the component's page."""
+    from streamlit import runtime
+
+    declared = sf._component_func
+    if runtime.exists():
+        registry = runtime.get_instance().component_registry
+        if registry.get_component(declared.name) is None:
+            registry.register_component(declared)
+    return declared
+
+
+def draw(rendered: RenderedMap, *, key: str | None, height: int,
+         use_container_width: bool = True, width: int = 500,
+         returned_objects: Sequence[str] | None = None,
+         center: tuple[float, float] | None = None, zoom: int | None = None,
+         on_change: Callable[[], None] | None = None) -> dict | None:
+    """Draw ``rendered`` (see :func:`render`, which must have been given the same ``key``)
+    as ``st_folium`` would; returns what the map returns (``returned_objects``)."""
+    kwargs = component_kwargs(rendered, key=key, height=height,
+                              width=None if use_container_width else width,
+                              returned_objects=returned_objects, center=center, zoom=zoom)
+    hash_key = kwargs["key"]
+
+    def changed() -> None:
+        if key is not None:
+            st.session_state[key] = st.session_state.get(hash_key, {})
+        if on_change is not None:
+            on_change()
+
+    return component()(**kwargs, on_change=changed)  # type: ignore[operator]
