@@ -74,8 +74,8 @@ st.dataframe(ini[cols], hide_index=True)
 st.caption("Sources : ANCT (floor page)")
 '''
 
-#: The bare page is served as well as Streamlit can: no watching of source files.
-BARE_OPTIONS = ("--server.fileWatcherType", "none")
+#: The bare page is served as well as Streamlit can (as territoires serve serves the app).
+BARE_OPTIONS = ("--server.fileWatcherType", "none", "--runner.postScriptGC", "false")
 
 #: JS: times (ms since navigation start) when the page settled and the map was drawn.
 TIMES_JS = """async ([needMap, limit]) => {
