@@ -39,11 +39,12 @@ with ui.guard():
         st.success("Toute la zone filtrée est touchée par au moins une initiative.")
     else:
         shown = uncovered.head(views.MAX_HIGHLIGHTS)
-        fmap = views.territories_map(
+        ui.static_map(lambda: views.territories_map(
             data.display("national"), data.display("local"), data.index,
             [(level, c) for c in shown["code"]], "Non touchés",
-            area_territories=list(filters.territories))
-        ui.static_map(fmap, key="couverture_map", height=480)
+            area_territories=list(filters.territories)),
+            key="couverture_map", height=480, data=data,
+            view=(tuple(sorted(filters.to_params().items())), level))
         if len(uncovered) > len(shown):
             st.caption(f"La carte montre les {fmt_int(len(shown))} premiers du classement ; "
                        "le tableau les liste tous.")

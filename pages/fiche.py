@@ -41,11 +41,11 @@ with ui.guard():
         st.dataframe(views.territories_table(data.catalogue, data.index, ident),
                      hide_index=True, width="stretch")
     with right:
-        fmap = views.territories_map(data.display("national"), data.display("local"),
-                                     data.index, views.initiative_territories(data.catalogue,
-                                                                              ident),
-                                     "Territoires de l'initiative", compact=True)
-        ui.static_map(fmap, key="fiche_map", height=430)
+        ui.static_map(lambda: views.territories_map(
+            data.display("national"), data.display("local"), data.index,
+            views.initiative_territories(data.catalogue, ident),
+            "Territoires de l'initiative", compact=True),
+            key="fiche_map", height=430, data=data, view=(ident,))
     for field, title in views.FICHE_SECTIONS:
         st.header(title)
         st.markdown(views.md_text(record.get(field)))

@@ -262,3 +262,33 @@ def test_map_cache_is_bounded_by_size() -> None:
     assert cache.get(("a",), lambda: built.append(1) or small) is small and built == [1]
     assert cache.get(("big",), lambda: big) is big  # drawn, not kept
     assert len(cache) == 2
+
+
+def test_static_maps_are_rendered_once_per_view(app_env: dict,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fiche and Couverture maps are kept per (revision, page key, view), like Carte's."""
+    import folium
+    import streamlit as st
+
+    from territoires.app import map_component
+
+    st.cache_resource.clear()
+    drawn: list[map_component.RenderedMap] = []
+    monkeypatch.setattr(map_component, "draw", lambda rendered, **_: drawn.append(rendered))
+    builds: list[str] = []
+
+    def build(name: str) -> folium.Map:
+        builds.append(name)
+        fmap = folium.Map(location=[45, 0], zoom_start=6, tiles=None)
+        folium.CircleMarker([45, 0], radius=3, tooltip=name).add_to(fmap)
+        return fmap
+
+    data = ui.app_data()
+    for ident in ("a", "a", "b", "a"):
+        ui.static_map(lambda ident=ident: build(ident), key="fiche_map", data=data,
+                      view=(ident,))
+    assert builds == ["a", "b"] and drawn[0] is drawn[1] is drawn[3]
+    ui.static_map(lambda: build("c"), key="couverture_map", data=data, view=("a",))
+    ui.static_map(lambda: build("d"), key="fiche_map")  # no data: never kept
+    ui.static_map(lambda: build("d"), key="fiche_map")
+    assert builds == ["a", "b", "c", "d", "d"]

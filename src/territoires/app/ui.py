@@ -945,11 +945,25 @@ def print_style() -> None:
     st.html(PRINT_CSS)
 
 
-def static_map(fmap: object, key: str, height: int = 420) -> None:
-    """Draw a folium map that returns nothing to the app (no rerun on interaction)."""
-    serve_map_assets(fmap)
-    map_component.draw(map_component.render(fmap, key=key),  # type: ignore[arg-type]
-                       key=key, height=height, returned_objects=[])
+def static_map(build: Callable[[], object], key: str, height: int = 420, *,
+               data: AppData | None = None, view: tuple[object, ...] = ()) -> None:
+    """Draw the folium map that ``build()`` makes; it returns nothing to the app (no rerun
+    on interaction). With ``data``, the rendered map is kept per process for each
+    (catalogue revision, ``key``, ``view``): ``view`` holds whatever else the map depends on
+    (an initiative's id, the filters...), and ``build`` is called only for a new one."""
+    path = _base_path()
+
+    def render() -> map_component.RenderedMap:
+        fmap = build()
+        assets.localise(fmap, base_path=path)
+        assets.allow_zoom(fmap)
+        return map_component.render(fmap, key=key)  # type: ignore[arg-type]
+
+    if data is not None and data.key:
+        rendered = map_cache().get((data.key, data.geo, key, view, path), render)
+    else:
+        rendered = render()
+    map_component.draw(rendered, key=key, height=height, returned_objects=[])
 
 
 def url_territories_picker(label: str, name: str, max_selections: int = 4,
