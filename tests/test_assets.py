@@ -149,3 +149,19 @@ def test_cli_assets_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert cli.main(["assets", "fetch"]) == 0
     assert cli.main(["assets", "verify"]) == 0
     assert "intactes" in capsys.readouterr().out
+
+
+def test_localise_drops_jquery_unless_a_folium_popup_needs_it(tmp_path: Path) -> None:
+    """jQuery is one more script loaded before the map draws; only folium's popups use it."""
+    static = _fake_static(tmp_path)
+
+    def scripts(m: folium.Map) -> list[str]:
+        assets.localise(m, static=static)
+        return [u for e in assets._walk(m) for _, u in getattr(e, "default_js", [])]
+
+    plain = folium.Map()
+    folium.CircleMarker([45, 0], radius=3, tooltip="x").add_to(plain)
+    assert not any("jquery" in u for u in scripts(plain))
+    with_popup = folium.Map()
+    folium.CircleMarker([45, 0], radius=3, popup=folium.Popup("x")).add_to(with_popup)
+    assert any("jquery" in u for u in scripts(with_popup))

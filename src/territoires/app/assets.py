@@ -10,8 +10,8 @@ is unpacked, into the app's ``static/`` folder (git-ignored), which Streamlit se
 :func:`localise` then rewrites a folium map's script and style links to those files, file
 by file, keeping the CDN address only for a file that is absent (fall-back), and drops the
 CDN libraries our maps never use (Bootstrap, Font Awesome, awesome-markers) unless the map
-has a ``folium.Icon``. A ``manifest.json`` beside the files records each file's ``sha256``;
-:func:`verify` re-checks them.
+has a ``folium.Icon``, and jQuery unless it has a ``folium.Popup``. A ``manifest.json``
+beside the files records each file's ``sha256``; :func:`verify` re-checks them.
 
 No streamlit import here (pure functions + the npm edge).
 """
@@ -108,6 +108,11 @@ ICON_ONLY: frozenset[str] = frozenset({
     "bootstrap", "bootstrap_css", "glyphicons_css", "awesome_markers",
     "awesome_markers_font_css", "awesome_markers_css", "awesome_rotate_css",
 })
+
+#: folium's jQuery, used only by ``folium.Popup`` and a map's ``objects_to_stay_in_front``
+#: (our layers bind their popups with Leaflet): one script fewer loaded, one after the
+#: other, before a map draws.
+JQUERY_ONLY: frozenset[str] = frozenset({"jquery"})
 
 #: URL path where Streamlit serves the app's ``static/`` folder.
 STATIC_URL = "/app/static"
@@ -286,7 +291,10 @@ def localise(fmap: object, static: Path | None = None, base_path: str = "") -> o
     import folium
 
     elements = list(_walk(fmap))
-    uses_icons = any(isinstance(e, folium.Icon) for e in elements)
+    dropped = set() if any(isinstance(e, folium.Icon) for e in elements) else set(ICON_ONLY)
+    if not any(isinstance(e, folium.Popup) or getattr(e, "objects_to_stay_in_front", None)
+               for e in elements):
+        dropped |= JQUERY_ONLY
     for element in elements:
         for attr in ("default_js", "default_css"):
             links = getattr(element, attr, None)
@@ -294,7 +302,7 @@ def localise(fmap: object, static: Path | None = None, base_path: str = "") -> o
                 continue
             setattr(element, attr, [
                 (name, static_url(url, static, base_path)) for name, url in links
-                if uses_icons or name not in ICON_ONLY
+                if name not in dropped
             ])
     return fmap
 
