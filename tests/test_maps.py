@@ -7,6 +7,7 @@ import json
 import math
 import re
 
+import folium
 import pandas as pd
 import pytest
 import shapely
@@ -474,3 +475,35 @@ def test_dynamic_map_text_never_runs_as_template(display: dict, text: str) -> No
     assert any(s.startswith(f"{text} ") for s in strings)
     assert text not in groups  # braces only as character references
     assert f"{os.getpid()} " not in groups
+
+
+@pytest.mark.parametrize("values", [
+    ["Cenon", "<b>x</b> & 'y' \"z\"", "{{7*7}} {% if %}", None, float("nan"), "é – ok", ""],
+    pd.Series(["a&b", None, "{x}"], dtype="string[pyarrow]"),
+    pd.Series(["<i>", "<i>", "ok"], dtype="category"),
+    [1, 2.5, None, True, "mixed <"],
+    [],
+])
+def test_property_columns_escaped_at_once_as_value_by_value(values: object) -> None:
+    """The vectorised escaping of a column gives exactly what :func:`maps._prop` gives."""
+    expected = [maps._prop(None if v is pd.NA else v) for v in list(values)]
+    assert maps._prop_values(values) == expected
+    assert not any("{" in v or "<" in v for v in maps._prop_values(values)
+                   if isinstance(v, str))
+
+
+def test_compact_layer_script_is_written_not_compiled() -> None:
+    """A compact layer's script (its whole payload) enters the figure as plain text: branca
+    compiled it as a Jinja template at every render (40 % of a map's render time)."""
+    payload = maps.compact_rows([shapely.Point(-0.5, 44.8)] * 3,
+                                {"nom": ["Cenon"] * 3, "code": ["33119"] * 3}, 4)
+    fmap = folium.Map(tiles=None)
+    layer = maps.CompactGeoJson(payload, "Communes", "{}")
+    layer.add_to(fmap)
+    page = fmap.get_root().render()
+    child = fmap.get_root().script._children[layer.get_name()]
+    assert isinstance(child, maps.RenderedText) and "Cenon" in child.text
+    assert "Cenon" in page and f"{layer.get_name()}.addTo(" in page
+    hidden = maps.CompactGeoJson(payload, "QPV", "{}", show=False)
+    hidden.add_to(fmap)
+    assert f"{hidden.get_name()}.addTo(" not in fmap.get_root().render()

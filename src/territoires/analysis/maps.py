@@ -27,10 +27,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import Element, MacroElement
-from folium.elements import JSCSSMixin
+from branca.element import Element, Figure, MacroElement
+from folium.elements import ElementAddToElement, JSCSSMixin
 from folium.plugins import MarkerCluster
 from folium.template import Template as FoliumTemplate
+from folium.utilities import get_obj_in_upper_tree
 from jinja2 import Template
 
 from territoires.analysis.formatting import fmt_eur, fmt_eur_short, fmt_int, fmt_pct
@@ -464,18 +465,40 @@ def _prop(value: object) -> object:
     return _esc(value)
 
 
+#: :func:`_esc` as replacements, ``&`` first (``html.escape(quote=True)``, then braces).
+_ESCAPES: tuple[tuple[str, str], ...] = (
+    ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;"),
+    ("{", "&#123;"), ("}", "&#125;"))
+
+
+def _prop_values(values: Iterable[object]) -> list[object]:
+    """:func:`_prop` of each value; a column of strings is escaped at once (Arrow string
+    kernels), not value by value: the national QPV layer's 3,000 names and codes took
+    20-40 ms per map in ``html.escape``."""
+    series = values if isinstance(values, pd.Series) else pd.Series(list(values),
+                                                                     dtype=object)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(object)
+    if len(series) == 0 or pd.api.types.infer_dtype(series, skipna=True) != "string":
+        return [_prop(v) for v in series]
+    text = series.astype("string[pyarrow]")
+    for char, ref in _ESCAPES:
+        text = text.str.replace(char, ref, regex=False)
+    return text.astype(object).where(text.notna(), None).tolist()
+
+
 def compact_rows(
     geoms: Iterable[object], properties: Mapping[str, Iterable[object]], decimals: int,
 ) -> dict:
     """The compact payload of a layer (see :data:`_DECODER`): strings HTML-escaped, numbers
     kept, features without geometry dropped."""
-    cols = [list(v) for v in properties.values()]
+    cols = [_prop_values(v) for v in properties.values()]
     rows = []
     for i, geom in enumerate(geoms):
         encoded = encode_geometry(geom, decimals)
         if encoded is None:
             continue
-        rows.append([_prop(col[i]) for col in cols] + [encoded])
+        rows.append([col[i] for col in cols] + [encoded])
     return {"s": 10 ** decimals, "k": list(properties), "f": rows}
 
 
@@ -510,6 +533,37 @@ class CompactGeoJson(folium.GeoJson):
 
     def _get_self_bounds(self) -> list[list[float | None]]:
         return [[None, None], [None, None]]
+
+    def render(self, **kwargs: Any) -> None:
+        """As folium's ``GeoJson.render`` and ``Layer.render`` (added to its parent when
+        shown), but the script goes into the figure as plain text (:class:`RenderedText`):
+        branca wraps each element's rendered script in a new template, so that the whole
+        payload (hundreds of kB of coordinates) was compiled by Jinja at every render, 40 %
+        of a map's render time, for nothing (the output is never a template)."""
+        figure = self.get_root()
+        if not isinstance(figure, Figure):
+            raise TypeError("rendu impossible hors d'une figure")
+        self.parent_map = get_obj_in_upper_tree(self, folium.Map)
+        if self.show:
+            self.add_child(ElementAddToElement(element_name=self.get_name(),
+                                               element_parent_name=self._parent.get_name()),
+                           name=self.get_name() + "_add")
+        figure.script.add_child(RenderedText(self._template.module.script(self, kwargs)),
+                                name=self.get_name())
+        for child in self._children.values():
+            child.render(**kwargs)
+
+
+class RenderedText(Element):
+    """Text already rendered, written out as it is: never compiled as a template."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def render(self, **kwargs: Any) -> str:
+        """The text itself."""
+        return self.text
 
 
 def _table_js(rows: list[tuple[str, str]]) -> str:
