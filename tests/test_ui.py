@@ -198,3 +198,19 @@ def test_initiative_points_cut_from_the_cached_table(app_env: dict) -> None:
     other = queries.select(Catalogue(**tables), data.index, Filters())
     pd.testing.assert_frame_equal(ui.initiative_points(data, other),
                                   maps.initiative_points(other.catalogue, data.points()))
+
+
+def test_layers_held_without_polygons(app_env: dict) -> None:
+    """The process holds the communes' (EPCI, départements, régions) attributes, not their
+    full polygons (~100 MB for France: the map draws the display layers); an export still
+    gets them through ``Layers.layer``."""
+    import geopandas as gpd
+
+    from territoires import config
+
+    layers = ui._layers(str(config.geo_dir()))
+    for name in ("communes", "epci", "departements", "regions"):
+        assert "geometry" not in getattr(layers, name).columns
+        assert isinstance(layers.layer(name), gpd.GeoDataFrame)
+        assert layers.layer(name).geometry.notna().any()
+    assert layers.qpv.geometry.notna().any()  # the QPV centroids the map adds
