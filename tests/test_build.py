@@ -487,3 +487,57 @@ def test_qpv_on_a_merged_commune_gets_the_current_code(tmp_path: Path):
     q = load_layers(tmp_path / "geo").qpv.set_index("code_qp")
     assert list(q.loc["QN03307M", "communes"]) == ["33063"]
     assert "1 QPV sur une commune fusionnée" in " ".join(_status(tmp_path / "geo")["qpv"]["notes"])
+
+
+def test_layers_read_without_polygons(mirror_built, tiny_geo_dir: Path):
+    """``load_layers(polygons=False)`` (what the server holds): the polygon layers without
+    their geometry, the same attribute columns; ``layer()`` and ``items()`` still give the
+    full layers (the geographic exports), read again from disk; the other layers are whole."""
+    from exchange_helpers import _one
+    from territoires.catalogue.export import export_bytes
+    from territoires.pipeline.layers import POLYGON_LAYERS
+    from territoires.pipeline.territories import TerritoryIndex
+
+    for geo in (mirror_built[0], tiny_geo_dir):
+        full = load_layers(geo)
+        light = load_layers(geo, polygons=False)
+        assert light.light == frozenset(POLYGON_LAYERS) and not full.light
+        for name in LAYER_SCHEMAS:
+            held = getattr(light, name)
+            if name in POLYGON_LAYERS:
+                assert "geometry" not in held.columns and not isinstance(held, gpd.GeoDataFrame)
+                pd.testing.assert_frame_equal(
+                    held, pd.DataFrame(getattr(full, name).drop(columns="geometry")))
+            else:
+                assert list(held.geometry.to_wkb()) == list(getattr(full, name).geometry.to_wkb())
+            again = light.layer(name)
+            assert isinstance(again, gpd.GeoDataFrame) and again.crs == full.layer(name).crs
+            pd.testing.assert_frame_equal(pd.DataFrame(again.drop(columns="geometry")),
+                                          pd.DataFrame(full.layer(name).drop(columns="geometry")))
+            assert list(again.geometry.to_wkb()) == list(full.layer(name).geometry.to_wkb())
+        assert [n for n, _ in light.items()] == list(LAYER_SCHEMAS)
+        assert all(isinstance(g, gpd.GeoDataFrame) for _, g in light.items())
+        pd.testing.assert_frame_equal(TerritoryIndex.from_layers(light).table,
+                                      TerritoryIndex.from_layers(full).table)
+    # the geographic export of light layers is the export of the full ones
+    index = TerritoryIndex.from_layers(load_layers(tiny_geo_dir))
+    cat = _one()
+    assert export_bytes(cat, "geojson", layers=load_layers(tiny_geo_dir, polygons=False),
+                        index=index) == export_bytes(cat, "geojson",
+                                                     layers=load_layers(tiny_geo_dir),
+                                                     index=index)
+
+
+def test_layers_without_polygons_check_their_files(tiny_geo_dir: Path):
+    from territoires.errors import LayersMissingError
+
+    communes = gpd.read_parquet(tiny_geo_dir / "communes.parquet")
+    communes.to_crs("EPSG:2154").to_parquet(tiny_geo_dir / "communes.parquet")
+    with pytest.raises(LayerError, match="EPSG:4326"):
+        load_layers(tiny_geo_dir, polygons=False)
+    (tiny_geo_dir / "communes.parquet").write_bytes(b"not parquet")
+    with pytest.raises(LayerError, match="Lecture impossible"):
+        load_layers(tiny_geo_dir, polygons=False)
+    (tiny_geo_dir / "communes.parquet").unlink()
+    with pytest.raises(LayersMissingError, match="communes"):
+        load_layers(tiny_geo_dir, polygons=False)

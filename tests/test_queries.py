@@ -530,3 +530,62 @@ def test_seed_coverage_parentalite_college_in_gironde(seeds: Catalogue,
     # Quartier Bourg spans Pineuilh and Sainte-Foy-la-Grande: counted once in the total
     assert com["code"].tolist() == ["33324", "33402", "33138"]
     assert queries.coverage_summary(sel, seed_index, "commune").inhabitants_unreached == 4_179
+
+
+# --- the compact prepared form (issue 13: memory of one server process)
+
+
+def test_coded_column_filters_like_the_strings() -> None:
+    import pandas as pd
+
+    from territoires.analysis.queries import Coded
+
+    values = pd.Series(["caf", None, "etat", "caf", "", "commune"], dtype="object")
+    coded = Coded.of(values)
+    assert coded.codes.dtype == np.int8 and len(coded) == len(values)
+    plain = values.astype("str").fillna("").to_numpy(dtype=object)
+    assert list(coded.decoded()) == list(plain)
+    for wanted in [("caf",), ("etat", "commune"), ("",), ("nothing",), ()]:
+        assert coded.isin(wanted).tolist() == np.isin(plain, list(wanted)).tolist()
+    empty = Coded.of(pd.Series([], dtype="str"))
+    assert empty.isin(("caf",)).tolist() == [] and list(empty.decoded()) == []
+    many = Coded.of(pd.Series([f"v{i}" for i in range(300)]))
+    assert many.codes.dtype == np.int16 and many.isin(("v299",)).sum() == 1
+
+
+def test_prepared_catalogue_holds_codes_not_texts(catalogue: Catalogue,
+                                                  index: TerritoryIndex) -> None:
+    """No folded copy of every text (the inverted index answers the search), small integer
+    codes for maturity, funder types and schemes, int32 postings."""
+    import dataclasses
+
+    p = prepare(catalogue, index)
+    assert "haystack" not in {f.name for f in dataclasses.fields(p)}
+    for coded, column in ((p.maturity, catalogue.initiatives["maturity"]),
+                          (p.f_funder_type, catalogue.funding["funder_type"]),
+                          (p.f_scheme, catalogue.funding["scheme"])):
+        assert coded.codes.dtype == np.int8
+        assert list(coded.decoded()) == list(column.astype("str").fillna(""))
+    assert p.token_postings.dtype == np.int32
+
+
+@given(st.sampled_from(["théâtre", "THEATRE", "atre", "coll", "zay", "éclat", "e", "de la",
+                        "bordeaux", "quartier", "’", "jean-", "zzz"]))
+def test_text_search_is_a_substring_search_of_the_folded_texts(
+        catalogue: Catalogue, index: TerritoryIndex, word: str) -> None:
+    """The search without a kept folded text finds what a substring search of the folded
+    title, summary, objectives, actions, results and structure names finds."""
+    from territoires.vocab import fold
+
+    cat, idx = catalogue, index
+    texts = {}
+    for _, r in cat.initiatives.iterrows():
+        texts[r["id"]] = " ".join(fold(str(r[c])) for c in
+                                  ("title", "summary", "objectives", "actions", "results")
+                                  if isinstance(r.get(c), str))
+    for _, o in cat.organisations.iterrows():
+        texts[o["initiative_id"]] = texts.get(o["initiative_id"], "") + " " + fold(o["name"])
+    words = fold(word).split()
+    expected = sorted(i for i, t in texts.items()
+                      if all(w in t for w in words))
+    assert ids(select(cat, idx, Filters(text=word))) == expected

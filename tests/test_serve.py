@@ -33,12 +33,15 @@ def test_serve_warms_then_runs_streamlit(tmp_path: Path, monkeypatch: pytest.Mon
     calls = _fake_streamlit(monkeypatch)
     order: list[str] = []
     monkeypatch.setattr(serve, "warm", lambda: order.append("warm") or True)
+    monkeypatch.setattr(serve, "tune_allocators", lambda: order.append("tune") or [])
+    monkeypatch.setattr(serve, "release_memory", lambda: order.append("release"))
     argv = ["serve", *(["--no-warm"] if no_warm else []), "--", "--server.port", "8675"]
     assert cli.main(argv) == 0
     assert calls == [["streamlit", "run", str(tmp_path / "app.py"),
                       "--server.fileWatcherType", "none", "--runner.postScriptGC", "false",
                       "--server.port", "8675"]]
-    assert order == ([] if no_warm else ["warm"])
+    # allocators tuned before anything is loaded; the warm-up's freed pages handed back
+    assert order == (["tune"] if no_warm else ["tune", "warm", "release"])
     assert sys.argv[0] != "streamlit"  # restored
 
 
@@ -91,3 +94,24 @@ def test_warm_freezes_what_it_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_tune_allocators_caps_arenas_and_gives_arrow_the_system_pool(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+
+    before = pa.default_memory_pool()
+    try:
+        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+        done = serve.tune_allocators()
+        assert pa.default_memory_pool().backend_name == "system"
+        assert "arrow system pool" in done
+        if serve._libc() is not None:  # glibc
+            assert f"malloc arenas {serve.MALLOC_ARENAS}" in done
+        pa.set_memory_pool(before)
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", before.backend_name)
+        assert "arrow system pool" not in serve.tune_allocators()
+        assert pa.default_memory_pool().backend_name == before.backend_name  # left alone
+        serve.release_memory()  # runs on any allocator
+    finally:
+        pa.set_memory_pool(before)

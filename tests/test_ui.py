@@ -292,3 +292,19 @@ def test_static_maps_are_rendered_once_per_view(app_env: dict,
     ui.static_map(lambda: build("d"), key="fiche_map")  # no data: never kept
     ui.static_map(lambda: build("d"), key="fiche_map")
     assert builds == ["a", "b", "c", "d", "d"]
+
+
+def test_layers_held_without_polygons(app_env: dict) -> None:
+    """The process holds the communes' (EPCI, départements, régions) attributes, not their
+    full polygons (~100 MB for France: the map draws the display layers); an export still
+    gets them through ``Layers.layer``."""
+    import geopandas as gpd
+
+    from territoires import config
+
+    layers = ui._layers(str(config.geo_dir()))
+    for name in ("communes", "epci", "departements", "regions"):
+        assert "geometry" not in getattr(layers, name).columns
+        assert isinstance(layers.layer(name), gpd.GeoDataFrame)
+        assert layers.layer(name).geometry.notna().any()
+    assert layers.qpv.geometry.notna().any()  # the QPV centroids the map adds

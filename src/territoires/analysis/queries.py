@@ -22,9 +22,10 @@ selected; unattached lines (national adultes-relais, FONJEP…) only go through 
 filters (territory, funder types, schemes, years, amount).
 
 Performance: :func:`prepare` turns a catalogue into numpy arrays once (territory pairs as
-integer ids of the index, boolean matrices for list fields, a folded text haystack, funding
-arrays) and memoises the result on the catalogue's identity; :func:`select` and the
-aggregates then work with vectorised masks only. Catalogues are treated as immutable.
+integer ids of the index, boolean matrices for list fields, an inverted index of the folded
+text, funding arrays, text columns of few values as small integer codes) and memoises the
+result on the catalogue's identity; :func:`select` and the aggregates then work with
+vectorised masks only. Catalogues are treated as immutable.
 """
 
 from __future__ import annotations
@@ -193,6 +194,36 @@ class KeyFigures:
 # -- preparation ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Coded:
+    """A text column of few distinct values as small integer codes: ``values[codes]`` is the
+    column (missing values as ""). 1 byte a row instead of a Python string reference (25 MB
+    for the funder types and schemes of 200,000 funding lines)."""
+
+    codes: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, series: pd.Series) -> Coded:
+        """Codes of ``series`` (as text; missing values as "")."""
+        codes, values = pd.factorize(series.astype("str").fillna("").to_numpy(dtype=object))
+        small = next(t for t in (np.int8, np.int16, np.int32, np.int64)
+                     if len(values) <= np.iinfo(t).max)
+        return cls(codes.astype(small), np.asarray(values, dtype=object))
+
+    def isin(self, wanted: Sequence[str]) -> np.ndarray:
+        """Boolean mask of the rows whose value is in ``wanted`` (as ``np.isin``)."""
+        keep = np.isin(self.values, list(wanted))
+        return keep[self.codes] if len(self.values) else np.zeros(len(self.codes), dtype=bool)
+
+    def decoded(self) -> np.ndarray:
+        """The column as an object array of strings."""
+        return self.values[self.codes] if len(self.values) else np.empty(0, dtype=object)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
 @dataclass
 class PreparedCatalogue:
     """Vectorised form of a catalogue against one :class:`TerritoryIndex` (built once by
@@ -207,13 +238,14 @@ class PreparedCatalogue:
     it_tid: np.ndarray
     #: list filters: name -> (codes, boolean matrix initiatives x codes)
     lists: dict[str, tuple[dict[str, int], np.ndarray]]
-    maturity: np.ndarray
+    maturity: Coded
     start_year: np.ndarray
     end_year: np.ndarray
-    #: folded text of each initiative (title, summary, objectives, actions, results)
-    haystack: pd.Series
-    #: inverted index of the haystack and of the structures' names: distinct
-    #: whitespace-separated tokens, and for each token (CSR) the initiatives containing it
+    #: inverted index of the folded text of each initiative (title, summary, objectives,
+    #: actions, results) and of its structures' names: distinct whitespace-separated tokens,
+    #: and for each token (CSR) the initiatives containing it (int32 positions). The folded
+    #: text itself is not kept (30 MB at 50,000 initiatives): a query word has no blank, so
+    #: it occurs in a text iff it occurs in one of its tokens.
     tokens: pd.Series
     token_indptr: np.ndarray
     token_postings: np.ndarray
@@ -226,8 +258,8 @@ class PreparedCatalogue:
     f_amount: np.ndarray
     f_year_start: np.ndarray
     f_year_end: np.ndarray
-    f_funder_type: np.ndarray
-    f_scheme: np.ndarray
+    f_funder_type: Coded
+    f_scheme: Coded
     f_has_line: np.ndarray
 
 
@@ -286,7 +318,8 @@ def _token_index(folded: pa.Array, pos: np.ndarray, n: int
     tok, post = keys // width, keys % width
     indptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
     np.cumsum(np.bincount(tok, minlength=len(vocabulary)), out=indptr[1:])
-    return pd.Series(np.asarray(vocabulary, dtype=object), dtype="str"), indptr, post
+    postings = post.astype(np.int32) if n < np.iinfo(np.int32).max else post
+    return pd.Series(np.asarray(vocabulary, dtype=object), dtype="str"), indptr, postings
 
 
 def _positions(ids: pd.Index, values: pd.Series) -> np.ndarray:
@@ -320,6 +353,9 @@ def prepare(catalogue: Catalogue, index: TerritoryIndex) -> PreparedCatalogue:
     if hit is not None and hit[0]() is catalogue and hit[1] == id(index) and hit[2] == tables:
         return hit[3]
     prepared = _prepare(catalogue, index)
+    # the folding and tokenising went through Arrow's pool (mimalloc), which keeps freed
+    # pages (~100 MB at 50,000 initiatives): give them back
+    pa.default_memory_pool().release_unused()
     key = id(catalogue)
 
     def _drop(_: weakref.ref, key: int = key, cache: dict = _CACHE) -> None:
@@ -374,7 +410,7 @@ def _prepare(catalogue: Catalogue, index: TerritoryIndex) -> PreparedCatalogue:
     for part in parts[1:]:
         text = text + "\n" + part
     folded_text = _fold_arrow(pd.Series(text.to_numpy(dtype=object), dtype="str"))
-    haystack = pd.Series(folded_text.to_numpy(zero_copy_only=False), dtype="str")
+    del text, parts
     # the structures' names are searched too: their tokens are posted to their initiative
     tokens, token_indptr, token_postings = _token_index(
         pa.concat_arrays([folded_text, folded_names]),
@@ -399,10 +435,9 @@ def _prepare(catalogue: Catalogue, index: TerritoryIndex) -> PreparedCatalogue:
         it_init=pairs[:, 0].astype(np.int64),
         it_tid=pairs[:, 1].astype(np.int64),
         lists=lists,
-        maturity=ini["maturity"].astype("str").fillna("").to_numpy(dtype=object),
+        maturity=Coded.of(ini["maturity"]),
         start_year=_year(ini["start_date"]),
         end_year=_year(ini["end_date"]),
-        haystack=haystack,
         tokens=tokens,
         token_indptr=token_indptr,
         token_postings=token_postings,
@@ -416,8 +451,8 @@ def _prepare(catalogue: Catalogue, index: TerritoryIndex) -> PreparedCatalogue:
         .to_numpy(dtype=float),
         f_year_start=f_ys,
         f_year_end=f_ye,
-        f_funder_type=fund["funder_type"].astype("str").fillna("").to_numpy(dtype=object),
-        f_scheme=fund["scheme"].astype("str").fillna("").to_numpy(dtype=object),
+        f_funder_type=Coded.of(fund["funder_type"]),
+        f_scheme=Coded.of(fund["scheme"]),
         f_has_line=has_line,
     )
 
@@ -459,7 +494,7 @@ def select(catalogue: Catalogue, index: TerritoryIndex, filters: Filters) -> Sel
         if wanted:
             mask &= _any_of(p, name, wanted)
     if filters.maturity:
-        mask &= np.isin(p.maturity, list(filters.maturity))
+        mask &= p.maturity.isin(filters.maturity)
     words = fold(filters.text).split()
     for word in words:
         # a query word has no blank, so it occurs in the haystack iff it occurs in one token
@@ -470,9 +505,9 @@ def select(catalogue: Catalogue, index: TerritoryIndex, filters: Filters) -> Sel
 
     line_ok = np.ones(len(p.f_init), dtype=bool)
     if filters.funder_types:
-        line_ok &= np.isin(p.f_funder_type, list(filters.funder_types))
+        line_ok &= p.f_funder_type.isin(filters.funder_types)
     if filters.schemes:
-        line_ok &= np.isin(p.f_scheme, list(filters.schemes))
+        line_ok &= p.f_scheme.isin(filters.schemes)
     if filters.years:
         y0, y1 = filters.years
         line_ok &= (p.f_year_start <= y1) & (p.f_year_end >= y0)

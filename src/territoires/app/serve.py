@@ -8,18 +8,72 @@ at seed scale, 35 s at 50,000 initiatives, issue 13). This module fills the proc
 process (``streamlit.web.cli``), so the health check (``/_stcore/health``) answers once the
 data is loaded: a load balancer or ``systemd`` sends no user to a cold process. Sessions of
 that process then share the warmed ``st.cache_resource`` entries.
+
+Memory (issue 13): before anything is loaded, :func:`tune_allocators` caps glibc's malloc
+arenas at :data:`MALLOC_ARENAS` (``mallopt(M_ARENA_MAX)``: the ``MALLOC_ARENA_MAX`` variable is
+read by glibc only when a process starts, setting it in ``os.environ`` here would do nothing;
+by default each thread touching memory may get its own arena, up to 8 per core, that keeps
+its freed pages) and gives Arrow (pandas' text columns, Parquet reads) the system allocator
+instead of its mimalloc pool, which keeps freed pages too (``ARROW_DEFAULT_MEMORY_POOL``, when
+set, is left alone). After the warm-up, :func:`release_memory` hands the freed pages back.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
 from territoires import config
 from territoires.errors import TerritoiresError
+
+#: glibc malloc arenas of a server process (``mallopt(M_ARENA_MAX)``).
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # glibc's malloc.h
+
+
+def _libc() -> ctypes.CDLL | None:
+    """glibc, or None (another C library: musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+def tune_allocators() -> list[str]:
+    """Cap glibc's malloc arenas and give Arrow the system allocator (see the module
+    docstring); call before loading anything and before threads start. Returns what was
+    set (nothing on another C library, Arrow's pool kept when ``ARROW_DEFAULT_MEMORY_POOL``
+    says so)."""
+    done = []
+    libc = _libc()
+    if libc is not None and libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS) == 1:
+        done.append(f"malloc arenas {MALLOC_ARENAS}")
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        import pyarrow as pa
+
+        pa.set_memory_pool(pa.system_memory_pool())
+        done.append("arrow system pool")
+    return done
+
+
+def release_memory() -> None:
+    """Hand back to the system the pages freed by the warm-up (its temporary tables):
+    garbage collection, Arrow's pool, then glibc's ``malloc_trim``."""
+    gc.collect()
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def app_script() -> Path:
@@ -88,8 +142,10 @@ def serve(streamlit_args: list[str], *, warm_first: bool = True) -> int:
         print(f"Erreur : {script} introuvable (lancez la commande depuis le dossier du projet "
               "ou définissez TERRITOIRES_HOME).", file=sys.stderr)
         return 2
+    tune_allocators()
     if warm_first:
         warm()
+        release_memory()
     argv = sys.argv
     sys.argv = streamlit_argv(script, streamlit_args)
     try:

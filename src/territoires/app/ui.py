@@ -113,7 +113,10 @@ def filters_summary(filters: Filters, index: TerritoryIndex | None = None) -> st
 
 @st.cache_resource(show_spinner="Chargement des couches géographiques…")
 def _layers(geo: str) -> Layers:
-    return load_layers(_path(geo))
+    """The reference layers, the full polygons of communes, EPCI, départements and régions
+    left on disk (~100 MB: the map draws the display layers; an export reads them through
+    :meth:`Layers.layer`)."""
+    return load_layers(_path(geo), polygons=False)
 
 
 def _path(geo: str) -> Path:

@@ -1062,6 +1062,40 @@ def _decode_list(raw: Any) -> list:
     return json.loads(raw) if isinstance(raw, str) and raw else []
 
 
+def _decoded_lists(values: Iterable[Any]) -> list[list]:
+    """:func:`_decode_list` of each value, the equal items shared: a catalogue's list columns
+    hold a few dozen vocabulary codes, decoded once each instead of once per initiative
+    (500,000 small strings, 25 MB, at 50,000 initiatives). Each row keeps its own list."""
+    decoded: dict[str, list] = {}
+    items: dict[Any, Any] = {}
+    out = []
+    for raw in values:
+        if not (isinstance(raw, str) and raw):
+            out.append([])
+            continue
+        known = decoded.get(raw)
+        if known is None:
+            known = decoded[raw] = [items.setdefault(v, v) if isinstance(v, str) else v
+                                    for v in json.loads(raw)]
+        out.append(list(known))
+    return out
+
+
+def _shared_dates(values: Iterable[Any]) -> list[dt.date | None]:
+    """:func:`_date` of each value, equal dates as one (immutable) object."""
+    memo: dict[Any, dt.date | None] = {}
+    out = []
+    for v in values:
+        try:
+            date = memo[v]
+        except KeyError:
+            date = memo[v] = _date(v)
+        except TypeError:  # unhashable
+            date = _date(v)
+        out.append(date)
+    return out
+
+
 def frames_to_catalogue(tables: Mapping[str, list[dict] | pd.DataFrame]) -> model.Catalogue:
     """Build a typed :class:`~territoires.catalogue.model.Catalogue` from database rows
     (per table: a list of row dicts, or a frame of the rows)."""
@@ -1071,15 +1105,14 @@ def frames_to_catalogue(tables: Mapping[str, list[dict] | pd.DataFrame]) -> mode
         ini = ini.astype({c: object for c in ("start_date", "end_date",
                                               *model.INITIATIVE_LIST_COLUMNS)})
         for col in model.INITIATIVE_LIST_COLUMNS:
-            ini[col] = pd.Series([_decode_list(v) for v in ini[col]], index=ini.index,
-                                 dtype=object)
+            ini[col] = pd.Series(_decoded_lists(ini[col]), index=ini.index, dtype=object)
     else:
         ini = pd.DataFrame([_decode_initiative(r) for r in src],
                            columns=model.INITIATIVE_COLUMNS)
         ini = ini.astype({c: object for c in ("start_date", "end_date",
                                               *model.INITIATIVE_LIST_COLUMNS)})
     for col in ("start_date", "end_date"):
-        ini[col] = pd.Series([_date(v) for v in ini[col]], index=ini.index, dtype=object)
+        ini[col] = pd.Series(_shared_dates(ini[col]), index=ini.index, dtype=object)
     for col in ("created_at", "updated_at"):
         ini[col] = pd.to_datetime(
             pd.Series([_timestamp(v) for v in ini[col]], index=ini.index, dtype=object), utc=True

@@ -23,15 +23,24 @@ All layers are GeoParquet files in EPSG:4326 written by :mod:`territoires.pipeli
 Display versions for the map live in ``geo/display/<layer>_<level>.parquet`` with
 ``level`` in :data:`DISPLAY_LEVELS` (coverage-simplified, coordinates rounded to ~1 m).
 ``geo/layers.json`` records, per layer: source, vintage, count and how many have polygons.
+
+Memory (issue 13): the full polygons of :data:`POLYGON_LAYERS` (all communes of France: 2.2
+million coordinates, ~100 MB once decoded) are needed only by the geographic exports; the map
+draws the display versions. The server therefore reads its layers with
+``load_layers(polygons=False)``: those layers are held as their attribute columns only and
+:meth:`Layers.layer` reads the full layer from disk when asked (an export), without keeping it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from territoires import config
 from territoires.errors import LayerError, LayersMissingError
@@ -73,6 +82,10 @@ LEVEL_LAYER: dict[str, str] = {
     "cite_educative": "cites_educatives",
 }
 
+#: Layers whose full polygons only the geographic exports need (they have display versions):
+#: ``load_layers(polygons=False)`` reads their attribute columns only.
+POLYGON_LAYERS: tuple[str, ...] = ("regions", "departements", "epci", "communes")
+
 #: Display simplification levels: name -> tolerance in degrees.
 DISPLAY_LEVELS: dict[str, float] = {"national": 0.004, "local": 0.0004}
 #: Decimal places kept in display coordinates (5 ≈ 1 m).
@@ -81,7 +94,13 @@ DISPLAY_DECIMALS = 5
 
 @dataclass
 class Layers:
-    """The seven reference layers as GeoDataFrames (EPSG:4326)."""
+    """The seven reference layers as GeoDataFrames (EPSG:4326).
+
+    Read with ``load_layers(polygons=False)``, the attributes named in :attr:`light` hold the
+    layer's attribute columns only (a DataFrame without geometry, enough for the territory
+    index); :meth:`layer`, :meth:`for_level` and :meth:`items` still give the full layers,
+    read again from :attr:`source` at each call.
+    """
 
     regions: gpd.GeoDataFrame
     departements: gpd.GeoDataFrame
@@ -90,18 +109,25 @@ class Layers:
     qpv: gpd.GeoDataFrame
     contrats_ville: gpd.GeoDataFrame
     cites_educatives: gpd.GeoDataFrame
+    #: layers held without their geometry (read in full from ``source`` when asked)
+    light: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    #: the ``geo/`` folder the layers were read from (None: built in memory)
+    source: Path | None = field(default=None, repr=False, compare=False)
 
     def layer(self, name: str) -> gpd.GeoDataFrame:
-        """Layer by name (see :data:`LAYER_SCHEMAS`)."""
+        """Layer by name (see :data:`LAYER_SCHEMAS`), with its geometry (a light layer is read
+        from disk, not kept: callers needing it often should hold on to it)."""
+        if name in self.light:
+            return _read(layer_path(name, self.source), name)
         return getattr(self, name)
 
     def for_level(self, level: str) -> gpd.GeoDataFrame:
         """Layer holding territories of ``level`` (vocabulary ``territory_level``)."""
-        return getattr(self, LEVEL_LAYER[level])
+        return self.layer(LEVEL_LAYER[level])
 
     def items(self) -> list[tuple[str, gpd.GeoDataFrame]]:
-        """(name, layer) pairs in schema order."""
-        return [(f.name, getattr(self, f.name)) for f in fields(self)]
+        """(name, layer) pairs in schema order (full layers: see :meth:`layer`)."""
+        return [(name, self.layer(name)) for name in LAYER_SCHEMAS]
 
 
 def layer_path(name: str, geo: Path | None = None) -> Path:
@@ -124,14 +150,47 @@ def _read(path: Path, name: str) -> gpd.GeoDataFrame:
         gdf = gpd.read_parquet(path)
     except Exception as exc:  # pyarrow/geopandas raise many kinds
         raise LayerError(f"Lecture impossible de la couche « {name} » ({path}) : {exc}") from exc
+    # the decoded WKB went back to Arrow's pool (mimalloc), which keeps freed pages: up to
+    # 120 MB after the display layers; give them back to the system
+    pa.default_memory_pool().release_unused()
     if gdf.crs is None or gdf.crs.to_epsg() != 4326:
         raise LayerError(f"La couche « {name} » ({path}) n'est pas en EPSG:4326 : {gdf.crs}")
     return gdf
 
 
-def load_layers(geo: Path | None = None) -> Layers:
-    """Read the seven built layers from ``geo`` (default :func:`config.geo_dir`)."""
-    return Layers(**{name: _read(layer_path(name, geo), name) for name in LAYER_SCHEMAS})
+def _read_attributes(path: Path, name: str) -> pd.DataFrame:
+    """The columns of a GeoParquet layer but its geometry (not decoded), after the same checks
+    as :func:`_read` (file present and readable, geometry in EPSG:4326)."""
+    if not path.exists():
+        _read(path, name)  # raises LayersMissingError
+    try:
+        schema = pq.read_schema(path)
+        meta = json.loads(schema.metadata[b"geo"])
+        geometry = {str(c) for c in meta["columns"]}
+        crs = meta["columns"][meta["primary_column"]].get("crs", "OGC:CRS84")
+        table = pq.read_table(path, columns=[c for c in schema.names if c not in geometry])
+    except Exception as exc:  # pyarrow raises many kinds; KeyError: not a GeoParquet file
+        raise LayerError(f"Lecture impossible de la couche « {name} » ({path}) : {exc}") from exc
+    from pyproj import CRS as ProjCRS
+
+    if crs is None or ProjCRS.from_user_input(crs).to_epsg() != 4326:
+        raise LayerError(f"La couche « {name} » ({path}) n'est pas en EPSG:4326 : {crs}")
+    out = table.to_pandas()
+    del table
+    pa.default_memory_pool().release_unused()
+    return out
+
+
+def load_layers(geo: Path | None = None, *, polygons: bool = True) -> Layers:
+    """Read the seven built layers from ``geo`` (default :func:`config.geo_dir`).
+
+    ``polygons=False``: the layers of :data:`POLYGON_LAYERS` are read without their geometry
+    (see :class:`Layers`): what a server holds (a few MB instead of ~100 MB)."""
+    folder = geo or config.geo_dir()
+    light = frozenset() if polygons else frozenset(POLYGON_LAYERS)
+    frames = {name: (_read_attributes if name in light else _read)(layer_path(name, folder), name)
+              for name in LAYER_SCHEMAS}
+    return Layers(**frames, light=light, source=folder)
 
 
 def load_display(name: str, level: str, geo: Path | None = None) -> gpd.GeoDataFrame:
