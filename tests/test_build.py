@@ -541,3 +541,32 @@ def test_layers_without_polygons_check_their_files(tiny_geo_dir: Path):
     (tiny_geo_dir / "communes.parquet").unlink()
     with pytest.raises(LayersMissingError, match="communes"):
         load_layers(tiny_geo_dir, polygons=False)
+
+
+def test_layer_rows_read_only_the_territories_asked(tiny_geo_dir: Path,
+                                                    monkeypatch: pytest.MonkeyPatch):
+    """The geographic export of a selection decodes its territories' polygons only (the
+    whole of France's communes took seconds per export once the server held none)."""
+    from territoires.catalogue.export import export_bytes
+    from territoires.pipeline import layers as layers_mod
+    from territoires.pipeline.territories import TerritoryIndex
+
+    full = load_layers(tiny_geo_dir)
+    light = load_layers(tiny_geo_dir, polygons=False)
+    codes = list(full.communes["code_insee"].astype(str))[:2] + ["99999"]
+    for held in (full, light):
+        got = held.rows("communes", codes)
+        assert sorted(got["code_insee"]) == sorted(codes[:2])
+        assert held.rows("communes", []).empty
+    assert list(light.rows("communes", codes).geometry.to_wkb()) == list(
+        full.rows("communes", codes).geometry.to_wkb())
+    read: list[object] = []
+    real = layers_mod._read
+    monkeypatch.setattr(layers_mod, "_read", lambda *a, **k: read.append(k.get("filters"))
+                        or real(*a, **k))
+    from exchange_helpers import _one
+
+    index = TerritoryIndex.from_layers(full)
+    assert export_bytes(_one(), "geojson", layers=light, index=index) == export_bytes(
+        _one(), "geojson", layers=full, index=index)
+    assert read and all(f is not None for f in read), read  # filtered reads only

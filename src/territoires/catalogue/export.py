@@ -500,21 +500,29 @@ def _missing_to_none(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _geometry_lookup(layers: Any) -> tuple[pd.Index, Any]:
-    """(keys ``level\\x1fcode``, geometries) of every non-empty territory geometry."""
+def _geometry_lookup(layers: Any, levels: np.ndarray, codes: np.ndarray
+                     ) -> tuple[pd.Index, Any]:
+    """(keys ``level\x1fcode``, geometries) of the territories ``(levels, codes)`` that have
+    a non-empty geometry; only those are read (the server holds no full polygons)."""
     import geopandas as gpd
 
     from territoires.pipeline.layers import CRS, LAYER_SCHEMAS, LEVEL_LAYER
 
     parts = []
-    for level, layer_name in LEVEL_LAYER.items():
-        gdf = layers.layer(layer_name)
+    pairs = pd.DataFrame({"level": levels, "code": codes})
+    for level, wanted in pairs.groupby("level", sort=False)["code"]:
+        layer_name = LEVEL_LAYER.get(str(level))
+        if layer_name is None:
+            continue
+        gdf = layers.rows(layer_name, wanted.unique())
         key = LAYER_SCHEMAS[layer_name][0]
         geom = gdf.geometry
         keep = (geom.notna() & ~geom.is_empty).to_numpy(dtype=bool)
-        codes = pd.Series(gdf[key].to_numpy(dtype=object)[keep]).map(str)
-        parts.append(gpd.GeoDataFrame({"key": (level + "\x1f" + codes).to_numpy(dtype=object)},
-                                      geometry=geom.to_numpy()[keep], crs=CRS))
+        found = pd.Series(gdf[key].to_numpy(dtype=object)[keep]).map(str)
+        parts.append(gpd.GeoDataFrame({"key": (str(level) + "\x1f" + found).to_numpy(
+            dtype=object)}, geometry=geom.to_numpy()[keep], crs=CRS))
+    if not parts:
+        return pd.Index([], dtype=object), gpd.GeoSeries([], crs=CRS).array
     table = pd.concat(parts, ignore_index=True)
     table = table.drop_duplicates("key", keep="last")  # like a dict: the last one wins
     return pd.Index(table["key"].to_numpy(dtype=object)), table.geometry.array
@@ -603,7 +611,7 @@ def _geo_frame(catalogue: model.Catalogue, layers: Any, index: Any | None,
     if include_private:
         columns["contact_email"] = ini_col("contact_email")
     frame = pd.DataFrame({k: _missing_to_none(v).tolist() for k, v in columns.items()})
-    keys, geoms = _geometry_lookup(layers)
+    keys, geoms = _geometry_lookup(layers, levels, codes)
     gpos = keys.get_indexer(levels + "\x1f" + codes)
     geometry = geoms.take(gpos, allow_fill=True)
     return gpd.GeoDataFrame(frame, geometry=geometry, crs=CRS)

@@ -34,6 +34,7 @@ draws the display versions. The server therefore reads its layers with
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,6 +122,18 @@ class Layers:
             return _read(layer_path(name, self.source), name)
         return getattr(self, name)
 
+    def rows(self, name: str, codes: Iterable[object]) -> gpd.GeoDataFrame:
+        """The territories ``codes`` (values of the layer's key, see :data:`LAYER_SCHEMAS`)
+        of layer ``name``, with their geometry, in the layer's order; from a light layer
+        only those rows are decoded (a filtered read), not the whole of France."""
+        key = LAYER_SCHEMAS[name][0]
+        wanted = sorted({str(c) for c in codes})
+        if name in self.light:
+            return _read(layer_path(name, self.source), name,
+                         filters=[(key, "in", wanted)] if wanted else None, empty=not wanted)
+        gdf = getattr(self, name)
+        return gdf[gdf[key].astype(str).isin(wanted).to_numpy(dtype=bool)]
+
     def for_level(self, level: str) -> gpd.GeoDataFrame:
         """Layer holding territories of ``level`` (vocabulary ``territory_level``)."""
         return self.layer(LEVEL_LAYER[level])
@@ -140,14 +153,19 @@ def display_path(name: str, level: str, geo: Path | None = None) -> Path:
     return (geo or config.geo_dir()) / "display" / f"{name}_{level}.parquet"
 
 
-def _read(path: Path, name: str) -> gpd.GeoDataFrame:
+def _read(path: Path, name: str, filters: list | None = None,
+          empty: bool = False) -> gpd.GeoDataFrame:
+    """Layer ``name`` read from ``path`` (``filters``: pyarrow row filters; ``empty``: no
+    row, schema only), checked: present, readable, in EPSG:4326."""
     if not path.exists():
         raise LayersMissingError(
             f"La couche « {name} » n'est pas construite ({path}). "
             "Lancez « territoires data fetch » puis « territoires data build »."
         )
     try:
-        gdf = gpd.read_parquet(path)
+        gdf = gpd.read_parquet(path, filters=filters)
+        if empty:
+            gdf = gdf.iloc[:0]
     except Exception as exc:  # pyarrow/geopandas raise many kinds
         raise LayerError(f"Lecture impossible de la couche « {name} » ({path}) : {exc}") from exc
     # the decoded WKB went back to Arrow's pool (mimalloc), which keeps freed pages: up to
