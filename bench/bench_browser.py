@@ -84,6 +84,7 @@ TIMES_JS = """async ([needMap, limit]) => {
   const mapDrawn = () => [...document.querySelectorAll('iframe')].some(f => {
       try { const w = f.contentWindow; return w && w.map && !w.__benchOld
             && w.document.querySelector('.leaflet-control-layers')
+            && !(w.__territoiresLoading > 0)
             && Object.keys(w.map._layers).length > 1; } catch (e) { return false; } });
   let since = null, tSettled = null, tMap = needMap ? null : 0;
   const start = performance.now();
@@ -108,6 +109,7 @@ REDRAWN_JS = """(legend) => [...document.querySelectorAll('iframe')].some(f => {
   try { const w = f.contentWindow; if (!w || !w.map) return false;
         const l = w.document.querySelector('.territoires-legend');
         return w.document.querySelector('.leaflet-control-layers')
+            && !(w.__territoiresLoading > 0)
             && (!w.__benchOld || (legend && l && l.innerText.includes(legend))
                 || (w.__territoiresDraws || 0) > (w.__benchDraws || 0)); }
   catch (e) { return false; } })"""

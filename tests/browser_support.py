@@ -156,6 +156,9 @@ def map_frame(page, timeout: float = 60_000):
     frame_el.wait_for(timeout=timeout)
     frame_el.content_frame.locator(".leaflet-control-layers").first.wait_for(
         state="attached", timeout=timeout)
+    # the reference layers served as files (territoires.app.layer_files) fetched and drawn
+    frame_el.element_handle().content_frame().wait_for_function(
+        "() => !(window.__territoiresLoading > 0)", timeout=timeout)
     return frame_el
 
 

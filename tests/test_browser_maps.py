@@ -67,12 +67,17 @@ def test_carte_seine_saint_denis_draws_qpv_polygons(mirror_geo_dir: Path, browse
         page = browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        files: list[str] = []
+        page.on("response", lambda r: files.append(r.url)
+                if "/app/static/layers/" in r.url and r.ok else None)
         page.goto(f"{base}/carte?t=departement:93&niveau=commune")
         frame_el = map_frame(page, timeout=120_000)
         drawn = frame_el.element_handle().content_frame().evaluate(_QPV_DRAWN)
         polygons = drawn.get("Polygon", 0) + drawn.get("MultiPolygon", 0)
         assert polygons == expected, drawn  # Joncherolles (on old Pierrefitte) included
         assert drawn.get("Point", 0) == 0, drawn
+        # the reference geography came as files (territoires.app.layer_files), not inline
+        assert files, "aucune couche servie en fichier"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.wait_for_timeout(1000)
         page.screenshot(path=str(ARTIFACTS / "carte_seine_saint_denis.png"), full_page=True)

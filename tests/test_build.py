@@ -553,7 +553,7 @@ def test_layer_rows_read_only_the_territories_asked(tiny_geo_dir: Path,
 
     full = load_layers(tiny_geo_dir)
     light = load_layers(tiny_geo_dir, polygons=False)
-    codes = list(full.communes["code_insee"].astype(str))[:2] + ["99999"]
+    codes = [*list(full.communes["code_insee"].astype(str))[:2], "99999"]
     for held in (full, light):
         got = held.rows("communes", codes)
         assert sorted(got["code_insee"]) == sorted(codes[:2])

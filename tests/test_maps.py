@@ -39,12 +39,24 @@ def _layer_names(page: str) -> set[str]:
     return {html.unescape(json.loads(r)) for r in raw}
 
 
-_PAYLOAD = re.compile(r"\.addData\(\(function\(d\).*?\)\((\{.*?\})\)\);\n")
+_PAYLOAD = re.compile(
+    r"\.addData\(\(function\(d,e\).*?\)\((\{.*?\}), (null|\{.*?\})\)\);\n")
+
+
+def _merged(payload: dict, values: dict | None) -> dict:
+    """A layer's payload with its values (see ``maps.CompactGeoJson``) as one payload."""
+    if values is None:
+        return payload
+    n = len(payload["k"])
+    return {"s": payload["s"], "k": payload["k"] + values["k"],
+            "f": [row[:n] + extra + row[n:] for row, extra in zip(
+                payload["f"], values["f"], strict=True)]}
 
 
 def _payloads(page: str) -> list[dict]:
-    """The compact layer payloads embedded in the page (JSON-decoded)."""
-    return [json.loads(blob) for blob in _PAYLOAD.findall(page)]
+    """The compact layer payloads embedded in the page (JSON-decoded, values merged)."""
+    return [_merged(json.loads(blob), json.loads(values))
+            for blob, values in _PAYLOAD.findall(page)]
 
 
 def _embedded_strings(page: str) -> list[str]:

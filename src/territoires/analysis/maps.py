@@ -318,12 +318,14 @@ def _outline_layer(
     if not payload["f"]:
         return None
     tooltip = _table_js([(TERRITORY_LEVELS.label_of(level), "nom"), ("Code", "code")])
-    return CompactGeoJson(
+    layer = CompactGeoJson(
         payload, _esc(name),
         _options(tooltip=tooltip, style=f"function(){{return {_js(style)};}}",
                  level=level if clickable else None, smooth=1.0),
         show=show,
     )
+    layer.shareable = True
+    return layer
 
 
 def _points_layer(
@@ -339,10 +341,13 @@ def _points_layer(
     payload = compact_rows(representative_points(gdf.geometry),
                            {"nom": gdf["nom"].astype(str), "code": codes}, POINT_DECIMALS)
     tooltip = _table_js([(TERRITORY_LEVELS.label_of(level), "nom"), ("Code", "code")])
-    return CompactGeoJson(payload, _esc(name),
-                          _options(tooltip=tooltip,
-                                   point=_circle_js(radius, colour, fill_opacity, weight=weight),
-                                   level=level), show=show)
+    layer = CompactGeoJson(payload, _esc(name),
+                           _options(tooltip=tooltip,
+                                    point=_circle_js(radius, colour, fill_opacity,
+                                                     weight=weight),
+                                    level=level), show=show)
+    layer.shareable = True
+    return layer
 
 
 def highlight_layers(gdf: gpd.GeoDataFrame, level: str, codes: Iterable[str], name: str,
@@ -377,16 +382,20 @@ def highlight_layers(gdf: gpd.GeoDataFrame, level: str, codes: Iterable[str], na
 #: geometry: ``[x, y]`` (point) or rings of delta-encoded integer coordinates (polygon,
 #: multipolygon), divided by ``s``.
 _DECODER = (
-    "function(d){var s=d.s,k=d.k;"
+    "function(d,e){var s=d.s,k=d.k;"
     "function R(a){var o=[],x=0,y=0;for(var i=0;i<a.length;i+=2){x+=a[i];y+=a[i+1];"
     "o.push([x/s,y/s]);}return o;}"
     "function G(g){if(typeof g[0]==='number')return{type:'Point',coordinates:[g[0]/s,g[1]/s]};"
     "if(typeof g[0][0]==='number')return{type:'Polygon',coordinates:g.map(R)};"
     "return{type:'MultiPolygon',coordinates:g.map(function(p){return p.map(R);})};}"
-    "return{type:'FeatureCollection',features:d.f.map(function(r){var p={};"
-    "for(var i=0;i<k.length;i++){p[k[i]]=r[i];}"
+    "return{type:'FeatureCollection',features:d.f.map(function(r,j){var p={},i;"
+    "for(i=0;i<k.length;i++){p[k[i]]=r[i];}"
+    "if(e){for(i=0;i<e.k.length;i++){p[e.k[i]]=e.f[j][i];}}"
     "return{type:'Feature',properties:p,geometry:G(r[k.length])};})};}"
 )
+"""Decoder of a compact payload ``d`` (see :func:`compact_rows`) and of the optional values
+``e`` (``{"k": keys, "f": rows}``, one row per feature of ``d``, see :class:`CompactGeoJson`)
+into a GeoJSON FeatureCollection."""
 
 
 def _js(value: object) -> str:
@@ -511,25 +520,63 @@ def decode_rows(payload: Mapping) -> list[dict]:
 class CompactGeoJson(folium.GeoJson):
     """A ``folium.GeoJson`` layer whose FeatureCollection travels as compact rows (short
     keys, integer delta-encoded coordinates) decoded in the browser, styled, tooltipped
-    and popped up by small JavaScript functions instead of per-feature style maps."""
+    and popped up by small JavaScript functions instead of per-feature style maps.
+
+    ``values`` (``{"k": keys, "f": rows}``, a row per feature of ``payload``) are properties
+    kept apart from the payload: a choropleth's geometry and names are the same for every
+    filter, its values are not. The app may set :attr:`external` to the URL of a file
+    holding the payload (``payload_text``): the browser then fetches it (and keeps it in its
+    cache) instead of receiving it inline in every redraw; ``window.__territoiresLoading``
+    counts the fetches under way."""
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
         var {{ this.get_name() }} = L.geoJson(null, {{ this.js_options }});
-        {{ this.get_name() }}.addData(({{ this.decoder }})({{ this.payload }}));
+        {%- if this.external %}
+        (function (w, layer) {
+            w.__territoiresLoading = (w.__territoiresLoading || 0) + 1;
+            fetch({{ this.external_js }}).then(function (r) {
+                if (!r.ok) { throw new Error("HTTP " + r.status); }
+                return r.json();
+            }).then(function (d) {
+                layer.addData(({{ this.decoder }})(d, {{ this.values }}));
+            }).catch(function (err) {
+                console.error("couche non chargée : " + {{ this.external_js }}, err);
+            }).finally(function () { w.__territoiresLoading -= 1; });
+        })(window, {{ this.get_name() }});
+        {%- else %}
+        {{ this.get_name() }}.addData(({{ this.decoder }})({{ this.payload }}, {{ this.values }}));
+        {%- endif %}
         {% endmacro %}
         """
     )
 
     def __init__(self, payload: dict, name: str, js_options: str, show: bool = True,
-                 control: bool = True) -> None:
+                 control: bool = True, values: dict | None = None) -> None:
         super().__init__({"type": "FeatureCollection", "features": []}, name=name, show=show,
                          control=control)
         self.payload = _js(payload)
         self.rows = payload
+        self.values = _js(values) if values is not None else "null"
+        self.value_rows = values
         self.js_options = js_options.replace("</", "<\\/")
         self.decoder = _DECODER
+        #: URL of a file holding :attr:`payload` (set by the app), None: inline
+        self.external: str | None = None
+        #: the payload holds reference geography only (no catalogue text or figure), the
+        #: same for every filter of a view: it may be served as a file (see :attr:`external`)
+        self.shareable = False
+
+    @property
+    def payload_text(self) -> str:
+        """The payload as JSON text (what a file at :attr:`external` must hold)."""
+        return self.payload
+
+    @property
+    def external_js(self) -> str:
+        """:attr:`external` as a JavaScript string literal."""
+        return _js(self.external)
 
     def _get_self_bounds(self) -> list[list[float | None]]:
         return [[None, None], [None, None]]
@@ -823,9 +870,15 @@ def _choropleth_layer(
     classes = classify(list(gdf[measure]), breaks)
     n = len(breaks) - 1
     palette = PALETTE[len(PALETTE) - n:] if 0 < n < len(PALETTE) else PALETTE
+    # geometry and names (the same whatever the filters: the app may serve them as a file)
+    # apart from the values; the features without a drawable geometry are left out of both
+    drawable = np.array([encode_geometry(g, decimals) is not None
+                         for g in gdf.geometry.to_numpy()], dtype=bool)
+    gdf = gdf[drawable]
+    classes = [c for c, keep in zip(classes, drawable, strict=True) if keep]
     payload = compact_rows(gdf.geometry.to_numpy(), {
-        "nom": gdf["nom"].astype(str),
-        "code": gdf[key],
+        "nom": gdf["nom"].astype(str), "code": gdf[key]}, decimals)
+    columns = {
         "k": classes,
         "ini": [format_measure(v, "initiatives") for v in gdf["initiatives"]],
         "fin": [format_measure(v, "funding_eur") for v in gdf["funding_eur"]],
@@ -833,7 +886,9 @@ def _choropleth_layer(
         "qp": [format_measure(v, "qpv_population") if pd.notna(v) else "inconnue"
                for v in gdf["qpv_population"]],
         "qs": [format_measure(v, "qpv_share_reached") for v in gdf["qpv_share_reached"]],
-    }, decimals)
+    }
+    escaped = [_prop_values(v) for v in columns.values()]
+    values = {"k": list(columns), "f": [list(row) for row in zip(*escaped, strict=True)]}
     # the class is computed here; the browser maps it to a colour
     style = (f"function(f){{var k=f.properties.k;return{{fillColor:k==-2?{_js(NO_DATA_COLOUR)}:"
              f"k==-1?{_js(ZERO_COLOUR)}:{_js(palette)}[k],color:'#666666',weight:0.5,"
@@ -844,8 +899,12 @@ def _choropleth_layer(
                          ("Part touchée", "qs")])
     layer = CompactGeoJson(
         payload, _esc(f"{CHOROPLETH_LEVELS[level]} — {MEASURES[measure].lower()}"),
-        _options(tooltip=tooltip, style=style, level=level, smooth=1.0),
+        _options(tooltip=tooltip, style=style, level=level, smooth=1.0), values=values,
     )
+    # the rows are the units of the area (not those with something to show): the same
+    # geometry file for every filter of the view
+    layer.shareable = not (measure in QPV_MEASURES
+                           or (area.national and level in ("commune", "qpv")))
     labels = class_labels(breaks, measure)
     items = [(palette[i], label) for i, label in enumerate(labels)]
     items.append((ZERO_COLOUR, {"initiatives": "Aucun", "qpv_share_reached": "0 %"}.get(

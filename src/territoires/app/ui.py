@@ -37,7 +37,7 @@ from territoires.analysis.formatting import (
 )
 from territoires.analysis.formatting import filters_summary as _filters_text
 from territoires.analysis.queries import Filters
-from territoires.app import assets, map_component
+from territoires.app import assets, layer_files, map_component
 from territoires.catalogue import auth
 from territoires.catalogue.auth import User
 from territoires.catalogue.model import Catalogue
@@ -830,6 +830,7 @@ def render_carte(data: AppData, filters: Filters, level: str, measure: str, colo
     assets.allow_zoom(dyn.base)
     for group in dyn.groups:
         assets.localise(group, base_path=base_path)
+        layer_files.externalise(group, base_path=base_path)
     return map_component.render(dyn.base, dyn.groups, dyn.control, key=CARTE_KEY)
 
 
@@ -960,6 +961,7 @@ def static_map(build: Callable[[], object], key: str, height: int = 420, *,
         fmap = build()
         assets.localise(fmap, base_path=path)
         assets.allow_zoom(fmap)
+        layer_files.externalise(fmap, base_path=path)
         return map_component.render(fmap, key=key)  # type: ignore[arg-type]
 
     if data is not None and data.key:
