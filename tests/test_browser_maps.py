@@ -53,6 +53,14 @@ _QPV_DRAWN = """() => {
     return out; }"""
 
 
+#: The layers the frame keeps built (``window.__territoiresLayers``): their Leaflet ids and
+#: how many are on the map now.
+_REUSED = """() => { const kept = window.__territoiresLayers || {};
+  const ids = Object.keys(kept).sort().map(k => kept[k]._leaflet_id);
+  return {ids, shown: Object.values(kept).filter(l => window.map.hasLayer(l)).length,
+          draws: window.__territoiresDraws || 0}; }"""
+
+
 @pytest.mark.integration
 def test_carte_seine_saint_denis_draws_qpv_polygons(mirror_geo_dir: Path, browser,
                                                     tmp_path: Path) -> None:
@@ -78,6 +86,19 @@ def test_carte_seine_saint_denis_draws_qpv_polygons(mirror_geo_dir: Path, browse
         assert drawn.get("Point", 0) == 0, drawn
         # the reference geography came as files (territoires.app.layer_files), not inline
         assert files, "aucune couche servie en fichier"
+        # a measure change swaps the layers in: the reference layers already built are
+        # re-added (the same Leaflet objects), not decoded and built again
+        frame = frame_el.element_handle().content_frame()
+        kept = frame.evaluate(_REUSED)
+        assert kept["ids"], kept
+        page.get_by_text("Financements (€)", exact=True).first.click()
+        frame.wait_for_function(f"() => (window.__territoiresDraws || 0) > {kept['draws']}",
+                                timeout=60_000)
+        map_frame(page)
+        after = frame.evaluate(_REUSED)
+        assert after["ids"] == kept["ids"] and after["shown"] >= len(kept["ids"]) - 1, after
+        drawn = frame.evaluate(_QPV_DRAWN)
+        assert drawn.get("Polygon", 0) + drawn.get("MultiPolygon", 0) == expected, drawn
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.wait_for_timeout(1000)
         page.screenshot(path=str(ARTIFACTS / "carte_seine_saint_denis.png"), full_page=True)

@@ -38,7 +38,7 @@ def test_shareable_payload_written_once_and_fetched(tmp_path: Path) -> None:
     assert files[0].stat().st_mode & 0o644 == 0o644  # served like any static file
     assert big.external == f"/territoires/app/static/layers/{files[0].name}"
     page = _script(big)
-    assert f'fetch("{big.external}")' in page
+    assert f'"{big.external}"' in page and "fetch(url)" in page
     assert json.dumps(big.rows["f"][0]) not in page  # the payload is not inline
     # the same geography again: the same file, not written again
     mtime = files[0].stat().st_mtime_ns
@@ -97,3 +97,23 @@ def _walk(element: object):
     yield element
     for child in getattr(element, "_children", {}).values():
         yield from _walk(child)
+
+
+def test_reference_layers_are_kept_built_in_the_frame(tmp_path: Path) -> None:
+    """A layer served as a file is built once per map frame (``__territoiresLayers``), under a
+    key of its file and options: a layer with values (a choropleth) is built every time."""
+    first, second = _layer(2_000), _layer(2_000)
+    other = maps.CompactGeoJson(first.rows, "QPV", "{smoothFactor:2}")
+    other.shareable = True
+    for layer in (first, second, other):
+        layer_files.externalise(layer, static=tmp_path)
+    assert first.reuse_key and first.reuse_key == second.reuse_key
+    assert other.reuse_key not in (None, first.reuse_key)  # same file, other options
+    assert f"window.__territoiresLayers[{first.reuse_key_js}]" in _script(first)
+    with_values = maps.CompactGeoJson(first.rows, "QPV", "{}",
+                                      values={"k": ["k"], "f": [[0]] * 2_000})
+    with_values.shareable = True
+    layer_files.externalise(with_values, static=tmp_path)
+    assert with_values.external and with_values.reuse_key is None
+    assert "__territoiresLayers" not in _script(with_values)
+    assert _layer(3).reuse_key is None  # inline

@@ -14,6 +14,7 @@ can turn a click (streamlit-folium's ``last_active_drawing``) into a territory f
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import math
@@ -532,20 +533,35 @@ class CompactGeoJson(folium.GeoJson):
     _template = Template(
         """
         {% macro script(this, kwargs) %}
-        var {{ this.get_name() }} = L.geoJson(null, {{ this.js_options }});
         {%- if this.external %}
-        (function (w, layer) {
+        var {{ this.get_name() }} = null;
+        {%- if this.reuse_key %}
+        window.__territoiresLayers = window.__territoiresLayers || {};
+        {{ this.get_name() }} = window.__territoiresLayers[{{ this.reuse_key_js }}] || null;
+        {%- endif %}
+        if (!{{ this.get_name() }}) {
+        {{ this.get_name() }} = L.geoJson(null, {{ this.js_options }});
+        {%- if this.reuse_key %}
+        window.__territoiresLayers[{{ this.reuse_key_js }}] = {{ this.get_name() }};
+        {%- endif %}
+        (function (w, layer, url, values) {
+            var decode = {{ this.decoder }};
+            var files = w.__territoiresFiles = w.__territoiresFiles || {};
+            if (files[url]) { layer.addData(decode(files[url], values)); return; }
             w.__territoiresLoading = (w.__territoiresLoading || 0) + 1;
-            fetch({{ this.external_js }}).then(function (r) {
+            fetch(url).then(function (r) {
                 if (!r.ok) { throw new Error("HTTP " + r.status); }
                 return r.json();
             }).then(function (d) {
-                layer.addData(({{ this.decoder }})(d, {{ this.values }}));
+                files[url] = d;
+                layer.addData(decode(d, values));
             }).catch(function (err) {
-                console.error("couche non chargée : " + {{ this.external_js }}, err);
+                console.error("couche non chargée : " + url, err);
             }).finally(function () { w.__territoiresLoading -= 1; });
-        })(window, {{ this.get_name() }});
+        })(window, {{ this.get_name() }}, {{ this.external_js }}, {{ this.values }});
+        }
         {%- else %}
+        var {{ this.get_name() }} = L.geoJson(null, {{ this.js_options }});
         {{ this.get_name() }}.addData(({{ this.decoder }})({{ this.payload }}, {{ this.values }}));
         {%- endif %}
         {% endmacro %}
@@ -577,6 +593,22 @@ class CompactGeoJson(folium.GeoJson):
     def external_js(self) -> str:
         """:attr:`external` as a JavaScript string literal."""
         return _js(self.external)
+
+    @property
+    def reuse_key(self) -> str | None:
+        """Key under which the map frame keeps this layer once built
+        (``window.__territoiresLayers``), so that a redraw swapping in the same reference
+        layer (same file, same options, no values) re-adds it instead of decoding and
+        building its features again; None for a layer with values or inline data."""
+        if not self.external or self.value_rows is not None:
+            return None
+        text = f"{self.external}\n{self.js_options}".encode()
+        return hashlib.sha256(text).hexdigest()[:24]
+
+    @property
+    def reuse_key_js(self) -> str:
+        """:attr:`reuse_key` as a JavaScript string literal."""
+        return _js(self.reuse_key)
 
     def _get_self_bounds(self) -> list[list[float | None]]:
         return [[None, None], [None, None]]
