@@ -1,4 +1,4 @@
-"""What a user feels: chromium (Playwright) against a real ``streamlit run`` server.
+"""What a user feels: chromium (Playwright) against a real ``territoires serve`` server.
 
 Usage: ``.venv/bin/python bench/bench_browser.py [--scales seed,50k] [--repeat 3]
 [--clients 20] [--port 8640] [--geo DIR] [--launch serve|streamlit-run]``
