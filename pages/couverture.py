@@ -44,7 +44,7 @@ with ui.guard():
             [(level, c) for c in shown["code"]], "Non touchés",
             area_territories=list(filters.territories)),
             key="couverture_map", height=480, data=data,
-            view=(tuple(sorted(filters.to_params().items())), level))
+            view=(ui.filters_key(filters), level))
         if len(uncovered) > len(shown):
             st.caption(f"La carte montre les {fmt_int(len(shown))} premiers du classement ; "
                        "le tableau les liste tous.")

@@ -525,10 +525,11 @@ class CompactGeoJson(folium.GeoJson):
 
     ``values`` (``{"k": keys, "f": rows}``, a row per feature of ``payload``) are properties
     kept apart from the payload: a choropleth's geometry and names are the same for every
-    filter, its values are not. The app may set :attr:`external` to the URL of a file
-    holding the payload (``payload_text``): the browser then fetches it (and keeps it in its
-    cache) instead of receiving it inline in every redraw; ``window.__territoiresLoading``
-    counts the fetches under way."""
+    filter, its values are not. For a :attr:`shareable` layer the app may set
+    :attr:`external` to the URL of a file holding :attr:`payload` (JSON text): the browser
+    fetches it once per map frame (``window.__territoiresFiles``; its HTTP cache answers the
+    next frames) instead of receiving it inline in every redraw, and keeps the layer built
+    (see :attr:`reuse_key`); ``window.__territoiresLoading`` counts the fetches under way."""
 
     _template = Template(
         """
@@ -583,11 +584,6 @@ class CompactGeoJson(folium.GeoJson):
         #: the payload holds reference geography only (no catalogue text or figure), the
         #: same for every filter of a view: it may be served as a file (see :attr:`external`)
         self.shareable = False
-
-    @property
-    def payload_text(self) -> str:
-        """The payload as JSON text (what a file at :attr:`external` must hold)."""
-        return self.payload
 
     @property
     def external_js(self) -> str:

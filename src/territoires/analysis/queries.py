@@ -127,20 +127,14 @@ class Filters:
         kwargs: dict[str, object] = {"territories": territories}
         for name in _LIST_FIELDS:
             kwargs[name] = split(name)
-        years = get("years")
-        if years:
-            try:
-                a, b = (int(x) for x in years.split("-", 1))
-                kwargs["years"] = (min(a, b), max(a, b))
-            except ValueError:
-                pass
-        amount = get("amount")
-        if amount:
-            try:
-                lo, hi = (float(x) for x in amount.split("-", 1))
-                kwargs["amount"] = (min(lo, hi), max(lo, hi))
-            except ValueError:
-                pass
+        for name, number in (("years", int), ("amount", float)):
+            text = get(name)
+            if text:
+                try:
+                    lo, hi = (number(x) for x in text.split("-", 1))
+                except ValueError:  # not "a-b" with numbers: ignored (see url_notices)
+                    continue
+                kwargs[name] = (min(lo, hi), max(lo, hi))
         kwargs["text"] = get("q")
         return cls(**kwargs)  # type: ignore[arg-type]
 

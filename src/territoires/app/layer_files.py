@@ -68,7 +68,7 @@ def externalise(element: object, static: Path | None = None, base_path: str = ""
     for layer in assets._walk(element):
         if not (isinstance(layer, CompactGeoJson) and layer.shareable):
             continue
-        text = layer.payload_text
+        text = layer.payload
         if len(text) < min_chars:
             continue
         name = hashlib.sha256(text.encode("utf-8")).hexdigest() + ".json"

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -826,12 +827,23 @@ def render_carte(data: AppData, filters: Filters, level: str, measure: str, colo
     base (same frame for every filter) and the layers that change, swapped in it."""
     dyn = maps.dynamic_map(data.display("national"), data.display("local"),
                            carte_spec(data, filters, level, measure, colour_by))
-    assets.localise(dyn.base, base_path=base_path)
-    assets.allow_zoom(dyn.base)
-    for group in dyn.groups:
-        assets.localise(group, base_path=base_path)
-        layer_files.externalise(group, base_path=base_path)
+    for element in (dyn.base, *dyn.groups):
+        serve_map_assets(element, base_path)
     return map_component.render(dyn.base, dyn.groups, dyn.control, key=CARTE_KEY)
+
+
+def filters_key(filters: Filters) -> tuple[tuple[str, str], ...]:
+    """``filters`` as a cache key (their URL parameters, in order)."""
+    return tuple(sorted(filters.to_params().items()))
+
+
+def _kept(data: AppData, key: tuple[object, ...],
+          render: Callable[[], map_component.RenderedMap]) -> map_component.RenderedMap:
+    """``render()``, kept in :func:`map_cache` under (catalogue key, layers, ``key``); a
+    catalogue read outside the cache (no key) is rendered every time."""
+    if not data.key:
+        return render()
+    return map_cache().get((data.key, data.geo, *key), render)
 
 
 def carte_rendered(data: AppData, filters: Filters, level: str, measure: str,
@@ -841,12 +853,8 @@ def carte_rendered(data: AppData, filters: Filters, level: str, measure: str,
     level, measure, colour): a view already drawn for anyone is sent again without being
     rendered (a catalogue change moves the revision, hence the key)."""
     path = _base_path() if base_path is None else base_path
-    if not data.key:
-        return render_carte(data, filters, level, measure, colour_by, path)
-    key = (data.key, data.geo, tuple(sorted(filters.to_params().items())), level, measure,
-           colour_by, path)
-    return map_cache().get(
-        key, lambda: render_carte(data, filters, level, measure, colour_by, path))
+    return _kept(data, (CARTE_KEY, filters_key(filters), level, measure, colour_by, path),
+                 lambda: render_carte(data, filters, level, measure, colour_by, path))
 
 
 def carte_map(data: AppData, filters: Filters, level: str, measure: str, colour_by: str,
@@ -874,11 +882,15 @@ def carte_map(data: AppData, filters: Filters, level: str, measure: str, colour_
             st.rerun()
 
 
-def serve_map_assets(fmap: object) -> None:
-    """Load the map's scripts and styles from the app (``static/vendor``, see
-    :mod:`territoires.app.assets`), the CDN only for files not fetched; let users zoom."""
-    assets.localise(fmap, base_path=_base_path())
-    assets.allow_zoom(fmap)
+def serve_map_assets(element: object, base_path: str) -> None:
+    """Ready a folium map or feature group for the browser: its scripts and styles from the
+    app (``static/vendor``, see :mod:`territoires.app.assets`; the CDN only for files not
+    fetched), zooming allowed (a whole map), its reference geography as files the browser
+    caches (:mod:`territoires.app.layer_files`)."""
+    assets.localise(element, base_path=base_path)
+    if isinstance(element, folium.Map):
+        assets.allow_zoom(element)
+    layer_files.externalise(element, base_path=base_path)
 
 
 def fmt_big(value: float | None) -> str:
@@ -959,15 +971,10 @@ def static_map(build: Callable[[], object], key: str, height: int = 420, *,
 
     def render() -> map_component.RenderedMap:
         fmap = build()
-        assets.localise(fmap, base_path=path)
-        assets.allow_zoom(fmap)
-        layer_files.externalise(fmap, base_path=path)
+        serve_map_assets(fmap, path)
         return map_component.render(fmap, key=key)  # type: ignore[arg-type]
 
-    if data is not None and data.key:
-        rendered = map_cache().get((data.key, data.geo, key, view, path), render)
-    else:
-        rendered = render()
+    rendered = render() if data is None else _kept(data, (key, view, path), render)
     map_component.draw(rendered, key=key, height=height, returned_objects=[])
 
 
