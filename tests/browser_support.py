@@ -152,7 +152,7 @@ def browser_context() -> Iterator[object]:
 
 def map_frame(page, timeout: float = 60_000):
     """The first map's iframe element, once its layer control is drawn."""
-    frame_el = page.locator("iframe[title*='streamlit_folium']").first
+    frame_el = page.locator("iframe[title*='carte_interactive']").first
     frame_el.wait_for(timeout=timeout)
     frame_el.content_frame.locator(".leaflet-control-layers").first.wait_for(
         state="attached", timeout=timeout)

@@ -54,7 +54,7 @@ def test_map_scripts_served_by_the_app(server: str, browser) -> None:
             and r.ok else None)
     OUTSIDE.clear()
     page.goto(f"{server}/carte")
-    frame_el = page.locator("iframe[title*='streamlit_folium']").first
+    frame_el = page.locator("iframe[title*='carte_interactive']").first
     frame_el.wait_for(timeout=60_000)
     frame_el.content_frame.locator(".leaflet-control-layers-overlays").wait_for(timeout=30_000)
     assert frame_el.content_frame.locator(".marker-cluster, .leaflet-interactive").count() > 0
@@ -70,7 +70,7 @@ def test_map_scripts_served_by_the_app(server: str, browser) -> None:
 def test_shared_map_link_and_click(server: str, browser) -> None:
     page = browser.new_page()
     page.goto(f"{server}/carte?t=departement:33&niveau=commune")
-    frame_el = page.locator("iframe[title*='streamlit_folium']").first
+    frame_el = page.locator("iframe[title*='carte_interactive']").first
     frame_el.wait_for(timeout=60_000)
     frame = frame_el.content_frame
     control = frame.locator(".leaflet-control-layers-overlays")
@@ -111,7 +111,7 @@ def test_couverture_highlights_uncovered_qpv(server: str, browser) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{server}/couverture")
-    frame_el = page.locator("iframe[title*='streamlit_folium']").first
+    frame_el = page.locator("iframe[title*='carte_interactive']").first
     frame_el.wait_for(timeout=60_000)
     frame = frame_el.content_frame
     frame.locator(".leaflet-control-layers-overlays").wait_for(timeout=30_000)
@@ -135,7 +135,7 @@ def test_couverture_highlights_uncovered_qpv(server: str, browser) -> None:
 
     # the fiche's small map uses the same highlighted map: it must draw too
     page.goto(f"{server}/fiche?id=cenon-culture")
-    frame_el = page.locator("iframe[title*='streamlit_folium']").first
+    frame_el = page.locator("iframe[title*='carte_interactive']").first
     frame_el.wait_for(timeout=60_000)
     frame_el.content_frame.locator(".leaflet-control-layers-overlays").get_by_text(
         "Territoires de l'initiative").wait_for(state="attached", timeout=30_000)

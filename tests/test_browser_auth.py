@@ -163,13 +163,13 @@ def test_propose_sign_in_as_moderator_publish_and_find_it(servers, chromium) -> 
     page.get_by_text(re.compile(r"4 initiatives\s+correspondent")).wait_for(timeout=60_000)
     # Carte: the map's document carries the fiche (popups are built from its title)
     page.goto(f"{base}/carte?q={WORD}")
-    frame_el = page.locator("iframe[title*='streamlit_folium']").first
+    frame_el = page.locator("iframe[title*='carte_interactive']").first
     frame_el.wait_for(state="attached", timeout=60_000)
     def map_html() -> str:
-        # the document, and the layers' script swapped into it by streamlit-folium
+        # the document, and the layers' script swapped into it by the map frame
         frame = frame_el.element_handle().content_frame()
         return (frame.content() + frame.evaluate(
-            "() => (window.__GLOBAL_DATA__ || {}).last_feature_group || ''")
+            "() => window.__territoiresGroups || ''")
             if frame is not None else "")
 
     deadline = time.monotonic() + 30

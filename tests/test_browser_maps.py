@@ -61,6 +61,12 @@ _REUSED = """() => { const kept = window.__territoiresLayers || {};
           draws: window.__territoiresDraws || 0}; }"""
 
 
+#: The frame's requests: URL path -> (start, end), ms since the frame's navigation.
+_LOADS = """() => Object.fromEntries(performance.getEntriesByType('resource')
+    .filter(e => !e.name.endsWith('.png'))
+    .map(e => [new URL(e.name).pathname, [e.startTime, e.responseEnd]]))"""
+
+
 @pytest.mark.integration
 def test_carte_seine_saint_denis_draws_qpv_polygons(mirror_geo_dir: Path, browser,
                                                     tmp_path: Path) -> None:
@@ -86,6 +92,15 @@ def test_carte_seine_saint_denis_draws_qpv_polygons(mirror_geo_dir: Path, browse
         assert drawn.get("Point", 0) == 0, drawn
         # the reference geography came as files (territoires.app.layer_files), not inline
         assert files, "aucune couche servie en fichier"
+        # the app's map frame: no framework bundle; Leaflet, its plugins and the layer
+        # files asked for at once, before any of them arrived (streamlit-folium's frame
+        # loaded a React bundle, then each script after the previous one, then the files)
+        loads = frame_el.element_handle().content_frame().evaluate(_LOADS)
+        assert not [n for n in loads if n.endswith(".js") and "leaflet" not in n], loads
+        first_end = min(end for _, end in loads.values())
+        asked = [n for n in loads if n.endswith((".js", ".css")) or "/layers/" in n]
+        assert any("/layers/" in n for n in asked) and any("markercluster" in n for n in asked)
+        assert all(loads[n][0] <= first_end for n in asked), loads
         # a measure change swaps the layers in: the reference layers already built are
         # re-added (the same Leaflet objects), not decoded and built again
         frame = frame_el.element_handle().content_frame()

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 if not browser_available():
     pytest.skip("chromium absent (/usr/bin/chromium)", allow_module_level=True)
 
-FRAME = "iframe[title*='streamlit_folium']"
+FRAME = "iframe[title*='carte_interactive']"
 #: Marks the frame's window: a reloaded frame (new document) loses the mark.
 MARK = "() => { window.__redrawMark = 'kept'; return window.__territoiresDraws || 0; }"
 STATE = """() => ({mark: window.__redrawMark || null, draws: window.__territoiresDraws || 0,

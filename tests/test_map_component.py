@@ -1,4 +1,5 @@
-"""Maps rendered once and drawn again: the same component arguments as ``st_folium``."""
+"""Maps rendered once and drawn again in the app's map frame: the strings ``st_folium``
+renders, the frame's own page and protocol."""
 
 from __future__ import annotations
 
@@ -25,13 +26,21 @@ def _map() -> tuple[folium.Map, list[folium.FeatureGroup], folium.LayerControl]:
 
 
 def _recorder(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Records what st_folium sends to its component, then what draw sends to the frame."""
     calls: list[dict] = []
 
     def component(**kwargs: object) -> None:
         calls.append(kwargs)
 
     monkeypatch.setattr(sf, "_component_func", component)
+    monkeypatch.setattr(map_component, "component", lambda: component)
     return calls
+
+
+#: What the frame draws from, as st_folium's frame would (the rest is st_folium's own)
+SAME = ("script", "header", "html", "key", "height", "width", "returned_objects", "zoom",
+        "center", "feature_group", "layer_control", "css_links", "js_links",
+        "return_on_hover")
 
 
 @pytest.mark.parametrize("returned", [None, ["last_active_drawing"], []])
@@ -50,14 +59,69 @@ def test_draw_sends_what_st_folium_sends(monkeypatch: pytest.MonkeyPatch,
                        center=(45.0, 0.0), zoom=7)
     expected, got = calls
     on_change: Callable[[], None] = got.pop("on_change")
-    expected.pop("on_change")
     # folium gives each element a random name; streamlit-folium renames the map's, not all
     strip = __import__("re").compile(r"_[0-9a-f]{32}").sub
-    assert {k: strip("_x", v) if isinstance(v, str) else v for k, v in got.items()} == {
-        k: strip("_x", v) if isinstance(v, str) else v for k, v in expected.items()}
+
+    def same(call: dict) -> dict:
+        return {k: strip("_x", call[k]) if isinstance(call[k], str) else call[k]
+                for k in SAME}
+
+    assert same(got) == same(expected)
+    # the value before any interaction: st_folium's, for what the frame returns
+    assert set(got["default"]) == set(returned if returned is not None
+                                      else map_component.RETURNED)
+    assert {k: v for k, v in got["default"].items() if k in expected["default"]} == {
+        k: v for k, v in expected["default"].items() if k in got["default"]}
+    assert got["prefetch"] == []  # no layer file
     assert "feature_group_feature_group_1" in got["feature_group"]  # type: ignore[operator]
     assert any("markercluster" in link for link in got["js_links"])  # type: ignore[union-attr]
     assert callable(on_change)
+
+
+def test_draw_refuses_what_the_frame_does_not_return(monkeypatch: pytest.MonkeyPatch) -> None:
+    _recorder(monkeypatch)
+    fmap, _, _ = _map()
+    with pytest.raises(ValueError, match="all_drawings"):
+        map_component.draw(map_component.render(fmap, key="x"), key="x", height=300,
+                           returned_objects=["all_drawings"])
+
+
+def test_render_lists_the_layer_files_to_prefetch() -> None:
+    """The frame starts fetching the map's layer files while Leaflet loads: render lists
+    every file of the base map and of its feature groups, once."""
+    from territoires.analysis.maps import CompactGeoJson
+
+    fmap, groups, control = _map()
+    payload = {"k": [], "f": []}
+    for target, url in ((fmap, "/app/static/layers/a.json"),
+                        (groups[0], "/app/static/layers/b.json"),
+                        (groups[1], "/app/static/layers/a.json")):
+        layer = CompactGeoJson(payload, name="x", js_options="{}")
+        layer.external = url
+        layer.add_to(target)
+    CompactGeoJson(payload, name="inline", js_options="{}").add_to(fmap)
+    rendered = map_component.render(fmap, groups, control, key="carte")
+    assert rendered.prefetch == ("/app/static/layers/a.json", "/app/static/layers/b.json")
+    kwargs = map_component.component_kwargs(rendered, key="carte", height=300)
+    assert kwargs["prefetch"] == list(rendered.prefetch)
+
+
+def test_frame_page_is_packaged_and_french() -> None:
+    """The frame's page ships with the package (pyproject's package data), is in French
+    and speaks Streamlit's component protocol itself (no framework bundle to load)."""
+    import tomllib
+    from pathlib import Path
+
+    page = map_component.FRAME_DIR / "index.html"
+    text = page.read_text(encoding="utf-8")
+    assert '<html lang="fr">' in text and "<title>Carte interactive</title>" in text
+    for message in ("streamlit:componentReady", "streamlit:render",
+                    "streamlit:setFrameHeight", "streamlit:setComponentValue"):
+        assert message in text
+    assert "<script src" not in text  # nothing to fetch before the handshake
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    data = project["tool"]["setuptools"]["package-data"]["territoires.app"]
+    assert str(page.relative_to(map_component.FRAME_DIR.parent)) in data
 
 
 def test_draw_without_groups(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,9 +151,10 @@ def test_rendered_size_counts_every_string() -> None:
 
 def test_component_registered_with_a_runtime_started_after_the_import(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """``territoires serve`` imports streamlit_folium before the server starts, outside any
-    script run: Streamlit did not register the component then, and the map's frame was a
-    404 in the browser. Drawing registers it with the running server's registry."""
+    """``territoires serve`` renders the first map before the server starts, outside any
+    script run: a component declared then is not registered with the server, and the map's
+    frame was a 404 in the browser. Drawing registers it with the running server's
+    registry."""
     from types import SimpleNamespace
 
     from streamlit import runtime
@@ -99,8 +164,10 @@ def test_component_registered_with_a_runtime_started_after_the_import(
     monkeypatch.setattr(runtime, "exists", lambda: True)
     monkeypatch.setattr(runtime, "get_instance",
                         lambda: SimpleNamespace(component_registry=registry))
-    assert registry.get_component("streamlit_folium.st_folium") is None
-    assert map_component.component() is sf._component_func
-    assert registry.get_component_path("streamlit_folium.st_folium") is not None
-    map_component.component()  # once only
+    name = f"territoires.app.map_component.{map_component.FRAME_NAME}"
+    assert registry.get_component(name) is None
+    declared = map_component.component()
+    assert declared.name == name  # type: ignore[attr-defined]
+    assert registry.get_component_path(name) == str(map_component.FRAME_DIR)
+    assert map_component.component() is declared  # declared and registered once only
     assert len(registry.get_components()) == 1

@@ -9,7 +9,7 @@ a template on the server. Styles are
 grouped (one style per class, feature ids listed once) instead of one style per feature.
 
 Every clickable feature carries ``lvl`` (territory level) and ``code`` properties so the page
-can turn a click (streamlit-folium's ``last_active_drawing``) into a territory filter.
+can turn a click (the map frame's ``last_active_drawing``) into a territory filter.
 """
 
 from __future__ import annotations
@@ -527,8 +527,10 @@ class CompactGeoJson(folium.GeoJson):
     kept apart from the payload: a choropleth's geometry and names are the same for every
     filter, its values are not. For a :attr:`shareable` layer the app may set
     :attr:`external` to the URL of a file holding :attr:`payload` (JSON text): the browser
-    fetches it once per map frame (``window.__territoiresFiles``; its HTTP cache answers the
-    next frames) instead of receiving it inline in every redraw, and keeps the layer built
+    fetches it once per map frame (``window.__territoiresFiles``; the map frame may have
+    started the fetch, ``window.__territoiresPending``; a file's name is its content's hash,
+    so any copy in the HTTP cache answers the next frames) instead of receiving it inline in
+    every redraw, and keeps the layer built
     (see :attr:`reuse_key`); ``window.__territoiresLoading`` counts the fetches under way."""
 
     _template = Template(
@@ -550,10 +552,11 @@ class CompactGeoJson(folium.GeoJson):
             var files = w.__territoiresFiles = w.__territoiresFiles || {};
             if (files[url]) { layer.addData(decode(files[url], values)); return; }
             w.__territoiresLoading = (w.__territoiresLoading || 0) + 1;
-            fetch(url).then(function (r) {
+            var early = (w.__territoiresPending || {})[url];
+            (early || fetch(url, {cache: "force-cache"}).then(function (r) {
                 if (!r.ok) { throw new Error("HTTP " + r.status); }
                 return r.json();
-            }).then(function (d) {
+            })).then(function (d) {
                 files[url] = d;
                 layer.addData(decode(d, values));
             }).catch(function (err) {
@@ -1010,7 +1013,7 @@ def base_map(spec: MapSpec, bounds: tuple | None = None, stable: bool = False) -
     """The map without its data layers: tiles, scale, the (empty) legend control and the
     scripts every layer may need (MarkerCluster). With ``stable`` its script is the same
     for every ``spec`` of a view kind (France view; centre and zoom are sent apart), so
-    that streamlit-folium keeps the same frame and only swaps the layers
+    that the map frame stays the same and only swaps the layers
     (:func:`dynamic_map`)."""
     if stable:
         center, zoom = FRANCE_CENTER, FRANCE_ZOOM
@@ -1200,9 +1203,11 @@ def build_map(
 
 @dataclass
 class DynamicMap:
-    """A map split for streamlit-folium: ``base`` (same script for every filter, so the
+    """A map split for the map frame (``app.map_component``): ``base`` (same script for
+    every filter, so the
     same frame), ``groups`` (one feature group per layer, named as in the layer control,
-    sent as ``feature_group_to_add``) and ``control`` (``layer_control``)."""
+    sent as ``feature_group_to_add`` is by ``st_folium``) and ``control``
+    (``layer_control``)."""
 
     base: folium.Map
     groups: list[folium.FeatureGroup]
@@ -1215,9 +1220,9 @@ def dynamic_map(
     spec: MapSpec,
 ) -> DynamicMap:
     """The dashboard map as a stable base and the layers that change (see
-    :class:`DynamicMap`): streamlit-folium swaps the layers, the layer control and the
+    :class:`DynamicMap`): the map frame swaps the layers, the layer control and the
     legend in the same Leaflet map instead of loading a new frame. The view (centre, zoom)
-    is passed to ``st_folium`` apart."""
+    is passed to the frame apart."""
     base = base_map(spec, stable=True)
     Legend("").add_to(base)
     parts = map_layers(national, local, spec)
@@ -1237,7 +1242,7 @@ def dynamic_map(
 
 
 class SwapLayerControl(folium.LayerControl):
-    """The layer control of a :class:`DynamicMap`: streamlit-folium adds every feature
+    """The layer control of a :class:`DynamicMap`: the map frame adds every feature
     group to the map, so the groups not shown at first (``show=False``) are taken off
     again here, after the control that lists them is made."""
 
@@ -1301,7 +1306,7 @@ class LegendUpdate(MacroElement):
 
 class _PluginScripts(JSCSSMixin):
     """The scripts and styles of the plugins a layer may use (MarkerCluster), loaded with
-    the base map: streamlit-folium loads scripts only with the first frame."""
+    the base map: the map frame loads scripts only with its first drawing."""
 
     _template = Template("")
 

@@ -1,6 +1,6 @@
 """Reference geography of the maps served as files, fetched once by each browser.
 
-A filter change redraws the Carte's layers: streamlit-folium sends them all again, as one
+A filter change redraws the Carte's layers: the map frame gets them all again, as one
 script, through the websocket (~0.5 MB for France), although the outlines, the QPV, the
 contracts, the cités and the choropleth's geometry are the same for every filter of a view;
 only the choropleth's values and the initiatives change. Here the payload of every

@@ -1,4 +1,4 @@
-"""Folium maps rendered once, drawn many times (streamlit-folium's component).
+"""Folium maps rendered once, drawn many times, in the app's own map frame.
 
 ``st_folium`` renders its folium objects (Jinja templates, one per element) into the
 strings its browser component takes, on every script run: 150-400 ms of server CPU for
@@ -7,23 +7,35 @@ many visitors come at once (issue 13: 20 first visits of Carte, median 12.6 s). 
 rendering (:func:`render`) is apart from the drawing (:func:`draw`), so the app caches the
 :class:`RenderedMap` of a view (see ``ui.carte_map``) and draws it again at almost no cost.
 
-:func:`render` produces what ``st_folium`` sends (same script, header, HTML, feature
-groups, layer control, links; checked by ``tests/test_map_component.py`` against
-``st_folium`` itself), with streamlit-folium's own helpers; :func:`draw` calls its
-component with those strings. Both rely on streamlit-folium's module internals, hence the
-version range of ``streamlit-folium`` in ``pyproject.toml``.
+:func:`render` produces the strings ``st_folium`` produces (same script, header, HTML,
+feature groups, layer control, links: checked by ``tests/test_map_component.py`` against
+``st_folium`` itself) with streamlit-folium's own helpers, hence the version range of
+``streamlit-folium`` in ``pyproject.toml``. :func:`draw` sends them to the app's map frame
+(``map_frame/index.html``), a Streamlit component of one small page: streamlit-folium's
+frame booted a 225 kB React bundle, then loaded Leaflet, its plugins and styles one after
+the other before drawing; this one speaks Streamlit's component protocol directly, loads
+them all at once and fetches the reference layer files (:attr:`RenderedMap.prefetch`)
+meanwhile. It returns what the map returns (``returned_objects``: clicks, the clicked
+feature, the view), a click at once and a move once the map has stopped for 250 ms.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import branca
 import folium
 import folium.elements
 import streamlit as st
 import streamlit_folium as sf
+from streamlit.components import v1 as components
+
+#: The map frame's page (a Streamlit component's folder)
+FRAME_DIR = Path(__file__).with_name("map_frame")
+#: Name of the map frame's component (the frame's title holds it: ``...carte_interactive``)
+FRAME_NAME = "carte_interactive"
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,8 @@ class RenderedMap:
     zoom: object = None
     #: What the map's base script is keyed by in the browser (same: same frame)
     component_key: str = field(default="", compare=False)
+    #: URLs of the layer files the map's layers fetch (fetched as the frame loads Leaflet)
+    prefetch: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -100,13 +114,29 @@ def render(fmap: folium.Map, feature_groups: Sequence[folium.FeatureGroup] = (),
     control = (None if layer_control is None
                else sf._get_layer_control_string(layer_control, fmap))
     css, js = _links(fmap)
+    prefetch = tuple(dict.fromkeys(_external_files(fmap, *feature_groups)))
     return RenderedMap(
         script=script, header=header, html=html, map_id=map_id, feature_group=groups,
         layer_control=control, css_links=css, js_links=js,
         bounds=tuple(tuple(corner) for corner in bounds),  # type: ignore[misc]
         zoom=fmap.options.get("zoom"),
-        component_key=sf.generate_js_hash(script, key, False),
+        component_key=sf.generate_js_hash(script, key, False), prefetch=prefetch,
     )
+
+
+def _external_files(*elements: object) -> list[str]:
+    """URLs of the layer files (``CompactGeoJson.external``) under ``elements``."""
+    from territoires.analysis.maps import CompactGeoJson
+    from territoires.app.assets import _walk
+
+    return [layer.external for element in elements for layer in _walk(element)
+            if isinstance(layer, CompactGeoJson) and layer.external]
+
+
+#: What the map frame can return (``returned_objects``): the point last clicked, the point
+#: and tooltip text of the feature last clicked, that feature (GeoJSON), the view.
+RETURNED = ("last_clicked", "last_object_clicked", "last_object_clicked_tooltip",
+            "last_active_drawing", "bounds", "zoom", "center")
 
 
 def _bounds_dict(bounds: Sequence[Sequence[float | None]]) -> dict[str, dict[str, object]]:
@@ -116,14 +146,12 @@ def _bounds_dict(bounds: Sequence[Sequence[float | None]]) -> dict[str, dict[str
 
 
 def defaults(rendered: RenderedMap, returned_objects: Sequence[str] | None) -> dict:
-    """The value the component returns before any interaction (as ``st_folium``)."""
+    """The value the map returns before any interaction: every name of
+    :data:`RETURNED` (or of ``returned_objects``, a subset of it), as ``st_folium``."""
     every = {
         "last_clicked": None, "last_object_clicked": None,
-        "last_object_clicked_count": None, "last_object_clicked_tooltip": None,
-        "last_object_clicked_popup": None, "all_drawings": None,
-        "last_active_drawing": None, "bounds": _bounds_dict(rendered.bounds),
-        "zoom": rendered.zoom, "last_circle_radius": None, "last_circle_polygon": None,
-        "selected_layers": None, "selected_tags": None, "last_geocoder_result": None,
+        "last_object_clicked_tooltip": None, "last_active_drawing": None,
+        "bounds": _bounds_dict(rendered.bounds), "zoom": rendered.zoom, "center": None,
     }
     return {k: v for k, v in every.items()
             if returned_objects is None or k in returned_objects}
@@ -133,33 +161,40 @@ def component_kwargs(rendered: RenderedMap, *, key: str | None, height: int,
                      width: int | None = None, returned_objects: Sequence[str] | None = None,
                      center: tuple[float, float] | None = None, zoom: int | None = None
                      ) -> dict[str, object]:
-    """Arguments of streamlit-folium's component for ``rendered`` (without ``on_change``)."""
+    """Arguments of the map frame's component for ``rendered`` (without ``on_change``)."""
     returned = None if returned_objects is None else list(returned_objects)
+    unknown = set(returned or ()) - set(RETURNED)
+    if unknown:
+        raise ValueError(f"la carte ne renvoie pas {sorted(unknown)} (seulement {RETURNED})")
     return dict(
         script=rendered.script, header=rendered.header, html=rendered.html,
-        id=rendered.map_id, key=rendered.component_key or sf.generate_js_hash(
-            rendered.script, key, False),
+        key=rendered.component_key or sf.generate_js_hash(rendered.script, key, False),
         height=height, width=width, returned_objects=returned,
         default=defaults(rendered, returned_objects), zoom=zoom, center=center,
         feature_group=rendered.feature_group, return_on_hover=False,
-        layer_control=rendered.layer_control, pixelated=False,
+        layer_control=rendered.layer_control,
         css_links=list(rendered.css_links), js_links=list(rendered.js_links),
-        wrap_longitude=False,
+        prefetch=list(rendered.prefetch),
     )
 
 
+_declared: list[object] = []
+
+
 def component() -> object:
-    """streamlit-folium's component, registered with this server's runtime. Streamlit
-    registers a component declared at import only when the import happens inside a script
-    run: ``territoires serve`` renders the first map (importing streamlit_folium) before
-    the server starts, and the browser then got a 404 for the component's page."""
+    """The map frame's component, registered with this server's runtime. Streamlit
+    registers a component declared outside a script run only with a runtime that exists
+    then: ``territoires serve`` renders the first map before the server starts, and the
+    browser would get a 404 for the frame's page."""
     from streamlit import runtime
 
-    declared = sf._component_func
+    if not _declared:
+        _declared.append(components.declare_component(FRAME_NAME, path=str(FRAME_DIR)))
+    declared = _declared[0]
     if runtime.exists():
         registry = runtime.get_instance().component_registry
-        if registry.get_component(declared.name) is None:
-            registry.register_component(declared)
+        if registry.get_component(declared.name) is None:  # type: ignore[attr-defined]
+            registry.register_component(declared)  # type: ignore[arg-type]
     return declared
 
 
@@ -169,7 +204,8 @@ def draw(rendered: RenderedMap, *, key: str | None, height: int,
          center: tuple[float, float] | None = None, zoom: int | None = None,
          on_change: Callable[[], None] | None = None) -> dict | None:
     """Draw ``rendered`` (see :func:`render`, which must have been given the same ``key``)
-    as ``st_folium`` would; returns what the map returns (``returned_objects``)."""
+    in the map frame, as ``st_folium`` would; returns what the map returns
+    (``returned_objects``, names of :data:`RETURNED`; None: all of them)."""
     kwargs = component_kwargs(rendered, key=key, height=height,
                               width=None if use_container_width else width,
                               returned_objects=returned_objects, center=center, zoom=zoom)

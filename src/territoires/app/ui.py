@@ -823,7 +823,7 @@ def carte_spec(data: AppData, filters: Filters, level: str, measure: str,
 
 def render_carte(data: AppData, filters: Filters, level: str, measure: str, colour_by: str,
                  base_path: str = "") -> map_component.RenderedMap:
-    """Render the Carte page's map (see :func:`carte_spec`) for streamlit-folium: a stable
+    """Render the Carte page's map (see :func:`carte_spec`) for the map frame: a stable
     base (same frame for every filter) and the layers that change, swapped in it."""
     dyn = maps.dynamic_map(data.display("national"), data.display("local"),
                            carte_spec(data, filters, level, measure, colour_by))
