@@ -27,19 +27,19 @@ with ui.guard():
     for i, (label, value) in enumerate(views.fiche_facts(record)):
         cols[i % 3].markdown(f"**{label}**  \n{views.md_text(value)}")
     left, right = st.columns(2)
-    with left:
+    with left:  # a fiche's few rows as HTML tables: read out by screen readers, printed
         st.header("Porteurs")
-        st.dataframe(views.organisations_table(data.catalogue, ident, "porteur"),
-                     hide_index=True, width="stretch")
+        st.table(views.md_table(views.organisations_table(data.catalogue, ident, "porteur")),
+                 hide_index=True)
         st.header("Partenaires")
         partners = views.organisations_table(data.catalogue, ident, "partenaire")
         if len(partners):
-            st.dataframe(partners, hide_index=True, width="stretch")
+            st.table(views.md_table(partners), hide_index=True)
         else:
             st.caption("Aucun partenaire renseigné.")
         st.header("Territoires")
-        st.dataframe(views.territories_table(data.catalogue, data.index, ident),
-                     hide_index=True, width="stretch")
+        st.table(views.md_table(views.territories_table(data.catalogue, data.index, ident)),
+                 hide_index=True)
     with right:
         ui.static_map(lambda: views.territories_map(
             data.display("national"), data.display("local"), data.index,

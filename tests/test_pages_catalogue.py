@@ -167,6 +167,9 @@ def test_fiche_fields_and_no_email(tiny_env: dict) -> None:
     assert "\\[lien\\]\\(javascript" in text  # shown as text, not a live link
     assert "Élèves accueillis" in set(next(t for t in tables if t.index.name == "Indicateur")
                                       .index)
+    # its few rows are HTML tables (read out by screen readers, printed), no canvas grid
+    assert not {"Structure", "Territoire"} & {c for d in at.dataframe for c in d.value.columns}
+    assert {"Structure", "Territoire"} <= {c for t in at.table for c in t.value.columns}
 
 
 def test_fiche_arretee_warning(tiny_env: dict) -> None:
