@@ -1,0 +1,240 @@
+"""The map frame's page (``territoires/app/map_frame/index.html``) in chromium, without
+Streamlit: a stand-in parent page speaks Streamlit's component protocol to it (the
+handshake, render messages, the values it posts back). The whole app around it is tested by
+``test_browser*.py``."""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import folium
+import pytest
+
+from browser_support import browser_available, browser_context, ensure_map_assets
+from territoires.analysis import maps
+from territoires.app import assets, map_component
+
+pytestmark = pytest.mark.browser
+
+if not browser_available():
+    pytest.skip("chromium absent (/usr/bin/chromium)", allow_module_level=True)
+
+#: The stand-in for Streamlit's page: it records the frame's messages, answers its
+#: handshake with nothing (the test sends the renders) and relays renders to it.
+PARENT = """<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Parent</title>
+</head><body>
+<iframe id="map" title="carte_interactive" src="/frame/index.html" style="width:600px"></iframe>
+<iframe id="other" title="autre" srcdoc="<p>autre</p>"></iframe>
+<script>
+window.messages = [];
+window.addEventListener("message", e => {
+  if (e.source === document.getElementById("map").contentWindow) window.messages.push(e.data);
+});
+window.render = args => document.getElementById("map").contentWindow.postMessage(
+  {type: "streamlit:render", args: args, dfs: [], disabled: false}, "*");
+</script></body></html>"""
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    """``/parent.html``, ``/frame/…`` (the map frame's folder), ``/app/static/…`` (the
+    app's static folder: Leaflet and its plugins, layer files)."""
+
+    def __init__(self, *args: object, static: Path, **kwargs: object) -> None:
+        self.static = static
+        super().__init__(*args, directory=str(static), **kwargs)  # type: ignore[arg-type]
+
+    def translate_path(self, path: str) -> str:
+        path = path.split("?", 1)[0]
+        if path.startswith("/frame/"):
+            return str(map_component.FRAME_DIR / path.removeprefix("/frame/"))
+        if path.startswith(assets.STATIC_URL + "/"):
+            return str(self.static / path.removeprefix(assets.STATIC_URL + "/"))
+        return str(self.static / "__absent__")
+
+    def do_GET(self) -> None:
+        if self.path == "/parent.html":
+            body = PARENT.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def base() -> Iterator[str]:
+    ensure_map_assets()
+    handler = functools.partial(_Handler, static=assets.static_dir())
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with browser_context() as context:
+        yield context
+
+
+def _args(name: str, *, height: int = 300, returned: list[str] | None = None,
+          js_links: list[str] | None = None, center: list[float] | None = None,
+          zoom: int | None = None) -> dict[str, object]:
+    """The frame's arguments for a small map: a base map, a feature group ``name`` of one
+    clickable polygon (a commune of that name) and its layer control."""
+    fmap = folium.Map(location=[44.85, -0.55], zoom_start=9, tiles=None)
+    group = folium.FeatureGroup(name=name)
+    feature = {"type": "Feature",
+               "properties": {"lvl": "commune", "code": "33119", "name": name},
+               "geometry": {"type": "Polygon", "coordinates": [[
+                   [-0.6, 44.8], [-0.5, 44.8], [-0.5, 44.9], [-0.6, 44.8]]]}}
+    folium.GeoJson({"type": "FeatureCollection", "features": [feature]},
+                   tooltip=folium.GeoJsonTooltip(["name"])).add_to(group)
+    assets.localise(fmap)
+    rendered = map_component.render(fmap, [group], folium.LayerControl(), key="t")
+    kwargs = map_component.component_kwargs(rendered, key="t", height=height,
+                                            returned_objects=returned, center=center,
+                                            zoom=zoom)
+    kwargs.pop("default")
+    kwargs.pop("key")
+    if js_links is not None:
+        kwargs["js_links"] = js_links
+    return json.loads(json.dumps(kwargs))
+
+
+def _open(browser, base: str):
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{base}/parent.html")
+    page.wait_for_function(
+        "() => messages.some(m => m.type === 'streamlit:componentReady' && m.apiVersion === 1)")
+    frame = page.frame_locator("#map")
+    return page, frame, errors
+
+
+def _groups_drawn(page) -> list[str]:
+    return page.frame_locator("#map").locator("body").evaluate(
+        """() => (window.layer_control ? window.layer_control._layers : [])
+                 .filter(l => window.map.hasLayer(l.layer)).map(l => l.name)""")
+
+
+def test_handshake_height_draw_and_redraw_in_place(base: str, browser) -> None:
+    """The frame says it is ready, takes its height from the first render at once, draws;
+    the next render swaps the groups in the same Leaflet map and sets the view."""
+    page, frame, errors = _open(browser, base)
+    page.evaluate("args => render(args)", _args("Cenon", height=320))
+    page.wait_for_function("() => messages.some(m => m.type === 'streamlit:setFrameHeight')")
+    heights = page.evaluate(
+        "() => messages.filter(m => m.type === 'streamlit:setFrameHeight').map(m => m.height)")
+    assert heights[0] == 320
+    frame.locator(".leaflet-control-layers").wait_for(state="attached")
+    assert _groups_drawn(page) == ["Cenon"]
+    leaflet_id = frame.locator("body").evaluate("() => L.stamp(window.map)")
+    page.evaluate("args => render(args)", _args("Lormont", height=320, center=[45.0, -0.4],
+                                                zoom=11))
+    page.wait_for_function("() => document.getElementById('map').contentWindow"
+                           ".__territoiresGroups.includes('Lormont')")
+    assert _groups_drawn(page) == ["Lormont"]
+    view = frame.locator("body").evaluate(
+        "() => [L.stamp(window.map), window.map.getZoom(), window.map.getCenter().lat]")
+    assert view == [leaflet_id, 11, pytest.approx(45.0)]
+    # the frame never posts a value nobody asked for (no rerun of the app at each draw)
+    assert not page.evaluate(
+        "() => messages.filter(m => m.type === 'streamlit:setComponentValue').length")
+    assert errors == []
+    page.close()
+
+
+def test_render_arriving_while_loading_is_the_one_drawn(base: str, browser) -> None:
+    """Streamlit sends a render at every rerun: one arriving while Leaflet still loads is
+    drawn once the map is there (not lost, not drawn twice)."""
+    page, frame, errors = _open(browser, base)
+    page.evaluate("([a, b]) => { render(a); render(b); }",
+                  [_args("Cenon"), _args("Bègles")])
+    frame.locator(".leaflet-control-layers").wait_for(state="attached")
+    page.wait_for_timeout(300)
+    assert _groups_drawn(page) == ["Bègles"]
+    assert frame.locator("body").evaluate("() => window.feature_group.length") == 1
+    assert errors == []
+    page.close()
+
+
+def test_click_on_a_territory_is_returned_at_once(base: str, browser) -> None:
+    """A click on a feature posts the feature (``last_active_drawing``) at once, filtered
+    by ``returned_objects``; moving the map then posts nothing more (bounds not asked)."""
+    page, frame, errors = _open(browser, base)
+    page.evaluate("args => render(args)", _args("Cenon", returned=["last_active_drawing"]))
+    frame.locator(".leaflet-control-layers").wait_for(state="attached")
+    sent = frame.locator("body").evaluate("""() => {
+        let target = null;
+        window.map.eachLayer(l => { if (l.feature) target = l; });
+        // what the frame posts during the click itself (no timer in between)
+        const posted = [], post = window.parent.postMessage;
+        window.parent.postMessage = (m, o) => { posted.push(m); post.call(window.parent, m, o); };
+        target.fire('click', {latlng: target.getBounds().getCenter(), layer: target,
+                              sourceTarget: target});
+        window.parent.postMessage = post;
+        return posted; }""")
+    values = [m for m in sent if m["type"] == "streamlit:setComponentValue"]
+    assert len(values) == 1 and values[0]["dataType"] == "json"
+    value = values[0]["value"]
+    assert list(value) == ["last_active_drawing"]
+    assert maps.clicked_territory(value) == ("commune", "33119")
+    frame.locator("body").evaluate("() => window.map.setZoom(6)")
+    page.wait_for_timeout(600)  # past the 250 ms a move waits for
+    assert page.evaluate(
+        "() => messages.filter(m => m.type === 'streamlit:setComponentValue').length") == 1
+    assert errors == []
+    page.close()
+
+
+def test_view_returned_once_the_map_stops(base: str, browser) -> None:
+    page, frame, _ = _open(browser, base)
+    page.evaluate("args => render(args)", _args("Cenon", returned=["zoom", "bounds"]))
+    frame.locator(".leaflet-control-layers").wait_for(state="attached")
+    frame.locator("body").evaluate("() => window.map.setZoom(7, {animate: false})")
+    page.wait_for_function(
+        "() => messages.some(m => m.type === 'streamlit:setComponentValue')", timeout=5000)
+    value = page.evaluate(
+        "() => messages.filter(m => m.type === 'streamlit:setComponentValue')[0].value")
+    assert value["zoom"] == 7 and set(value["bounds"]) == {"_southWest", "_northEast"}
+    page.close()
+
+
+def test_only_the_parent_is_listened_to(base: str, browser) -> None:
+    """A render posted by another window (a sibling frame) is ignored."""
+    page, frame, _ = _open(browser, base)
+    page.evaluate("""args => {
+        const other = document.getElementById('other').contentWindow;
+        const s = other.document.createElement('script');
+        s.textContent = 'parent.document.getElementById("map").contentWindow.postMessage('
+            + JSON.stringify({type: 'streamlit:render', args: args}) + ', "*");';
+        other.document.body.appendChild(s); }""", _args("Cenon"))
+    page.wait_for_timeout(800)
+    assert frame.locator("body").evaluate("() => window.map === undefined")
+    assert not page.evaluate(
+        "() => messages.filter(m => m.type === 'streamlit:setFrameHeight').length")
+    page.close()
+
+
+def test_a_script_that_cannot_load_says_so(base: str, browser) -> None:
+    page, frame, _ = _open(browser, base)
+    page.evaluate("args => render(args)",
+                  _args("Cenon", js_links=[f"{assets.STATIC_URL}/absent/leaflet.js"]))
+    frame.get_by_text("La carte n'a pas pu être chargée.").wait_for(timeout=10_000)
+    page.close()
