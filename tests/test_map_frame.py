@@ -93,7 +93,7 @@ def browser() -> Iterator[object]:
 
 def _args(name: str, *, height: int = 300, returned: list[str] | None = None,
           js_links: list[str] | None = None, center: list[float] | None = None,
-          zoom: int | None = None) -> dict[str, object]:
+          zoom: int | None = None, tooltip: str | None = None) -> dict[str, object]:
     """The frame's arguments for a small map: a base map, a feature group ``name`` of one
     clickable polygon (a commune of that name) and its layer control."""
     fmap = folium.Map(location=[44.85, -0.55], zoom_start=9, tiles=None)
@@ -103,7 +103,7 @@ def _args(name: str, *, height: int = 300, returned: list[str] | None = None,
                "geometry": {"type": "Polygon", "coordinates": [[
                    [-0.6, 44.8], [-0.5, 44.8], [-0.5, 44.9], [-0.6, 44.8]]]}}
     folium.GeoJson({"type": "FeatureCollection", "features": [feature]},
-                   tooltip=folium.GeoJsonTooltip(["name"])).add_to(group)
+                   tooltip=tooltip or folium.GeoJsonTooltip(["name"])).add_to(group)
     assets.localise(fmap)
     rendered = map_component.render(fmap, [group], folium.LayerControl(), key="t")
     kwargs = map_component.component_kwargs(rendered, key="t", height=height,
@@ -195,10 +195,39 @@ def test_click_on_a_territory_is_returned_at_once(base: str, browser) -> None:
     value = values[0]["value"]
     assert list(value) == ["last_active_drawing"]
     assert maps.clicked_territory(value) == ("commune", "33119")
+    # the same click going up to the feature's GeoJSON layer and its group: no new value
+    frame.locator("body").evaluate("""() => { window.map.eachLayer(l => {
+        if (l.feature) l.fire('click', {latlng: l.getBounds().getCenter()}, true); }); }""")
     frame.locator("body").evaluate("() => window.map.setZoom(6)")
     page.wait_for_timeout(600)  # past the 250 ms a move waits for
     assert page.evaluate(
         "() => messages.filter(m => m.type === 'streamlit:setComponentValue').length") == 1
+    assert errors == []
+    page.close()
+
+
+def test_tooltip_text_read_without_running_its_markup(base: str, browser) -> None:
+    """The clicked feature's tooltip is returned as text; markup in it (the app escapes
+    catalogue text, this is the frame's own guard) is never run or loaded."""
+    page, frame, errors = _open(browser, base)
+    tip = '<img src="/x.png" onerror="parent.__xss = 1">Cenon'
+    page.evaluate("args => render(args)",
+                  _args("Cenon", tooltip=tip, returned=["last_object_clicked_tooltip"]))
+    frame.locator(".leaflet-control-layers").wait_for(state="attached")
+    frame.locator("body").evaluate("""() => {
+        let target = null;
+        window.map.eachLayer(l => { if (l.feature) target = l; });
+        // Leaflet itself shows a tooltip on click (as HTML): not what is tested here
+        window.map.eachLayer(l => { if (l._tooltip) l.off('click', l._openTooltip, l); });
+        // as a real click: from the polygon up to its GeoJSON layer, which has the tooltip
+        target.fire('click', {latlng: target.getBounds().getCenter()}, true); }""")
+    page.wait_for_function(
+        "() => messages.some(m => m.type === 'streamlit:setComponentValue')", timeout=5000)
+    page.wait_for_timeout(300)
+    values = page.evaluate(
+        "() => messages.filter(m => m.type === 'streamlit:setComponentValue')")
+    assert [v["value"] for v in values] == [{"last_object_clicked_tooltip": "Cenon"}]
+    assert page.evaluate("() => window.__xss") is None
     assert errors == []
     page.close()
 
