@@ -124,3 +124,35 @@ def test_click_on_a_territory_after_a_redraw_filters(server: str, browser) -> No
         assert "mesure=funding_eur" in page.url
     finally:
         page.close()
+
+
+def _reruns(page) -> list[str]:
+    """The script runs the page asks for over its websocket (Streamlit's BackMsg)."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    asked: list[str] = []
+
+    def sent(payload: object) -> None:
+        if isinstance(payload, bytes | bytearray):
+            msg = BackMsg()
+            msg.ParseFromString(bytes(payload))
+            if msg.WhichOneof("type") == "rerun_script":
+                asked.append(msg.rerun_script.page_name or "?")
+
+    page.on("websocket", lambda ws: ws.on("framesent", sent))
+    return asked
+
+
+@pytest.mark.parametrize("path", ["/carte", "/fiche?id=cenon-culture"])
+def test_a_first_view_runs_the_page_once(server: str, browser, path: str) -> None:
+    """Drawing the map, and the view the page sets, post nothing back: a value posted
+    would run the page a second time after every first view."""
+    page = browser.new_page()
+    asked = _reruns(page)
+    page.goto(server + path)
+    map_frame(page)
+    settle(page)
+    page.wait_for_timeout(1500)  # past the 250 ms the frame waits after a move
+    settle(page)
+    assert len(asked) == 1, asked
+    page.close()

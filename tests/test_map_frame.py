@@ -109,8 +109,6 @@ def _args(name: str, *, height: int = 300, returned: list[str] | None = None,
     kwargs = map_component.component_kwargs(rendered, key="t", height=height,
                                             returned_objects=returned, center=center,
                                             zoom=zoom)
-    kwargs.pop("default")
-    kwargs.pop("key")
     if js_links is not None:
         kwargs["js_links"] = js_links
     return json.loads(json.dumps(kwargs))
@@ -154,6 +152,21 @@ def test_handshake_height_draw_and_redraw_in_place(base: str, browser) -> None:
         "() => [L.stamp(window.map), window.map.getZoom(), window.map.getCenter().lat]")
     assert view == [leaflet_id, 11, pytest.approx(45.0)]
     # the frame never posts a value nobody asked for (no rerun of the app at each draw)
+    assert not page.evaluate(
+        "() => messages.filter(m => m.type === 'streamlit:setComponentValue').length")
+    assert errors == []
+    page.close()
+
+
+def test_a_view_set_by_the_app_posts_nothing(base: str, browser) -> None:
+    """The view the app sets (centre, zoom: a move the user did not make) posts no value,
+    even when the view is returned: a value posted reruns the app's page."""
+    page, frame, errors = _open(browser, base)
+    page.evaluate("args => render(args)", _args("Cenon", returned=["zoom", "bounds"],
+                                                center=[45.0, -0.4], zoom=11))
+    frame.locator(".leaflet-control-layers").wait_for(state="attached")
+    assert frame.locator("body").evaluate("() => window.map.getZoom()") == 11
+    page.wait_for_timeout(800)  # past the 250 ms a move waits for
     assert not page.evaluate(
         "() => messages.filter(m => m.type === 'streamlit:setComponentValue').length")
     assert errors == []

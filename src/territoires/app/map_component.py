@@ -21,6 +21,7 @@ feature, the view), a click at once and a move once the map has stopped for 250 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,7 +179,10 @@ def component_kwargs(rendered: RenderedMap, *, key: str | None, height: int,
     )
 
 
-_declared: list[object] = []
+@functools.cache
+def _declared() -> object:
+    """The map frame's component, declared once per process."""
+    return components.declare_component(FRAME_NAME, path=str(FRAME_DIR))
 
 
 def component() -> object:
@@ -188,9 +192,7 @@ def component() -> object:
     browser would get a 404 for the frame's page."""
     from streamlit import runtime
 
-    if not _declared:
-        _declared.append(components.declare_component(FRAME_NAME, path=str(FRAME_DIR)))
-    declared = _declared[0]
+    declared = _declared()
     if runtime.exists():
         registry = runtime.get_instance().component_registry
         if registry.get_component(declared.name) is None:  # type: ignore[attr-defined]
