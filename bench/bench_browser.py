@@ -27,7 +27,9 @@ floor no Streamlit app can beat; the first 500 rows, the Catalogue page's page s
 
 Layers: ``--geo``, else ``geo/`` if built, else built from the mirror. Ports: ``--port`` and
 ``--port + 1`` (the bare page). ``--app DIR`` measures another copy of the app (before/after:
-``git archive <commit> | tar -x -C DIR``).
+``git archive <commit> | tar -x -C DIR``); ``--compare DIR`` serves that copy beside this one
+(``--port + 2``) and visits the pages with a map on each in turn, A then B, so that the
+machine's noise falls on both alike.
 """
 
 from __future__ import annotations
@@ -427,6 +429,47 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
         _concurrent(base, proc, rss0, rss1, rss2, args)
 
 
+def compare_scale(label: str, env: dict[str, str], first_id: str, args: argparse.Namespace
+                  ) -> None:
+    """``--compare DIR``: this app and the one in DIR served side by side, their pages with
+    a map visited in turn (A, B, A, B...: the machine's noise falls on both alike)."""
+    from playwright.sync_api import sync_playwright
+
+    other = dict(env)
+    if (args.compare / "src").is_dir():
+        other["PYTHONPATH"] = str(args.compare / "src")
+    other["TERRITOIRES_HOME"] = str(args.compare)
+    print(f"\n===== {label}: {args.app} (A) against {args.compare} (B) =====", flush=True)
+    with (sync_playwright() as p,
+          streamlit_server(args.app / "app.py", args.port, env, serve=True) as (a, _, _h),
+          streamlit_server(args.compare / "app.py", args.port + 2, other, serve=True) as (
+              b, _p, _h2)):
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                      locale="fr-FR")
+        context.route("**/*", _offline_route)
+        print(f"{'page (warm, median of ' + str(args.repeat) + ')':<28} "
+              f"{'A settled':>9} {'A map':>7} {'B settled':>9} {'B map':>7} {'map A/B':>7}")
+        for name, path, has_map in pages_for(first_id):
+            if not has_map:
+                continue
+            runs: dict[str, list[tuple[float | None, float | None]]] = {a: [], b: []}
+            for base in (a, b):  # caches filled, unmeasured
+                Visit(context, base + path, need_map=True).close()
+            for _ in range(args.repeat):
+                for base in (a, b):
+                    v = Visit(context, base + path, need_map=True)
+                    runs[base].append((v.settled, v.map))
+                    v.close()
+            sa, ma = (_median(r[i] for r in runs[a]) for i in (0, 1))
+            sb, mb = (_median(r[i] for r in runs[b]) for i in (0, 1))
+            ratio = f"{ma / mb:7.2f}" if ma and mb else "      —"
+            print(f"{name:<28} {_fmt_ms(sa):>9} {_fmt_ms(ma)} {_fmt_ms(sb):>9} "
+                  f"{_fmt_ms(mb)} {ratio}", flush=True)
+        context.close()
+        browser.close()
+
+
 def _concurrent(base: str, proc: subprocess.Popen, rss0: float, rss1: float, rss2: float,
                 args: argparse.Namespace) -> None:
     """``--clients`` concurrent first visits of Carte, then the server RSS figures."""
@@ -507,11 +550,18 @@ def main() -> None:
     parser.add_argument("--launch", choices=("serve", "streamlit-run"), default="serve",
                         help="how the app's server starts: territoires serve (caches "
                              "filled before it listens) or plain streamlit run app.py")
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="folder of another copy of the app: only the pages with a map, "
+                             "visited in turn on both (before/after in one run)")
     parser.add_argument("--app", type=Path, default=REPO,
                         help="folder of the app.py to measure (e.g. an older version "
                              "unpacked with git archive; its src/ goes first on PYTHONPATH)")
     args = parser.parse_args()
     args.app = args.app.resolve()
+    run = bench_scale
+    if args.compare is not None:
+        args.compare = args.compare.resolve()
+        run = compare_scale
 
     OUT.mkdir(parents=True, exist_ok=True)
     geo = Path(args.geo) if args.geo else built_geo_dir()
@@ -524,13 +574,13 @@ def main() -> None:
     for scale in args.scales.split(","):
         if scale == "seed":
             url = seed_db(Path(tempfile.mkdtemp(prefix="territoires-bb-")) / "seed.sqlite")
-            bench_scale("seed catalogue (12 fiches)",
+            run("seed catalogue (12 fiches)",
                         {**common_env, "TERRITOIRES_DATABASE_URL": url},
                         "cenon-erasmus-plus", args)
         elif scale == "50k":
             path = OUT / f"synthetic-{args.initiatives}-{args.funding}.sqlite"
             url, first_id = synthetic_db(path, geo, args.initiatives, args.funding)
-            bench_scale(f"{args.initiatives} synthetic initiatives",
+            run(f"{args.initiatives} synthetic initiatives",
                         {**common_env, "TERRITOIRES_DATABASE_URL": url}, first_id, args)
         else:
             parser.error(f"unknown scale {scale!r}")
