@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from territoires.analysis import maps, queries
+from territoires.analysis import maps
 from territoires.app import ui
 
 ui.ensure_routed(__file__)
@@ -25,15 +25,14 @@ with ui.guard():
     with cols[2]:
         colour_by = ui.param_select("Couleur des initiatives", "couleur", maps.COLOUR_BY,
                                     ui.CARTE_COLOUR)
-    selection = queries.select(data.catalogue, data.index, filters)
-    if len(selection.catalogue) == 0:
+    shown = ui.carte_data(data, filters, level)
+    if len(shown.selection.catalogue) == 0:
         ui.empty_selection_info()
-    values = queries.aggregate(selection, data.index, level)
-    ui.carte_map(data, filters, level, measure, colour_by)
+    ui.carte_map(data, filters, level, measure, colour_by, shown=shown)
     st.caption("Cliquez sur un territoire (département, commune, QPV…) pour le sélectionner. "
                "Le tableau ci-dessous reprend les valeurs de la carte.")
     st.markdown(f"## {maps.MEASURES[measure]} par territoire "
                 f"({maps.CHOROPLETH_LEVELS[level].lower()})")
-    shown = maps.table_rows(values, area, level, measure)
-    ui.territory_table(shown, maps.CHOROPLETH_LEVELS[level][:-1] if level != "qpv" else "QPV",
+    rows = maps.table_rows(shown.values, area, level, measure)
+    ui.territory_table(rows, maps.CHOROPLETH_LEVELS[level][:-1] if level != "qpv" else "QPV",
                        measure)

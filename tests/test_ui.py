@@ -308,3 +308,29 @@ def test_layers_held_without_polygons(app_env: dict) -> None:
         assert isinstance(layers.layer(name), gpd.GeoDataFrame)
         assert layers.layer(name).geometry.notna().any()
     assert layers.qpv.geometry.notna().any()  # the QPV centroids the map adds
+
+
+def test_carte_selects_once_when_its_map_is_rendered(app_env: dict,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A view not yet in the map cache: the page's selection and values serve its table
+    and its map (they were computed a second time inside the map's rendering)."""
+    import streamlit as st
+
+    from territoires.analysis import queries
+
+    st.cache_resource.clear()
+    ui.app_data()  # loaded (and its warm-up selections made) before counting
+    ui.map_cache()
+    calls: list[object] = []
+    real = queries.select
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(args[2])
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(queries, "select", counted)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/carte.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(ui.map_cache()) == 1  # rendered in this run
+    assert len(calls) == 1, calls

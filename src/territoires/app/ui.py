@@ -807,26 +807,46 @@ def _base_path() -> str:
     return str(st.get_option("server.baseUrlPath") or "")
 
 
-def carte_spec(data: AppData, filters: Filters, level: str, measure: str,
-               colour_by: str) -> maps.MapSpec:
-    """The Carte page's map of ``filters``: choropleth by ``level`` of ``measure``,
-    initiatives coloured by ``colour_by`` (the view, centre and zoom, is set apart)."""
+@dataclass(frozen=True)
+class CarteData:
+    """What the Carte page shows of its filters at a level: the selection and the
+    choropleth's values (its table and its map)."""
+
+    selection: queries.Selection
+    values: pd.DataFrame
+
+
+def carte_data(data: AppData, filters: Filters, level: str) -> CarteData:
+    """The selection of ``filters`` and its values by ``level``."""
     selection = queries.select(data.catalogue, data.index, filters)
+    return CarteData(selection, queries.aggregate(selection, data.index, level))
+
+
+def carte_spec(data: AppData, filters: Filters, level: str, measure: str,
+               colour_by: str, shown: CarteData | None = None) -> maps.MapSpec:
+    """The Carte page's map of ``filters``: choropleth by ``level`` of ``measure``,
+    initiatives coloured by ``colour_by`` (the view, centre and zoom, is set apart).
+    ``shown``: the selection and values of ``filters`` and ``level`` the page already
+    has (computed here otherwise)."""
+    if shown is None:
+        shown = carte_data(data, filters, level)
+    selection = shown.selection
     return maps.MapSpec(
         area=maps.area_from_filters(filters.territories, data.index),
         choropleth_level=level, measure=measure,
-        values=queries.aggregate(selection, data.index, level),
+        values=shown.values,
         initiatives=initiative_points(data, selection), colour_by=colour_by,
         selected=filters.territories,
     )
 
 
 def render_carte(data: AppData, filters: Filters, level: str, measure: str, colour_by: str,
-                 base_path: str = "") -> map_component.RenderedMap:
+                 base_path: str = "", shown: CarteData | None = None
+                 ) -> map_component.RenderedMap:
     """Render the Carte page's map (see :func:`carte_spec`) for the map frame: a stable
     base (same frame for every filter) and the layers that change, swapped in it."""
     dyn = maps.dynamic_map(data.display("national"), data.display("local"),
-                           carte_spec(data, filters, level, measure, colour_by))
+                           carte_spec(data, filters, level, measure, colour_by, shown))
     for element in (dyn.base, *dyn.groups):
         serve_map_assets(element, base_path)
     return map_component.render(dyn.base, dyn.groups, dyn.control, key=CARTE_KEY)
@@ -847,18 +867,20 @@ def _kept(data: AppData, key: tuple[object, ...],
 
 
 def carte_rendered(data: AppData, filters: Filters, level: str, measure: str,
-                   colour_by: str, base_path: str | None = None
-                   ) -> map_component.RenderedMap:
+                   colour_by: str, base_path: str | None = None,
+                   shown: CarteData | None = None) -> map_component.RenderedMap:
     """:func:`render_carte`, kept per process for each (catalogue revision, filters,
     level, measure, colour): a view already drawn for anyone is sent again without being
-    rendered (a catalogue change moves the revision, hence the key)."""
+    rendered (a catalogue change moves the revision, hence the key). ``shown`` (what
+    :func:`carte_data` gives for ``filters`` and ``level``) spares computing it again."""
     path = _base_path() if base_path is None else base_path
     return _kept(data, (CARTE_KEY, filters_key(filters), level, measure, colour_by, path),
-                 lambda: render_carte(data, filters, level, measure, colour_by, path))
+                 lambda: render_carte(data, filters, level, measure, colour_by, path,
+                                      shown))
 
 
 def carte_map(data: AppData, filters: Filters, level: str, measure: str, colour_by: str,
-              height: int = 620) -> None:
+              height: int = 620, shown: CarteData | None = None) -> None:
     """Draw the Carte page's map; a click on a territory makes it the territory filter
     (and reruns). The view (centre, zoom) follows the territory filter, and stays where
     the user moved it while that filter stays."""
@@ -870,7 +892,7 @@ def carte_map(data: AppData, filters: Filters, level: str, measure: str, colour_
         area = maps.area_from_filters(filters.territories, data.index)
         center, zoom = maps.view_for(maps.area_bounds(data.display("local"), area))
         st.session_state["_map_view"] = (area_key, center, zoom)
-    rendered = carte_rendered(data, filters, level, measure, colour_by)
+    rendered = carte_rendered(data, filters, level, measure, colour_by, shown=shown)
     returned = map_component.draw(
         rendered, key=CARTE_KEY, height=height, returned_objects=["last_active_drawing"],
         center=center, zoom=zoom)
