@@ -18,6 +18,8 @@ floor no Streamlit app can beat; the first 500 rows, the Catalogue page's page s
   ratios to the bare page's settled time; and, as in runs before December 2026, the time
   to the footer alone (the bare page's table is drawn 0.3-0.4 s after its footer) and its
   ratio to the bare page's footer;
+- in the app: from Accueil, a click on the menu's link to Carte, Catalogue, Couverture ->
+  page settled and map drawn (the way users move between pages: no new document);
 - Carte: change of the measure (a page choice) and of the theme filter (sidebar: from the
   Enter that applies the typed theme; and with the typing) -> map redrawn; the bytes and
   largest frame of the change;
@@ -116,6 +118,16 @@ TIMES_JS = """async ([needMap, limit]) => {
   }
   return [tSettled, tMap, tFooter];
 }"""
+
+#: JS: after a click on a menu link, times (ms since ``t0``, a performance.now() taken at
+#: the click) when the page of browser title ``title`` settled and its map was drawn.
+NAV_TIMES_JS = TIMES_JS.replace(
+    "async ([needMap, limit]) => {",
+    "async ([needMap, limit, title, t0]) => {\n"
+    "  while (!document.title.startsWith(title)) await new Promise(r => "
+    "requestAnimationFrame(r));").replace(
+    "return [tSettled, tMap, tFooter];",
+    "return [tSettled && tSettled - t0, tMap && tMap - t0, tFooter && tFooter - t0];")
 
 MARK_OLD_JS = """() => { document.querySelectorAll('iframe').forEach(f => {
   try { f.contentWindow.__benchOld = true;
@@ -404,6 +416,26 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
             print(f"{name:<28} {_fmt_ms(settled)} {_ratio(settled, floor)} {_fmt_ms(drawn)} "
                   f"{ratio_map} {_kb(total)} {_kb(largest)} {_fmt_ms(footer)} "
                   f"{_ratio(footer, floor_footer)}{never}", flush=True)
+
+        print("\nIn the app: from Accueil, a click on the menu's link -> page settled and "
+              f"map drawn (median of {args.repeat}; no new document: Streamlit's code is "
+              "there already)")
+        for name, title, has_map in (("carte", "Carte", True), ("catalogue", "Catalogue", False),
+                                     ("couverture", "Couverture", True)):
+            runs = []
+            for _ in range(args.repeat):
+                v = Visit(context, base + "/", need_map=False)
+                v.page.evaluate(MARK_OLD_JS)
+                t0 = v.page.evaluate("() => performance.now()")
+                v.page.get_by_test_id("stSidebar").get_by_role(
+                    "link", name=title, exact=True).click()
+                settled, drawn, _ = v.page.evaluate(
+                    NAV_TIMES_JS, [has_map, 60_000, f"{title} — ", t0])
+                runs.append((settled, drawn if has_map else None))
+                v.close()
+            print(f"  Accueil -> {name:<16} settled {_fmt_ms(_median(r[0] for r in runs))} ms"
+                  + (f", map drawn {_fmt_ms(_median(r[1] for r in runs))} ms" if has_map
+                     else ""), flush=True)
 
         print("\nCarte: interaction -> map redrawn (median of "
               f"{args.repeat}; ws kB and largest frame of the change)")
