@@ -559,6 +559,7 @@ class CompactGeoJson(folium.GeoJson):
             })).then(function (d) {
                 files[url] = d;
                 layer.addData(decode(d, values));
+                if (w.__territoiresRestack) { w.__territoiresRestack(); }
             }).catch(function (err) {
                 console.error("couche non chargée : " + url, err);
             }).finally(function () { w.__territoiresLoading -= 1; });
