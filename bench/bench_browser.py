@@ -85,8 +85,13 @@ st.caption("Sources : ANCT (floor page)")
 #: The bare page is served as well as Streamlit can (as territoires serve serves the app).
 BARE_OPTIONS = ("--server.fileWatcherType", "none", "--runner.postScriptGC", "false")
 
-#: JS: times (ms since navigation start) when the page settled and the map was drawn.
-TIMES_JS = """async ([needMap, limit]) => {
+#: JS: times (ms since navigation start, or since ``t0``, a performance.now() taken at a
+#: click in the app) when the page settled and the map was drawn; with ``title``, the
+#: page of that browser title (after a click: the new page, not the one left).
+TIMES_JS = """async ([needMap, limit, title, t0]) => {
+  t0 = t0 || 0;
+  while (title && !document.title.startsWith(title))
+    await new Promise(r => requestAnimationFrame(r));
   // the footer is there, no script runs, and what loads late is drawn: no element still
   // waiting for its code (Streamlit's skeleton), every table and chart drawn
   const footer = () => document.body && document.body.innerText.includes('Sources : ANCT')
@@ -104,7 +109,7 @@ TIMES_JS = """async ([needMap, limit]) => {
             && Object.keys(w.map._layers).length > 1; } catch (e) { return false; } });
   // Couverture draws no map when every territory is reached (the 50k catalogue)
   const noMap = () => document.body.innerText.includes('Toute la zone filtrée est touchée');
-  let since = null, tSettled = null, tMap = needMap ? null : 0, tFooter = null;
+  let since = null, tSettled = null, tMap = needMap ? null : t0, tFooter = null;
   const start = performance.now();
   while (performance.now() - start < limit) {
     const now = performance.now();
@@ -116,18 +121,8 @@ TIMES_JS = """async ([needMap, limit]) => {
     if (tSettled !== null && (tMap !== null || noMap())) break;
     await new Promise(r => requestAnimationFrame(r));
   }
-  return [tSettled, tMap, tFooter];
+  return [tSettled, tMap, tFooter].map(t => t === null ? null : t - t0);
 }"""
-
-#: JS: after a click on a menu link, times (ms since ``t0``, a performance.now() taken at
-#: the click) when the page of browser title ``title`` settled and its map was drawn.
-NAV_TIMES_JS = TIMES_JS.replace(
-    "async ([needMap, limit]) => {",
-    "async ([needMap, limit, title, t0]) => {\n"
-    "  while (!document.title.startsWith(title)) await new Promise(r => "
-    "requestAnimationFrame(r));").replace(
-    "return [tSettled, tMap, tFooter];",
-    "return [tSettled && tSettled - t0, tMap && tMap - t0, tFooter && tFooter - t0];")
 
 MARK_OLD_JS = """() => { document.querySelectorAll('iframe').forEach(f => {
   try { f.contentWindow.__benchOld = true;
@@ -430,7 +425,7 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
                 v.page.get_by_test_id("stSidebar").get_by_role(
                     "link", name=title, exact=True).click()
                 settled, drawn, _ = v.page.evaluate(
-                    NAV_TIMES_JS, [has_map, 60_000, f"{title} — ", t0])
+                    TIMES_JS, [has_map, 60_000, f"{title} — ", t0])
                 runs.append((settled, drawn if has_map else None))
                 v.close()
             print(f"  Accueil -> {name:<16} settled {_fmt_ms(_median(r[0] for r in runs))} ms"

@@ -67,4 +67,4 @@ with ui.guard():
         st.info("Choisissez deux ou trois initiatives pour les comparer champ par champ.")
     else:
         # a static table: long texts wrap instead of being cut
-        st.table(views.md_table(queries.compare_initiatives(data.catalogue, ids)))
+        ui.text_table(queries.compare_initiatives(data.catalogue, ids))

@@ -27,19 +27,19 @@ with ui.guard():
     for i, (label, value) in enumerate(views.fiche_facts(record)):
         cols[i % 3].markdown(f"**{label}**  \n{views.md_text(value)}")
     left, right = st.columns(2)
-    with left:  # a fiche's few rows as HTML tables: read out by screen readers, printed
+    with left:
         st.header("Porteurs")
-        st.table(views.md_table(views.organisations_table(data.catalogue, ident, "porteur")),
-                 hide_index=True)
+        ui.text_table(views.organisations_table(data.catalogue, ident, "porteur"),
+                      hide_index=True)
         st.header("Partenaires")
         partners = views.organisations_table(data.catalogue, ident, "partenaire")
         if len(partners):
-            st.table(views.md_table(partners), hide_index=True)
+            ui.text_table(partners, hide_index=True)
         else:
             st.caption("Aucun partenaire renseigné.")
         st.header("Territoires")
-        st.table(views.md_table(views.territories_table(data.catalogue, data.index, ident)),
-                 hide_index=True)
+        ui.text_table(views.territories_table(data.catalogue, data.index, ident),
+                      hide_index=True)
     with right:
         ui.static_map(lambda: views.territories_map(
             data.display("national"), data.display("local"), data.index,
@@ -52,15 +52,15 @@ with ui.guard():
     st.header("Indicateurs de résultats")
     indicators = views.indicators_table(data.catalogue, ident)
     if len(indicators):
-        st.table(views.md_table(indicators.set_index("Indicateur")))
+        ui.text_table(indicators.set_index("Indicateur"))
     else:
         st.caption("Aucun indicateur chiffré.")
     st.header("Financements")
     funding = views.funding_table(data.catalogue, ident)
     if len(funding):
         st.markdown(f"Total : **{views.funding_total(funding)}**")
-        st.table(views.md_table(funding[["Période", "Financeur", "Type de financeur",
-                                         "Dispositif", "Montant"]].set_index("Période")))
+        ui.text_table(funding[["Période", "Financeur", "Type de financeur", "Dispositif",
+                               "Montant"]].set_index("Période"))
         st.altair_chart(views.funding_chart(funding), width="stretch")
     else:
         st.caption("Aucune ligne de financement renseignée.")

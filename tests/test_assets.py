@@ -102,7 +102,7 @@ def test_localise_points_folium_at_the_app(tmp_path: Path) -> None:
     m = folium.Map()
     MarkerCluster().add_to(m)
     assets.localise(m, static=static, base_path="/territoires/")
-    links = [u for e in assets._walk(m) for attr in ("default_js", "default_css")
+    links = [u for e in assets.walk(m) for attr in ("default_js", "default_css")
              for _, u in getattr(e, attr, [])]
     assert "/territoires/app/static/vendor/leaflet-1.9.3/dist/leaflet.js" in links
     assert ("/territoires/app/static/vendor/leaflet.markercluster-1.1.0/dist/"
@@ -157,7 +157,7 @@ def test_localise_drops_jquery_unless_a_folium_popup_needs_it(tmp_path: Path) ->
 
     def scripts(m: folium.Map) -> list[str]:
         assets.localise(m, static=static)
-        return [u for e in assets._walk(m) for _, u in getattr(e, "default_js", [])]
+        return [u for e in assets.walk(m) for _, u in getattr(e, "default_js", [])]
 
     plain = folium.Map()
     folium.CircleMarker([45, 0], radius=3, tooltip="x").add_to(plain)

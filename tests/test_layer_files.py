@@ -10,7 +10,7 @@ import shapely
 
 from app_env import tiny_catalogue
 from territoires.analysis import maps
-from territoires.app import layer_files
+from territoires.app import assets, layer_files
 from territoires.pipeline.layers import Layers
 
 
@@ -91,13 +91,7 @@ def test_only_reference_geography_is_shareable(tiny_layers: Layers) -> None:
     cluster, _ = maps._initiatives_layer(
         maps.initiative_points(tiny_catalogue(), maps.territory_points(dict(tiny_layers.items()))),
         "theme", "/")
-    assert not any(getattr(e, "shareable", False) for e in _walk(cluster))
-
-
-def _walk(element: object):
-    yield element
-    for child in getattr(element, "_children", {}).values():
-        yield from _walk(child)
+    assert not any(getattr(e, "shareable", False) for e in assets.walk(cluster))
 
 
 def test_reference_layers_are_kept_built_in_the_frame(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_env import make_env
+from territoires.analysis import views
 from territoires.analysis.queries import Filters
 from territoires.app import ui
 from territoires.pipeline.layers import Layers
@@ -334,3 +335,21 @@ def test_carte_selects_once_when_its_map_is_rendered(app_env: dict,
     assert not at.exception, [e.value for e in at.exception]
     assert len(ui.map_cache()) == 1  # rendered in this run
     assert len(calls) == 1, calls
+
+
+def test_text_table_shows_catalogue_text_as_typed() -> None:
+    """``st.table`` renders its cells as Markdown: ui.text_table escapes them (no image, no
+    link), whatever page calls it."""
+
+    def page() -> None:
+        import pandas as pd
+
+        from territoires.app import ui
+
+        ui.text_table(pd.DataFrame({"Structure": ["![x](http://evil/x.png) [a](http://x)"]}),
+                      hide_index=True)
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception
+    cell = at.table[0].value["Structure"].iloc[0]
+    assert cell == views.md_text("![x](http://evil/x.png) [a](http://x)") and "\\[a\\]" in cell

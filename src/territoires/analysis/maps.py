@@ -18,7 +18,7 @@ import hashlib
 import html
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -502,13 +502,16 @@ def compact_rows(
 ) -> dict:
     """The compact payload of a layer (see :data:`_DECODER`): strings HTML-escaped, numbers
     kept, features without geometry dropped."""
+    return _compact([encode_geometry(g, decimals) for g in geoms], properties, decimals)
+
+
+def _compact(encoded: Sequence[object], properties: Mapping[str, Iterable[object]],
+             decimals: int) -> dict:
+    """:func:`compact_rows` of geometries already encoded (:func:`encode_geometry`; None:
+    no drawable geometry, the feature is dropped)."""
     cols = [_prop_values(v) for v in properties.values()]
-    rows = []
-    for i, geom in enumerate(geoms):
-        encoded = encode_geometry(geom, decimals)
-        if encoded is None:
-            continue
-        rows.append([col[i] for col in cols] + [encoded])
+    rows = [[col[i] for col in cols] + [geom] for i, geom in enumerate(encoded)
+            if geom is not None]
     return {"s": 10 ** decimals, "k": list(properties), "f": rows}
 
 
@@ -530,8 +533,10 @@ class CompactGeoJson(folium.GeoJson):
     fetches it once per map frame (``window.__territoiresFiles``; the map frame may have
     started the fetch, ``window.__territoiresPending``; a file's name is its content's hash,
     so any copy in the HTTP cache answers the next frames) instead of receiving it inline in
-    every redraw, and keeps the layer built
-    (see :attr:`reuse_key`); ``window.__territoiresLoading`` counts the fetches under way."""
+    every redraw, and keeps the layer built (see :attr:`reuse_key`);
+    ``window.__territoiresLoading`` counts the fetches under way, and the frame's
+    ``window.__territoiresRestack`` puts the layers back in their order once a file's
+    features are added."""
 
     _template = Template(
         """
@@ -904,12 +909,12 @@ def _choropleth_layer(
     palette = PALETTE[len(PALETTE) - n:] if 0 < n < len(PALETTE) else PALETTE
     # geometry and names (the same whatever the filters: the app may serve them as a file)
     # apart from the values; the features without a drawable geometry are left out of both
-    drawable = np.array([encode_geometry(g, decimals) is not None
-                         for g in gdf.geometry.to_numpy()], dtype=bool)
+    encoded = [encode_geometry(g, decimals) for g in gdf.geometry.to_numpy()]
+    drawable = np.array([g is not None for g in encoded], dtype=bool)
     gdf = gdf[drawable]
     classes = [c for c, keep in zip(classes, drawable, strict=True) if keep]
-    payload = compact_rows(gdf.geometry.to_numpy(), {
-        "nom": gdf["nom"].astype(str), "code": gdf[key]}, decimals)
+    payload = _compact([g for g in encoded if g is not None],
+                       {"nom": gdf["nom"].astype(str), "code": gdf[key]}, decimals)
     columns = {
         "k": classes,
         "ini": [format_measure(v, "initiatives") for v in gdf["initiatives"]],
@@ -1205,10 +1210,9 @@ def build_map(
 @dataclass
 class DynamicMap:
     """A map split for the map frame (``app.map_component``): ``base`` (same script for
-    every filter, so the
-    same frame), ``groups`` (one feature group per layer, named as in the layer control,
-    sent as ``feature_group_to_add`` is by ``st_folium``) and ``control``
-    (``layer_control``)."""
+    every filter, so the same frame), ``groups`` (one feature group per layer, named as in
+    the layer control, sent as ``st_folium`` sends ``feature_group_to_add``) and
+    ``control`` (``layer_control``)."""
 
     base: folium.Map
     groups: list[folium.FeatureGroup]

@@ -278,10 +278,11 @@ def static_url(url: str, static: Path | None = None, base_path: str = "") -> str
     return f"{base}{STATIC_URL}/{rel}"
 
 
-def _walk(element: object) -> Iterator[object]:
+def walk(element: object) -> Iterator[object]:
+    """``element`` (a folium/branca element) and every element under it, parents first."""
     yield element
     for child in getattr(element, "_children", {}).values():
-        yield from _walk(child)
+        yield from walk(child)
 
 
 def localise(fmap: object, static: Path | None = None, base_path: str = "") -> object:
@@ -290,7 +291,7 @@ def localise(fmap: object, static: Path | None = None, base_path: str = "") -> o
     the map has no ``folium.Icon``. Changes the elements in place; returns ``fmap``."""
     import folium
 
-    elements = list(_walk(fmap))
+    elements = list(walk(fmap))
     dropped = set() if any(isinstance(e, folium.Icon) for e in elements) else set(ICON_ONLY)
     if not any(isinstance(e, folium.Popup) or getattr(e, "objects_to_stay_in_front", None)
                for e in elements):

@@ -65,7 +65,7 @@ def externalise(element: object, static: Path | None = None, base_path: str = ""
     folder = layers_dir(static)
     base = "/" + base_path.strip("/") if base_path.strip("/") else ""
     changed = 0
-    for layer in assets._walk(element):
+    for layer in assets.walk(element):
         if not (isinstance(layer, CompactGeoJson) and layer.shareable):
             continue
         text = layer.payload

@@ -41,7 +41,7 @@ FRAME_NAME = "carte_interactive"
 
 @dataclass(frozen=True)
 class RenderedMap:
-    """The strings of a folium map for streamlit-folium's browser component."""
+    """The strings of a folium map for the map frame (as ``st_folium`` renders them)."""
 
     script: str
     header: str
@@ -128,9 +128,9 @@ def render(fmap: folium.Map, feature_groups: Sequence[folium.FeatureGroup] = (),
 def _external_files(*elements: object) -> list[str]:
     """URLs of the layer files (``CompactGeoJson.external``) under ``elements``."""
     from territoires.analysis.maps import CompactGeoJson
-    from territoires.app.assets import _walk
+    from territoires.app.assets import walk
 
-    return [layer.external for element in elements for layer in _walk(element)
+    return [layer.external for element in elements for layer in walk(element)
             if isinstance(layer, CompactGeoJson) and layer.external]
 
 

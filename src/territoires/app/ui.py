@@ -637,6 +637,13 @@ def metrics(items: Sequence[tuple[str, str, str | None]], per_row: int = 4) -> N
             col.metric(label, value, help=help_text)
 
 
+def text_table(table: pd.DataFrame, hide_index: bool = False) -> None:
+    """A static HTML table (``st.table``: long texts wrap, screen readers read it out, it
+    prints) of catalogue text: ``st.table`` renders cells as Markdown, so every text goes
+    through :func:`~territoires.analysis.views.md_table` and shows as typed."""
+    st.table(views.md_table(table), hide_index=hide_index)
+
+
 def territory_table(values: pd.DataFrame, level_label: str, measure: str) -> None:
     """Accessible alternative to the map: the territories with their figures."""
     if values.empty:
@@ -828,14 +835,11 @@ def carte_spec(data: AppData, filters: Filters, level: str, measure: str,
     initiatives coloured by ``colour_by`` (the view, centre and zoom, is set apart).
     ``shown``: the selection and values of ``filters`` and ``level`` the page already
     has (computed here otherwise)."""
-    if shown is None:
-        shown = carte_data(data, filters, level)
-    selection = shown.selection
+    shown = shown or carte_data(data, filters, level)
     return maps.MapSpec(
         area=maps.area_from_filters(filters.territories, data.index),
-        choropleth_level=level, measure=measure,
-        values=shown.values,
-        initiatives=initiative_points(data, selection), colour_by=colour_by,
+        choropleth_level=level, measure=measure, values=shown.values,
+        initiatives=initiative_points(data, shown.selection), colour_by=colour_by,
         selected=filters.territories,
     )
 
@@ -924,7 +928,7 @@ __all__ = [
     "APP_TITLE", "NNBSP", "AppData", "app_data", "carte_map", "current_filters",
     "empty_selection_info", "filters_summary", "fmt_big", "fmt_eur", "fmt_int", "fmt_pct",
     "footer", "guard", "metrics", "navigation", "param_select", "render_filters_sidebar",
-    "set_filters", "table_page", "territory_table",
+    "set_filters", "table_page", "territory_table", "text_table",
 ]
 
 

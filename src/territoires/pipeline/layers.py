@@ -129,8 +129,9 @@ class Layers:
         key = LAYER_SCHEMAS[name][0]
         wanted = sorted({str(c) for c in codes})
         if name in self.light:
+            # no code asked: a code no territory has (the read skips every row group)
             return _read(layer_path(name, self.source), name,
-                         filters=[(key, "in", wanted)] if wanted else None, empty=not wanted)
+                         filters=[(key, "in", wanted or ["\x00"])])
         gdf = getattr(self, name)
         return gdf[gdf[key].astype(str).isin(wanted).to_numpy(dtype=bool)]
 
@@ -153,10 +154,9 @@ def display_path(name: str, level: str, geo: Path | None = None) -> Path:
     return (geo or config.geo_dir()) / "display" / f"{name}_{level}.parquet"
 
 
-def _read(path: Path, name: str, filters: list | None = None,
-          empty: bool = False) -> gpd.GeoDataFrame:
-    """Layer ``name`` read from ``path`` (``filters``: pyarrow row filters; ``empty``: no
-    row, schema only), checked: present, readable, in EPSG:4326."""
+def _read(path: Path, name: str, filters: list | None = None) -> gpd.GeoDataFrame:
+    """Layer ``name`` read from ``path`` (``filters``: pyarrow row filters), checked:
+    present, readable, in EPSG:4326."""
     if not path.exists():
         raise LayersMissingError(
             f"La couche « {name} » n'est pas construite ({path}). "
@@ -164,8 +164,6 @@ def _read(path: Path, name: str, filters: list | None = None,
         )
     try:
         gdf = gpd.read_parquet(path, filters=filters)
-        if empty:
-            gdf = gdf.iloc[:0]
     except Exception as exc:  # pyarrow/geopandas raise many kinds
         raise LayerError(f"Lecture impossible de la couche « {name} » ({path}) : {exc}") from exc
     # the decoded WKB went back to Arrow's pool (mimalloc), which keeps freed pages: up to
