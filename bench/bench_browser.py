@@ -54,7 +54,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import built_geo_dir  # noqa: E402
+from common import built_geo_dir, seed_db, synthetic_db  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -511,54 +511,6 @@ def _concurrent(base: str, proc: subprocess.Popen, rss0: float, rss1: float, rss
           f"after the page visits {rss2:.0f} MB, after {args.clients} more sessions "
           f"{rss3:.0f} MB ({(rss3 - rss2) / max(args.clients, 1):.1f} MB per extra "
           "session)", flush=True)
-
-
-def seed_db(path: Path) -> str:
-    """A SQLite catalogue of the seed fiches."""
-    from territoires.catalogue import storage
-    from territoires.catalogue.seeds import load_seed_dir
-
-    url = f"sqlite:///{path}"
-    if path.exists():
-        path.unlink()
-    store = storage.Store(url)
-    store.create_or_upgrade()
-    store.upsert(load_seed_dir(REPO / "data" / "initiatives"))
-    store.dispose()
-    return url
-
-
-def synthetic_db(path: Path, geo: Path, n: int, funding: int) -> tuple[str, str]:
-    """A SQLite catalogue of ``n`` synthetic initiatives (kept in bench/out between runs);
-    returns (URL, first initiative id)."""
-    from sqlalchemy import text
-
-    from synthetic import make_synthetic
-    from territoires.catalogue import storage
-    from territoires.pipeline import layers as layers_mod
-    from territoires.pipeline.territories import TerritoryIndex
-
-    url = f"sqlite:///{path}"
-    if not path.exists():
-        t0 = time.perf_counter()
-        index = TerritoryIndex.from_layers(layers_mod.load_layers(geo))
-        cat = make_synthetic(index, n, funding, seed=0)
-        tmp = path.with_suffix(".tmp")
-        if tmp.exists():
-            tmp.unlink()
-        store = storage.Store(f"sqlite:///{tmp}")
-        store.create_or_upgrade()
-        store.upsert(cat)
-        store.dispose()
-        tmp.rename(path)
-        print(f"synthetic catalogue written to {path} ({time.perf_counter() - t0:.0f} s)")
-    store = storage.Store(url)
-    with store.engine.connect() as conn:
-        # a fiche whose map draws (one on a commune: see issue 13 on centroid-only QPV)
-        first = conn.execute(text("select initiative_id from territories where level = "
-                                  "'commune' order by initiative_id limit 1")).scalar()
-    store.dispose()
-    return url, str(first)
 
 
 def main() -> None:

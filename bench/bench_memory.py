@@ -5,7 +5,7 @@ Usage: ``.venv/bin/python bench/bench_memory.py [--scales seed,50k] [--allocator
 [--geo DIR] [--initiatives 50000] [--funding 200000]``
 
 Each scale runs in a fresh Python process (``seed``: the fiches of ``data/initiatives``;
-``50k``: the synthetic catalogue of :func:`bench_browser.synthetic_db`, written once to
+``50k``: the synthetic catalogue of :func:`common.synthetic_db`, written once to
 ``bench/out/``, git-ignored) and prints:
 
 - VmRSS (``/proc/self/status``) after the imports, after each warm-up step (with its
@@ -151,8 +151,7 @@ def main() -> None:
         child(args.allocators)
         return
 
-    from bench_browser import seed_db, synthetic_db
-    from common import built_geo_dir
+    from common import built_geo_dir, seed_db, synthetic_db
 
     OUT.mkdir(parents=True, exist_ok=True)
     geo = Path(args.geo) if args.geo else built_geo_dir()

@@ -11,9 +11,11 @@ visit"; the very first case also fills the process caches), then reruns it ``--r
 times: the median rerun is the figure to compare with the goals (<= 300 ms at seed scale,
 <= 1 s at national synthetic scale); the AppTest wall time of a rerun is printed beside it.
 Seed scale = the fiches of ``data/initiatives`` in a temporary SQLite database; national
-scale = :func:`synthetic.make_synthetic` (served to the app in-process, without a
-database). Layers: ``--geo``, else ``geo/`` if built, else built from the mirror
-(``TERRITOIRES_MIRROR``, default /work/shared/data) into a temporary folder. Then the export
+scale = :func:`synthetic.make_synthetic` in a SQLite database (:func:`common.synthetic_db`,
+written once to ``bench/out/``, as for bench_browser). A case whose page shows an error is
+printed with it, and the script then exits with an error. Layers: ``--geo``, else ``geo/``
+if built, else built from the mirror (``TERRITOIRES_MIRROR``, default /work/shared/data)
+into a temporary folder. Then the export
 of ``--export-rows`` synthetic initiatives in every format: time and size.
 """
 
@@ -30,14 +32,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import built_geo_dir  # noqa: E402
+from common import built_geo_dir, seed_db, synthetic_db  # noqa: E402
 from synthetic import make_synthetic  # noqa: E402
 from territoires.analysis import queries, views  # noqa: E402
-from territoires.catalogue import storage  # noqa: E402
 from territoires.pipeline import layers as layers_mod  # noqa: E402
 from territoires.pipeline.territories import TerritoryIndex  # noqa: E402
 
 APP = str(REPO / "app.py")
+OUT = REPO / "bench" / "out"
 
 
 def geo_dir(arg: str | None) -> Path:
@@ -119,25 +121,17 @@ def page_cases(first_id: str, dep: str) -> list[tuple[str, str, dict[str, str]]]
     ]
 
 
-def bench_pages(timer: ScriptTimer, label: str, first_id: str, repeat: int) -> None:
-    """Print the render times of every case."""
+def bench_pages(timer: ScriptTimer, label: str, first_id: str, repeat: int) -> int:
+    """Print the render times of every case; returns how many cases showed an error (their
+    times measure an error page, not the page)."""
     print(f"\n== pages at {label} (server time of the script run, ms) ==")
     print(f"{'page':<45} {'1st visit':>9} {'rerun':>7} {'AppTest':>8}")
+    problems = 0
     for name, page, params in page_cases(first_id, "33"):
         first, server, wall, problem = render_ms(timer, page, params, repeat)
         print(f"{name:<45} {first:9.0f} {server:7.0f} {wall:8.0f}  {problem}", flush=True)
-
-
-class _FakeStore:
-    """Stands for :class:`territoires.catalogue.storage.Store`: serves an in-memory catalogue."""
-
-    catalogue = None
-
-    def __init__(self, url: str, **_: object) -> None:
-        self.url = url
-
-    def load_catalogue(self) -> object:
-        return _FakeStore.catalogue
+        problems += bool(problem)
+    return problems
 
 
 def main() -> None:
@@ -161,32 +155,29 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="territoires-bench-db-"))
 
     timer = ScriptTimer()
+    problems = 0
     scales = set(args.scales.split(","))
     if not args.skip_pages and "seed" in scales:
-        from territoires.catalogue.seeds import load_seed_dir
+        os.environ["TERRITOIRES_DATABASE_URL"] = seed_db(tmp / "seeds.sqlite")
+        problems += bench_pages(timer, "seed scale (12 fiches)", "cenon-erasmus-plus",
+                                args.repeat)
 
-        url = f"sqlite:///{tmp / 'seeds.sqlite'}"
-        store = storage.Store(url)
-        store.create_or_upgrade()
-        store.upsert(load_seed_dir(REPO / "data" / "initiatives"))
-        store.dispose()
+    if not args.skip_pages and "national" in scales:
+        OUT.mkdir(parents=True, exist_ok=True)
+        url, first_id = synthetic_db(OUT / f"synthetic-{args.initiatives}-{args.funding}.sqlite",
+                                     geo, args.initiatives, args.funding)
         os.environ["TERRITOIRES_DATABASE_URL"] = url
-        bench_pages(timer, "seed scale (12 fiches)", "cenon-erasmus-plus", args.repeat)
+        problems += bench_pages(timer, f"national synthetic scale ({args.initiatives} "
+                                f"initiatives, {args.funding} lines)", first_id, args.repeat)
 
+    if problems:
+        sys.exit(f"{problems} page(s) showed an error: their times measure nothing")
+    if args.export_rows <= 0:
+        return
     t0 = time.perf_counter()
     synthetic = make_synthetic(index, args.initiatives, args.funding, seed=0)
     print(f"\nsynthetic catalogue: {len(synthetic.initiatives)} initiatives, "
           f"{len(synthetic.funding)} funding lines ({time.perf_counter() - t0:.1f} s)")
-    if not args.skip_pages and "national" in scales:
-        _FakeStore.catalogue = synthetic
-        storage.Store = _FakeStore  # type: ignore[misc,assignment]
-        os.environ["TERRITOIRES_DATABASE_URL"] = f"sqlite:///{tmp / 'synthetic.sqlite'}"
-        bench_pages(timer, f"national synthetic scale ({args.initiatives} initiatives, "
-                    f"{args.funding} lines)", str(synthetic.initiatives["id"].iloc[0]),
-                    args.repeat)
-
-    if args.export_rows <= 0:
-        return
     print(f"\n== export of {args.export_rows} initiatives (with their tables) ==")
     ids = synthetic.initiatives["id"].iloc[: args.export_rows]
     sub = synthetic.subset(set(ids))
