@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import folium
+import pytest
 import shapely
 
 from app_env import tiny_catalogue
@@ -112,3 +113,38 @@ def test_reference_layers_are_kept_built_in_the_frame(tmp_path: Path) -> None:
     assert with_values.external and with_values.reuse_key is None
     assert "__territoiresLayers" not in _script(with_values)
     assert _layer(3).reuse_key is None  # inline
+
+
+def test_prune_removes_the_served_files_only(tmp_path: Path) -> None:
+    assert layer_files.prune(static=tmp_path) == 0  # no folder yet
+    assert layer_files.externalise(_layer(2_000), static=tmp_path) == 1
+    folder = tmp_path / "layers"
+    (folder / ".tmp-abc.json").write_text("{")  # a write cut short
+    (folder / "README").write_text("not ours")
+    (tmp_path / "vendor.json").write_text("{}")  # beside the folder
+    assert layer_files.prune(static=tmp_path) == 2
+    assert sorted(p.name for p in folder.iterdir()) == ["README"]
+    assert (tmp_path / "vendor.json").is_file()
+
+
+def test_data_build_prunes_the_files_of_the_older_layers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A rebuild leaves the files of the older geography unused: the command removes them."""
+    from territoires import cli
+    from territoires.pipeline import build
+
+    monkeypatch.setenv("TERRITOIRES_STATIC_DIR", str(tmp_path / "static"))
+    monkeypatch.setenv("TERRITOIRES_GEO_DIR", str(tmp_path / "geo"))
+    monkeypatch.delenv("TERRITOIRES_MIRROR", raising=False)
+    assert layer_files.externalise(_layer(2_000), static=tmp_path / "static") == 1
+
+    class Report:
+        def describe(self) -> str:
+            return "couches construites"
+
+    monkeypatch.setattr(build, "build_all", lambda cache, geo: Report())
+    assert cli.main(["data", "build"]) == 0
+    out = capsys.readouterr().out
+    assert "1 fichier(s) de couches servis" in out
+    assert list((tmp_path / "static" / "layers").glob("*.json")) == []

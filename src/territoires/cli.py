@@ -43,7 +43,18 @@ def _data_build(args: argparse.Namespace) -> int:
             print(r.describe())
     report = build.build_all(config.cache_dir(), geo)
     print(report.describe())
+    _prune_layer_files()
     return 0
+
+
+def _prune_layer_files() -> None:
+    """After a build: the map files served from the older layers are removed."""
+    from territoires.app import layer_files
+
+    removed = layer_files.prune()
+    if removed:
+        print(f"{removed} fichier(s) de couches servis par l'application retirés "
+              f"({layer_files.layers_dir()}) : redémarrez les serveurs en cours.")
 
 
 def _data_status(args: argparse.Namespace) -> int:
@@ -111,6 +122,7 @@ def _setup(args: argparse.Namespace) -> int:
                                    manifest_path=config.sources_manifest_path()):
             print(r.describe())
         print(build.build_all(config.cache_dir(), geo).describe())
+        _prune_layer_files()
     else:
         print(f"Couches déjà construites dans {geo} (--rebuild pour reconstruire).")
     url = config.database_url()

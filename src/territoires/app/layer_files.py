@@ -12,8 +12,9 @@ hash of its content: a rebuilt geography gives new files, never a stale one; two
 writing the same file write the same bytes (atomic rename). The folder holds a file per
 distinct layer of the views drawn (about 0.5 MB for France, tens of kB per département or
 commune viewed); a new build of the layers leaves the older files unused, and harmless (a
-server still running on the older layers keeps drawing with them): remove the folder
-after a rebuild once the servers have restarted.
+server still running on the older layers keeps drawing with them): ``territoires data
+build`` and ``territoires setup --rebuild`` empty the folder (:func:`prune`) once the new
+layers are in place; restart the servers then, as after every rebuild.
 
 No streamlit import here (file I/O at the app's edge; the URL prefix is passed in).
 """
@@ -79,3 +80,19 @@ def externalise(element: object, static: Path | None = None, base_path: str = ""
         layer.external = f"{base}{assets.STATIC_URL}/{FOLDER}/{name}"
         changed += 1
     return changed
+
+
+def prune(static: Path | None = None) -> int:
+    """Remove every served layer file (after a rebuild of the layers: the running servers
+    are restarted, and each writes again the files of the views it draws); returns how many
+    files were removed. Only this module's files (``*.json`` and its temporary files) are
+    touched; a folder that is absent or cannot be written removes nothing."""
+    folder = layers_dir(static)
+    removed = 0
+    for path in [*folder.glob("*.json"), *folder.glob(".tmp-*.json")]:
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        removed += 1
+    return removed
