@@ -37,7 +37,6 @@ machine's noise falls on both alike.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -48,17 +47,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import requests
-
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import built_geo_dir, seed_db, synthetic_db  # noqa: E402
+sys.path.insert(0, str(REPO / "tests"))
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+from browser_support import ARGS, CHROMIUM, process  # noqa: E402
+from common import built_geo_dir, seed_db, synthetic_db  # noqa: E402
 
 BARE_PAGE = '''"""Floor of the benchmark: the catalogue table (its first 500 rows, one page of the
 Catalogue page: all 50,000 rows would be a 36 MB frame), nothing else."""
@@ -173,36 +169,17 @@ def streamlit_server(script: Path, port: int, env: dict[str, str], serve: bool =
     """``streamlit run script`` on 127.0.0.1:port (``serve``: ``territoires serve``, which
     loads the data before it listens; ``extra``: more Streamlit options); yields (base URL,
     process, seconds to healthy)."""
-    log = (OUT / f"streamlit-{port}.log").open("w")
-    t0 = time.perf_counter()
     options = ["--server.headless", "true", "--server.port", str(port),
                "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
                *extra]
     command = ([sys.executable, "-m", "territoires.cli", "serve", "--", *options] if serve
                else [sys.executable, "-m", "streamlit", "run", str(script), *options])
-    proc = subprocess.Popen(
-        command, cwd=script.parent, env={**os.environ, **env, "TERRITOIRES_HOME": str(
-            script.parent)} if serve else {**os.environ, **env},
-        stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    try:
-        while True:
-            try:
-                if requests.get(f"{base}/_stcore/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if proc.poll() is not None or time.perf_counter() - t0 > 900:
-                raise RuntimeError(f"server on {port} did not start (see {log.name})")
-            time.sleep(0.1)
+    t0 = time.perf_counter()
+    with process(command, {**env, "TERRITOIRES_HOME": str(script.parent)} if serve else env,
+                 OUT / f"streamlit-{port}.log", f"{base}/_stcore/health", seconds=900,
+                 poll=0.1, cwd=script.parent) as proc:
         yield base, proc, time.perf_counter() - t0
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 class Visit:

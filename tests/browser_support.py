@@ -82,11 +82,13 @@ def streamlit_command(port: int, *extra: str) -> list[str]:
 
 @contextmanager
 def process(cmd: list[str], env: dict[str, str], log: Path, health: str,
-            seconds: float = 90) -> Iterator[subprocess.Popen]:
-    """Run a server process (output in ``log``) until ``health`` answers 200; stop it after
-    (terminate, then kill). Raises with the log if it dies or never answers."""
+            seconds: float = 90, poll: float = 0.5, cwd: Path = REPO
+            ) -> Iterator[subprocess.Popen]:
+    """Run a server process (in ``cwd``, output in ``log``) until ``health`` answers 200,
+    asked every ``poll`` seconds; stop it after (terminate, then kill). Raises with the log
+    if it dies or never answers. (The benchmarks start their servers with it too.)"""
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=out,
+        proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **env}, stdout=out,
                                 stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + seconds
@@ -101,7 +103,7 @@ def process(cmd: list[str], env: dict[str, str], log: Path, health: str,
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{health} did not answer in {seconds} s:\n"
                                        + log.read_text(errors="replace"))
-                time.sleep(0.5)
+                time.sleep(poll)
             yield proc
         finally:
             proc.terminate()
