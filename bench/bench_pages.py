@@ -15,8 +15,8 @@ scale = :func:`synthetic.make_synthetic` in a SQLite database (:func:`common.syn
 written once to ``bench/out/``, as for bench_browser). A case whose page shows an error is
 printed with it, and the script then exits with an error. Layers: ``--geo``, else ``geo/``
 if built, else built from the mirror (``TERRITOIRES_MIRROR``, default /work/shared/data)
-into a temporary folder. Then the export
-of ``--export-rows`` synthetic initiatives in every format: time and size.
+into a temporary folder. Then the export of ``--export-rows`` synthetic initiatives in every
+format: time and size.
 """
 
 from __future__ import annotations
