@@ -85,11 +85,11 @@ def externalise(element: object, static: Path | None = None, base_path: str = ""
 def prune(static: Path | None = None) -> int:
     """Remove every served layer file (after a rebuild of the layers: the running servers
     are restarted, and each writes again the files of the views it draws); returns how many
-    files were removed. Only this module's files (``*.json`` and its temporary files) are
-    touched; a folder that is absent or cannot be written removes nothing."""
-    folder = layers_dir(static)
+    files were removed. Only this module's files are touched: ``*.json``, its temporary
+    ``.tmp-*.json`` included (pathlib's ``*`` matches a leading dot); a folder that is
+    absent or cannot be written removes nothing."""
     removed = 0
-    for path in [*folder.glob("*.json"), *folder.glob(".tmp-*.json")]:
+    for path in layers_dir(static).glob("*.json"):
         try:
             path.unlink()
         except OSError:
