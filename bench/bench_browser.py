@@ -149,6 +149,13 @@ REDRAWN_JS = """(legend) => [...document.querySelectorAll('iframe')].some(f => {
   catch (e) { return false; } })"""
 
 
+#: JS: the time the map frame took to swap in the layers of its last draw (ms), if it says
+#: (``window.__territoiresLastDraw``)
+SWAP_MS_JS = """() => { for (const f of document.querySelectorAll('iframe')) {
+  try { const d = f.contentWindow.__territoiresLastDraw; if (d) return d.ms; }
+  catch (e) {} } return null; }"""
+
+
 def _offline_route(r: object) -> None:
     """Offline browser: the app's own server only; a CDN script folium asks for (an app
     that does not serve them, e.g. ``--app`` of an older version) comes from the fetched
@@ -239,12 +246,12 @@ def _kb(n: float) -> str:
 
 def measure_change(visit: Visit, action: object, legend: str | None,
                    timeout_ms: float = 60_000, prepare: object = None
-                   ) -> tuple[float | None, int, int, float | None]:
+                   ) -> tuple[float | None, int, int, float | None, float | None]:
     """Run ``prepare`` (untimed: e.g. typing in a list's search box), then ``action`` (the
     gesture that changes the filter: a click, Enter) on the visit's page; (ms from the
     gesture's first input event to the map redrawn, in the page's clock; bytes; largest
     frame; ms from the driver's call to the map redrawn seen by the driver, the figure of
-    runs before December 2026)."""
+    runs before December 2026; ms the map frame took to swap the layers in, when it says)."""
     page = visit.page
     if prepare is not None:
         prepare(page)  # type: ignore[operator]
@@ -269,7 +276,8 @@ def measure_change(visit: Visit, action: object, legend: str | None,
         timeout=timeout_ms)
     page.wait_for_timeout(300)
     total, largest = visit.traffic(start)
-    return ms, total, largest, driver
+    swap = page.evaluate(SWAP_MS_JS)
+    return ms, total, largest, driver, swap
 
 
 def _measure_radio(page: object) -> None:
@@ -291,6 +299,17 @@ def _press_enter(page: object) -> None:
 def _theme_filter(page: object) -> None:
     _type_theme(page)
     _press_enter(page)
+
+
+#: Carte's interactions measured: (name, untimed preparation, gesture, legend text of the
+#: map redrawn or None)
+INTERACTIONS = (
+    ("measure -> Financements", None, _measure_radio, "Financements (€)"),
+    # from the gesture that applies the filter (typing in the list is the user's)
+    ("theme filter -> Culture", _type_theme, _press_enter, None),
+    # the same, the typing included (the figure of earlier runs)
+    ("  typing included", None, _theme_filter, None),
+)
 
 
 def ws_first_visits(base: str, n: int, page_name: str = "carte",
@@ -436,13 +455,7 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
 
         print("\nCarte: interaction (from its first input event) -> map redrawn (median of "
               f"{args.repeat}; ws kB and largest frame of the change)")
-        for name, prepare, action, legend in (
-            ("measure -> Financements", None, _measure_radio, "Financements (€)"),
-            # from the gesture that applies the filter (typing in the list is the user's)
-            ("theme filter -> Culture", _type_theme, _press_enter, None),
-            # the same, the typing included (the figure of earlier runs)
-            ("  typing included", None, _theme_filter, None),
-        ):
+        for name, prepare, action, legend in INTERACTIONS:
             runs = []
             for _ in range(args.repeat):
                 v = Visit(context, base + "/carte", need_map=True)
@@ -451,7 +464,8 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
             print(f"  {name:<26} {_fmt_ms(_median(r[0] for r in runs))} ms "
                   f"{_kb(statistics.median(r[1] for r in runs))} kB, largest "
                   f"{_kb(max(r[2] for r in runs))} kB; from the driver's call "
-                  f"{_fmt_ms(_median(r[3] for r in runs))} ms", flush=True)
+                  f"{_fmt_ms(_median(r[3] for r in runs))} ms; the frame's layer swap "
+                  f"{_fmt_ms(_median(r[4] for r in runs))} ms", flush=True)
         rss2 = rss_mb(proc.pid)
         context.close()
         browser.close()
@@ -496,6 +510,20 @@ def compare_scale(label: str, env: dict[str, str], first_id: str, args: argparse
             ratio = f"{ma / mb:7.2f}" if ma and mb else "      —"
             print(f"{name:<28} {_fmt_ms(sa):>9} {_fmt_ms(ma)} {_fmt_ms(sb):>9} "
                   f"{_fmt_ms(mb)} {ratio}", flush=True)
+        print(f"\n{'Carte: interaction -> redrawn':<28} {'A':>9} {'B':>9} {'A/B':>7} "
+              f"{'A swap':>7} {'B swap':>7}")
+        for name, prepare, action, legend in INTERACTIONS[:2]:
+            changes: dict[str, list[tuple]] = {a: [], b: []}
+            for _ in range(args.repeat):
+                for base in (a, b):
+                    v = Visit(context, base + "/carte", need_map=True)
+                    changes[base].append(measure_change(v, action, legend, prepare=prepare))
+                    v.close()
+            ca, cb = (_median(r[0] for r in changes[x]) for x in (a, b))
+            wa, wb = (_median(r[4] for r in changes[x]) for x in (a, b))
+            ratio = f"{ca / cb:7.2f}" if ca and cb else "      —"
+            print(f"  {name:<26} {_fmt_ms(ca):>9} {_fmt_ms(cb):>9} {ratio} {_fmt_ms(wa)} "
+                  f"{_fmt_ms(wb)}", flush=True)
         context.close()
         browser.close()
 
@@ -533,8 +561,9 @@ def main() -> None:
                         help="how the app's server starts: territoires serve (caches "
                              "filled before it listens) or plain streamlit run app.py")
     parser.add_argument("--compare", type=Path, default=None,
-                        help="folder of another copy of the app: only the pages with a map, "
-                             "visited in turn on both (before/after in one run)")
+                        help="folder of another copy of the app: only the pages with a map "
+                             "and Carte's interactions, visited in turn on both (before/after "
+                             "in one run)")
     parser.add_argument("--app", type=Path, default=REPO,
                         help="folder of the app.py to measure (e.g. an older version "
                              "unpacked with git archive; its src/ goes first on PYTHONPATH)")

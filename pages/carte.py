@@ -11,28 +11,34 @@ ui.ensure_routed(__file__)
 
 st.title("Carte")
 
+
+@st.fragment
+def view(data: ui.AppData, filters: ui.Filters, area: maps.Area) -> None:
+    """The map and its table: a change of level, measure or colour reruns only this."""
+    with ui.guard():  # a rerun of this part alone runs outside the page's guard
+        cols = st.columns(3)
+        with cols[0]:
+            level = ui.param_select("Carte choroplèthe par", "niveau", maps.CHOROPLETH_LEVELS,
+                                    ui.carte_default_level(filters, area))
+        with cols[1]:
+            measure = ui.param_select("Mesure", "mesure", maps.MEASURES, ui.CARTE_MEASURE)
+        with cols[2]:
+            colour_by = ui.param_select("Couleur des initiatives", "couleur", maps.COLOUR_BY,
+                                        ui.CARTE_COLOUR)
+        shown = ui.carte_data(data, filters, level)
+        if len(shown.selection.catalogue) == 0:
+            ui.empty_selection_info()
+        ui.carte_map(data, filters, level, measure, colour_by, shown=shown)
+        st.caption("Cliquez sur un territoire (département, commune, QPV…) pour le sélectionner. "
+                   "Le tableau ci-dessous reprend les valeurs de la carte.")
+        st.markdown(f"## {maps.MEASURES[measure]} par territoire "
+                    f"({maps.CHOROPLETH_LEVELS[level].lower()})")
+        rows = maps.table_rows(shown.values, area, level, measure)
+        ui.territory_table(rows, maps.CHOROPLETH_LEVELS[level][:-1] if level != "qpv" else "QPV",
+                           measure)
+
 with ui.guard():
     data = ui.app_data()
     filters = ui.render_filters_sidebar()
     st.caption(f"Filtres actifs — {ui.filters_summary(filters, data.index)}")
-    area = maps.area_from_filters(filters.territories, data.index)
-    cols = st.columns(3)
-    with cols[0]:
-        level = ui.param_select("Carte choroplèthe par", "niveau", maps.CHOROPLETH_LEVELS,
-                                ui.carte_default_level(filters, area))
-    with cols[1]:
-        measure = ui.param_select("Mesure", "mesure", maps.MEASURES, ui.CARTE_MEASURE)
-    with cols[2]:
-        colour_by = ui.param_select("Couleur des initiatives", "couleur", maps.COLOUR_BY,
-                                    ui.CARTE_COLOUR)
-    shown = ui.carte_data(data, filters, level)
-    if len(shown.selection.catalogue) == 0:
-        ui.empty_selection_info()
-    ui.carte_map(data, filters, level, measure, colour_by, shown=shown)
-    st.caption("Cliquez sur un territoire (département, commune, QPV…) pour le sélectionner. "
-               "Le tableau ci-dessous reprend les valeurs de la carte.")
-    st.markdown(f"## {maps.MEASURES[measure]} par territoire "
-                f"({maps.CHOROPLETH_LEVELS[level].lower()})")
-    rows = maps.table_rows(shown.values, area, level, measure)
-    ui.territory_table(rows, maps.CHOROPLETH_LEVELS[level][:-1] if level != "qpv" else "QPV",
-                       measure)
+    view(data, filters, maps.area_from_filters(filters.territories, data.index))

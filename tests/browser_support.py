@@ -164,6 +164,27 @@ def map_frame(page, timeout: float = 60_000):
     return frame_el
 
 
+#: The groups (their index in the frame's list, bottom first) in the order the canvas
+#: draws their layers: increasing when the layers are drawn in the groups' order.
+DRAW_ORDER = """() => { const group = new Map();
+  (window.feature_group || []).forEach((g, i) => { const walk = x => {
+      if (x.eachLayer) x.eachLayer(walk); else group.set(L.stamp(x), i); }; walk(g); });
+  const renderers = new Set(); window.map.eachLayer(l => l._renderer && renderers.add(l._renderer));
+  const seq = [];
+  for (const r of renderers) { for (let n = r._drawFirst; n; n = n.next) {
+      const i = group.get(L.stamp(n.layer));
+      if (i !== undefined && seq[seq.length - 1] !== i) seq.push(i); } }
+  return {seq, renderers: renderers.size}; }"""
+
+
+def assert_in_order(frame, groups: int = 3) -> None:
+    """The map frame's canvas draws the layers of at least ``groups`` feature groups, in
+    the groups' order (bottom first)."""
+    order = frame.evaluate(DRAW_ORDER)
+    assert order["renderers"] == 1 and len(order["seq"]) >= groups, order
+    assert order["seq"] == sorted(set(order["seq"])), order
+
+
 def settle(page, timeout: float = 60_000) -> None:
     """Wait until the page's script run is over (footer drawn, no running indicator)."""
     page.get_by_text("Sources : ANCT").first.wait_for(state="attached", timeout=timeout)

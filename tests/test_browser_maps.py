@@ -14,6 +14,7 @@ from shapely.geometry import MultiPoint
 
 from app_env import make_env, tiny_catalogue
 from browser_support import (
+    assert_in_order,
     browser_available,
     browser_context,
     ensure_map_assets,
@@ -61,25 +62,6 @@ _REUSED = """() => { const kept = window.__territoiresLayers || {};
           draws: window.__territoiresDraws || 0}; }"""
 
 
-#: The groups (their index in the frame's list, bottom first) in the order the canvas
-#: draws their layers: increasing when the layers are drawn in the groups' order.
-_DRAW_ORDER = """() => { const group = new Map();
-  (window.feature_group || []).forEach((g, i) => { const walk = x => {
-      if (x.eachLayer) x.eachLayer(walk); else group.set(L.stamp(x), i); }; walk(g); });
-  const renderers = new Set(); window.map.eachLayer(l => l._renderer && renderers.add(l._renderer));
-  const seq = [];
-  for (const r of renderers) { for (let n = r._drawFirst; n; n = n.next) {
-      const i = group.get(L.stamp(n.layer));
-      if (i !== undefined && seq[seq.length - 1] !== i) seq.push(i); } }
-  return {seq, renderers: renderers.size}; }"""
-
-
-def _in_order(frame) -> None:
-    order = frame.evaluate(_DRAW_ORDER)
-    assert order["renderers"] == 1 and len(order["seq"]) >= 3, order
-    assert order["seq"] == sorted(set(order["seq"])), order
-
-
 #: The frame's requests: URL path -> (start, end), ms since the frame's navigation.
 _LOADS = """() => Object.fromEntries(performance.getEntriesByType('resource')
     .filter(e => !e.name.endsWith('.png'))
@@ -122,7 +104,7 @@ def test_carte_seine_saint_denis_draws_qpv_polygons(mirror_geo_dir: Path, browse
         assert all(loads[n][0] <= first_end for n in asked), loads
         # drawn bottom first in the layers' order (choropleth, outlines, QPV...), whatever
         # order their files arrived in
-        _in_order(frame_el.element_handle().content_frame())
+        assert_in_order(frame_el.element_handle().content_frame())
         # a measure change swaps the layers in: the reference layers already built are
         # re-added (the same Leaflet objects), not decoded and built again
         frame = frame_el.element_handle().content_frame()
@@ -136,7 +118,7 @@ def test_carte_seine_saint_denis_draws_qpv_polygons(mirror_geo_dir: Path, browse
         assert after["ids"] == kept["ids"] and after["shown"] >= len(kept["ids"]) - 1, after
         drawn = frame.evaluate(_QPV_DRAWN)
         assert drawn.get("Polygon", 0) + drawn.get("MultiPolygon", 0) == expected, drawn
-        _in_order(frame)
+        assert_in_order(frame)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.wait_for_timeout(1000)
         page.screenshot(path=str(ARTIFACTS / "carte_seine_saint_denis.png"), full_page=True)

@@ -48,6 +48,8 @@ def _wait_redrawn(frame, draws: int, timeout: float = 60_000) -> dict:
 
 def test_measure_and_filter_change_redraw_in_the_same_frame(server: str, browser) -> None:
     page = browser.new_page()
+    fragments: list[str] = []
+    _reruns(page, fragments)
     try:
         page.goto(f"{server}/carte")
         frame_el = map_frame(page)
@@ -80,6 +82,10 @@ def test_measure_and_filter_change_redraw_in_the_same_frame(server: str, browser
         assert "Cités éducatives" in after["checked"] or "Cités éducatives" not in after[
             "layers"], after
 
+        # the measure is a choice of the map's part of the page (a fragment): its change
+        # runs that part only, not the filter sidebar
+        assert fragments[0] == "" and fragments[-1], fragments
+
         # filter (sidebar) -> the initiatives layer changes, same frame
         draws = after["draws"]
         box = page.get_by_test_id("stMultiSelect").filter(has_text="Thèmes").first
@@ -98,6 +104,7 @@ def test_measure_and_filter_change_redraw_in_the_same_frame(server: str, browser
         assert (filtered["legend"], filtered["features"]) != (after["legend"],
                                                               after["features"]), filtered
         assert filtered["features"] > 0, filtered
+        assert fragments[-1] == "", fragments  # a filter change runs the whole page
     finally:
         page.close()
 
@@ -126,8 +133,9 @@ def test_click_on_a_territory_after_a_redraw_filters(server: str, browser) -> No
         page.close()
 
 
-def _reruns(page) -> list[str]:
-    """The script runs the page asks for over its websocket (Streamlit's BackMsg)."""
+def _reruns(page, fragments: list[str] | None = None) -> list[str]:
+    """The script runs the page asks for over its websocket (Streamlit's BackMsg): their
+    page names; ``fragments`` gets the fragment each run is limited to ("": the page)."""
     from streamlit.proto.BackMsg_pb2 import BackMsg
 
     asked: list[str] = []
@@ -138,6 +146,8 @@ def _reruns(page) -> list[str]:
             msg.ParseFromString(bytes(payload))
             if msg.WhichOneof("type") == "rerun_script":
                 asked.append(msg.rerun_script.page_name or "?")
+                if fragments is not None:
+                    fragments.append(msg.rerun_script.fragment_id)
 
     page.on("websocket", lambda ws: ws.on("framesent", sent))
     return asked

@@ -59,6 +59,11 @@ def test_draw_sends_what_st_folium_sends(monkeypatch: pytest.MonkeyPatch,
                        center=(45.0, 0.0), zoom=7)
     expected, got = calls
     on_change: Callable[[], None] = got.pop("on_change")
+    # the groups go one by one (the frame keeps those unchanged): st_folium's one string
+    assert got["feature_group"] is None
+    assert [name for name, _ in got["groups"]] == [  # type: ignore[union-attr]
+        map_component.GROUP_NAME.format(i) for i in range(len(groups))]
+    got["feature_group"] = "".join(code for _, code in got["groups"])  # type: ignore[union-attr]
     # folium gives each element a random name; streamlit-folium renames the map's, not all
     strip = __import__("re").compile(r"_[0-9a-f]{32}").sub
 
@@ -73,7 +78,7 @@ def test_draw_sends_what_st_folium_sends(monkeypatch: pytest.MonkeyPatch,
     assert {k: v for k, v in got["default"].items() if k in expected["default"]} == {
         k: v for k, v in expected["default"].items() if k in got["default"]}
     assert got["prefetch"] == []  # no layer file
-    assert "feature_group_feature_group_1" in got["feature_group"]  # type: ignore[operator]
+    assert "feature_group_feature_group_1" in got["groups"][1][1]  # type: ignore[index]
     assert any("markercluster" in link for link in got["js_links"])  # type: ignore[union-attr]
     assert callable(on_change)
 
@@ -133,6 +138,7 @@ def test_draw_without_groups(monkeypatch: pytest.MonkeyPatch) -> None:
                        use_container_width=False, returned_objects=[])
     expected, got = calls
     assert got["feature_group"] is None and got["layer_control"] is None
+    assert got["groups"] == []
     assert got["key"] == expected["key"] and got["width"] == expected["width"] == 500
 
 

@@ -15,7 +15,12 @@ from pathlib import Path
 import folium
 import pytest
 
-from browser_support import browser_available, browser_context, ensure_map_assets
+from browser_support import (
+    assert_in_order,
+    browser_available,
+    browser_context,
+    ensure_map_assets,
+)
 from territoires.analysis import maps
 from territoires.app import assets, map_component
 
@@ -112,6 +117,99 @@ def _args(name: str, *, height: int = 300, returned: list[str] | None = None,
     if js_links is not None:
         kwargs["js_links"] = js_links
     return json.loads(json.dumps(kwargs))
+
+
+def _groups_args(groups: list[tuple[str, int, float, bool]]) -> dict[str, object]:
+    """The frame's arguments for a map drawn on a canvas (as the app's) with the feature
+    groups ``(name, features, offset, shown at first)``, bottom first, each of
+    ``features`` squares ``offset`` degrees east, and their layer control (the app's:
+    groups not shown at first taken off)."""
+    fmap = folium.Map(location=[44.85, -0.55], zoom_start=8, tiles=None, prefer_canvas=True)
+    made = []
+    for name, count, offset, show in groups:
+        group = folium.FeatureGroup(name=name, show=show)
+        features = [{"type": "Feature", "properties": {"name": f"{name} {i}"},
+                     "geometry": {"type": "Polygon", "coordinates": [[
+                         [x, 44.8], [x + 0.2, 44.8], [x + 0.2, 45.0], [x, 44.8]]]}}
+                    for i in range(count) for x in [-1.0 + offset + 0.05 * i]]
+        folium.GeoJson({"type": "FeatureCollection", "features": features}).add_to(group)
+        made.append(group)
+    assets.localise(fmap)
+    rendered = map_component.render(fmap, made, maps.SwapLayerControl(collapsed=False),
+                                    key="t")
+    return json.loads(json.dumps(map_component.component_kwargs(rendered, key="t",
+                                                                height=300)))
+
+
+#: Marks the groups drawn (their index then) and records any of them leaving the map.
+_MARK_GROUPS = """() => { window.feature_group.forEach((g, i) => { g.__mark = i;
+    g.on('remove', () => { g.__removed = true; }); });
+  return window.__territoiresDraws; }"""
+_MARKS = """() => window.feature_group.map(g => g.__mark === undefined ? null
+    : (g.__removed ? 'removed' : g.__mark))"""
+_SHOWN = "() => window.feature_group.map(g => window.map.hasLayer(g))"
+
+
+def _redraw(page, frame, args: dict[str, object], draws: int) -> None:
+    page.evaluate("args => render(args)", args)
+    frame.locator("body").element_handle().owner_frame().wait_for_function(
+        f"() => window.__territoiresDraws > {draws}", timeout=10_000)
+
+
+@pytest.mark.parametrize("changed", [0, 1])
+def test_redraw_keeps_the_groups_that_did_not_change(base: str, browser,
+                                                     changed: int) -> None:
+    """A filter change usually changes one or two groups (the choropleth, the
+    initiatives): the other groups stay on the map as they are (same Leaflet objects,
+    never taken off), the changed one is drawn anew, and the canvas still draws the
+    groups bottom first (a new group at the bottom brought to the back, one in the middle
+    with its upper groups brought to the front)."""
+    page, frame, errors = _open(browser, base)
+    layout = [("Bas", 6, 0.0, True), ("Milieu", 2, 0.3, True), ("Haut", 1, 0.6, True)]
+    page.evaluate("args => render(args)", _groups_args(layout))
+    frame.locator(".leaflet-control-layers").wait_for(state="attached")
+    draws = frame.locator("body").evaluate(_MARK_GROUPS)
+    name, count, offset, show = layout[changed]
+    layout[changed] = (name, count, offset + 0.01, show)
+    _redraw(page, frame, _groups_args(layout), draws)
+    marks = frame.locator("body").evaluate(_MARKS)
+    assert marks == [None if i == changed else i for i in range(3)], marks
+    assert frame.locator("body").evaluate(_SHOWN) == [True, True, True]
+    assert_in_order(frame.locator("body").element_handle().owner_frame())
+    assert _groups_drawn(page) == ["Bas", "Milieu", "Haut"]
+    # the same render again draws nothing (Streamlit sends one at every rerun)
+    draws = frame.locator("body").evaluate("() => window.__territoiresDraws")
+    page.evaluate("args => render(args)", _groups_args(layout))
+    page.wait_for_timeout(300)
+    assert frame.locator("body").evaluate("() => window.__territoiresDraws") == draws
+    assert errors == []
+    page.close()
+
+
+def test_redraw_keeps_the_layers_the_user_chose(base: str, browser) -> None:
+    """A group the user hid in the layer control stays hidden after a redraw, and one the
+    user showed (hidden at first) stays shown, whether the group changed or not."""
+    page, frame, errors = _open(browser, base)
+    layout = [("QPV", 2, 0.0, True), ("Contrats de ville", 1, 0.3, False),
+              ("Initiatives", 1, 0.6, True)]
+    page.evaluate("args => render(args)", _groups_args(layout))
+    control = frame.locator(".leaflet-control-layers")
+    control.wait_for(state="attached")
+    assert frame.locator("body").evaluate(_SHOWN) == [True, False, True]
+    control.get_by_text("QPV").click()
+    control.get_by_text("Contrats de ville").click()
+    assert frame.locator("body").evaluate(_SHOWN) == [False, True, True]
+    draws = frame.locator("body").evaluate("() => window.__territoiresDraws")
+    layout[2] = ("Initiatives", 1, 0.65, True)  # a filter change: another group
+    _redraw(page, frame, _groups_args(layout), draws)
+    assert frame.locator("body").evaluate(_SHOWN) == [False, True, True]
+    draws = frame.locator("body").evaluate("() => window.__territoiresDraws")
+    layout = [(n, c, o + 0.01, s) for n, c, o, s in layout]  # every group changed
+    _redraw(page, frame, _groups_args(layout), draws)
+    assert frame.locator("body").evaluate(_SHOWN) == [False, True, True]
+    assert _groups_drawn(page) == ["Contrats de ville", "Initiatives"]
+    assert errors == []
+    page.close()
 
 
 def _open(browser, base: str):

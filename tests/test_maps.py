@@ -519,3 +519,56 @@ def test_compact_layer_script_is_written_not_compiled() -> None:
     hidden = maps.CompactGeoJson(payload, "QPV", "{}", show=False)
     hidden.add_to(fmap)
     assert f"{hidden.get_name()}.addTo(" not in fmap.get_root().render()
+
+
+def _area_spec(display: dict, measure: str, funding: list[float]) -> maps.MapSpec:
+    return maps.MapSpec(
+        area=maps.Area(GIRONDE, GIRONDE_QPV), choropleth_level="commune", measure=measure,
+        center=(44.8, -0.6), zoom=10,
+        values=_values(sorted(GIRONDE), [1, 2, 0, 0, 3], funding))
+
+
+@pytest.mark.parametrize("spec_of", [
+    lambda d: _area_spec(d, "funding_eur", [1e3, 2e4, 0, 0, 5e5]),
+    lambda d: maps.MapSpec(choropleth_level="departement", measure="initiatives",
+                           values=_values(["33", "64"], [3, 1], [0, 0])),
+])
+def test_payload_memo_gives_the_same_map_and_spares_the_encoding(
+        display: dict, monkeypatch: pytest.MonkeyPatch, spec_of: object) -> None:
+    """The reference layers' payloads kept in a memo: the map is the same as without it
+    (text for text), and drawing it again, for other values, encodes no geometry (the
+    initiatives, catalogue data, are left out here: they are never kept)."""
+    spec = spec_of(display)  # type: ignore[operator]
+    plain = _swapped(maps.dynamic_map(display, display, spec))
+    memo = maps.PayloadMemo()
+    assert _swapped(maps.dynamic_map(display, display, spec, memo=memo)) == plain
+    assert len(memo) >= 3
+    encoded: list[object] = []
+    real = maps.encode_geometry
+    monkeypatch.setattr(maps, "encode_geometry",
+                        lambda *a: encoded.append(a) or real(*a))  # type: ignore[func-returns-value]
+    again = spec_of(display)  # type: ignore[operator]
+    again.values = again.values.assign(funding_eur=again.values["funding_eur"] * 2)
+    other = _swapped(maps.dynamic_map(display, display, again, memo=memo))
+    assert encoded == []
+    monkeypatch.setattr(maps, "encode_geometry", real)
+    assert other == _swapped(maps.dynamic_map(display, display, again))
+
+
+def test_payload_memo_is_bounded_and_keeps_the_most_recent() -> None:
+    """At most ``max_chars`` characters of payload text, the least recently used dropped;
+    a payload larger than the whole memo is returned, never kept."""
+    memo = maps.PayloadMemo(max_chars=150)  # each payload below: 66 characters
+
+    def rows(n: int) -> maps.Payload:
+        return maps.Payload.of({"s": 1, "k": ["nom"], "f": [["x" * n, [0, 0]]]})
+
+    first = memo.get(("a",), lambda: rows(30))
+    assert first.rows is None and first.count == 1  # kept as text only
+    memo.get(("b",), lambda: rows(30))
+    assert memo.get(("a",), lambda: rows(1)).text == first.text  # found, now most recent
+    memo.get(("c",), lambda: rows(30))  # over 150 characters: "b" goes
+    assert memo.chars <= 150 and len(memo) == 2
+    assert memo.get(("b",), lambda: rows(2)).text != first.text  # built again
+    big = memo.get(("d",), lambda: rows(500))
+    assert big.count == 1 and ("d",) not in memo._items

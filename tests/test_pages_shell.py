@@ -160,3 +160,4 @@ def test_carte_share_of_qpv_population_reached(app_env: dict) -> None:
     assert "93" not in table.index and "33" in table.index
     assert table.loc["33", "qpv_share_reached"] > 0  # as a percentage
     assert "Part de la population des QPV touch" in str(at.dataframe[0].proto.columns)
+

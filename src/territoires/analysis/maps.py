@@ -18,7 +18,9 @@ import hashlib
 import html
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -303,6 +305,78 @@ def has_polygon(gdf: gpd.GeoDataFrame) -> np.ndarray:
     return is_poly
 
 
+@dataclass(frozen=True)
+class Payload:
+    """A compact payload (see :func:`compact_rows`): its JavaScript text (:func:`_js`), how
+    many features it holds and, unless kept in a :class:`PayloadMemo` (their Python lists
+    weigh several times the text), its rows."""
+
+    text: str
+    count: int
+    rows: dict | None = None
+    #: which of the layer's candidate rows the payload holds (those with a drawable
+    #: geometry), when the layer needs to know
+    kept: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, rows: dict, kept: np.ndarray | None = None) -> Payload:
+        """The payload ``rows`` with its text."""
+        return cls(_js(rows), len(rows["f"]), rows, kept)
+
+    def light(self) -> Payload:
+        """This payload without its rows."""
+        return Payload(self.text, self.count, None, self.kept)
+
+
+class PayloadMemo:
+    """The compact payloads of reference layers (outlines, QPV, contracts, cités, a
+    choropleth's geometry) already built for one set of display layers, the most recently
+    used kept, at most ``max_chars`` characters of text in all. A filter change redraws
+    the same reference layers, and their encoding (geometry, escaped names, JSON) was most
+    of the map's rendering in a Carte rerun. Keys name the source layer and the codes of
+    its rows, so a memo serves one set of display layers only (the app keeps one per
+    layers folder, as it keeps the layers). Safe to share between sessions (threads)."""
+
+    def __init__(self, max_chars: int = 16_000_000) -> None:
+        self.max_chars = max_chars
+        self._items: OrderedDict[tuple, Payload] = OrderedDict()
+        self._chars = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def chars(self) -> int:
+        """Characters of text kept."""
+        return self._chars
+
+    def get(self, key: tuple, build: Callable[[], Payload]) -> Payload:
+        """The payload under ``key``, built by ``build()`` when absent (then kept, without
+        its rows, unless larger than the whole memo)."""
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                return found
+        made = build().light()
+        with self._lock:
+            if key not in self._items and len(made.text) <= self.max_chars:
+                self._items[key] = made
+                self._chars += len(made.text)
+                while self._chars > self.max_chars:
+                    _, dropped = self._items.popitem(last=False)
+                    self._chars -= len(dropped.text)
+        return made
+
+
+def _payload(memo: PayloadMemo | None, key: tuple, build: Callable[[], dict]) -> Payload:
+    """The payload of rows ``build()``, kept in ``memo`` (if any) under ``key``."""
+    if memo is None:
+        return Payload.of(build())
+    return memo.get(key, lambda: Payload.of(build()))
+
+
 def _key_col(level: str) -> str:
     return LAYER_SCHEMAS[LEVEL_LAYER[level]][0]
 
@@ -310,13 +384,17 @@ def _key_col(level: str) -> str:
 def _outline_layer(
     gdf: gpd.GeoDataFrame, level: str, name: str, style: dict, show: bool = True,
     clickable: bool = True, decimals: int = LOCAL_DECIMALS,
+    memo: PayloadMemo | None = None, source: str = "",
 ) -> CompactGeoJson | None:
+    """Outlines of ``gdf`` (``source``: the display layer it comes from, for ``memo``)."""
     if gdf.empty:
         return None
     codes = gdf[_key_col(level)].astype(str)
-    payload = compact_rows(gdf.geometry.to_numpy(), {"nom": gdf["nom"].astype(str),
-                                                     "code": codes}, decimals)
-    if not payload["f"]:
+    payload = _payload(memo, ("outline", source, level, decimals, tuple(codes)),
+                       lambda: compact_rows(gdf.geometry.to_numpy(),
+                                            {"nom": gdf["nom"].astype(str), "code": codes},
+                                            decimals))
+    if not payload.count:
         return None
     tooltip = _table_js([(TERRITORY_LEVELS.label_of(level), "nom"), ("Code", "code")])
     layer = CompactGeoJson(
@@ -331,16 +409,20 @@ def _outline_layer(
 
 def _points_layer(
     gdf: gpd.GeoDataFrame, level: str, name: str, colour: str, radius: int, show: bool = True,
-    fill_opacity: float = 0.7, weight: float = 1,
+    fill_opacity: float = 0.7, weight: float = 1, memo: PayloadMemo | None = None,
+    source: str = "",
 ) -> CompactGeoJson | None:
     """One layer for all the points of ``gdf`` (polygons drawn at a representative point),
-    circle markers made in the browser; properties ``nom``, ``code`` (+ ``lvl``)."""
+    circle markers made in the browser; properties ``nom``, ``code`` (+ ``lvl``).
+    ``source``: the display layer ``gdf`` comes from (for ``memo``)."""
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
     if gdf.empty:
         return None
     codes = gdf[_key_col(level)].astype(str)
-    payload = compact_rows(representative_points(gdf.geometry),
-                           {"nom": gdf["nom"].astype(str), "code": codes}, POINT_DECIMALS)
+    payload = _payload(memo, ("points", source, level, tuple(codes)),
+                       lambda: compact_rows(representative_points(gdf.geometry),
+                                            {"nom": gdf["nom"].astype(str), "code": codes},
+                                            POINT_DECIMALS))
     tooltip = _table_js([(TERRITORY_LEVELS.label_of(level), "nom"), ("Code", "code")])
     layer = CompactGeoJson(payload, _esc(name),
                            _options(tooltip=tooltip,
@@ -578,12 +660,14 @@ class CompactGeoJson(folium.GeoJson):
         """
     )
 
-    def __init__(self, payload: dict, name: str, js_options: str, show: bool = True,
-                 control: bool = True, values: dict | None = None) -> None:
+    def __init__(self, payload: dict | Payload, name: str, js_options: str,
+                 show: bool = True, control: bool = True, values: dict | None = None) -> None:
         super().__init__({"type": "FeatureCollection", "features": []}, name=name, show=show,
                          control=control)
-        self.payload = _js(payload)
-        self.rows = payload
+        made = payload if isinstance(payload, Payload) else Payload.of(payload)
+        self.payload = made.text
+        #: the payload's rows (None: taken from a :class:`PayloadMemo`, text only)
+        self.rows = made.rows
         self.values = _js(values) if values is not None else "null"
         self.value_rows = values
         self.js_options = js_options.replace("</", "<\\/")
@@ -877,8 +961,10 @@ def _aggregated_initiatives_layer(
 
 def _choropleth_layer(
     display: gpd.GeoDataFrame, level: str, values: pd.DataFrame, measure: str, area: Area,
-    decimals: int = LOCAL_DECIMALS,
+    decimals: int = LOCAL_DECIMALS, memo: PayloadMemo | None = None, source: str = "",
 ) -> tuple[CompactGeoJson | None, list[tuple[str, str]]]:
+    """The choropleth of ``measure`` over the units of ``display`` (``source``: its
+    display layer, for ``memo``), and its legend items."""
     key = _key_col(level)
     gdf = display[[key, "nom", "geometry"]].copy()
     gdf[key] = gdf[key].astype(str)
@@ -909,12 +995,21 @@ def _choropleth_layer(
     palette = PALETTE[len(PALETTE) - n:] if 0 < n < len(PALETTE) else PALETTE
     # geometry and names (the same whatever the filters: the app may serve them as a file)
     # apart from the values; the features without a drawable geometry are left out of both
-    encoded = [encode_geometry(g, decimals) for g in gdf.geometry.to_numpy()]
-    drawable = np.array([g is not None for g in encoded], dtype=bool)
+    units = gdf
+
+    def build() -> Payload:
+        encoded = [encode_geometry(g, decimals) for g in units.geometry.to_numpy()]
+        kept = np.array([g is not None for g in encoded], dtype=bool)
+        rows = _compact([g for g in encoded if g is not None],
+                        {"nom": units["nom"].astype(str)[kept],
+                         "code": units[key][kept]}, decimals)
+        return Payload.of(rows, kept)
+
+    codes = ("choropleth", source, level, decimals, tuple(gdf[key]))
+    payload = build() if memo is None else memo.get(codes, build)
+    drawable = payload.kept if payload.kept is not None else np.ones(len(gdf), dtype=bool)
     gdf = gdf[drawable]
     classes = [c for c, keep in zip(classes, drawable, strict=True) if keep]
-    payload = _compact([g for g in encoded if g is not None],
-                       {"nom": gdf["nom"].astype(str), "code": gdf[key]}, decimals)
     columns = {
         "k": classes,
         "ini": [format_measure(v, "initiatives") for v in gdf["initiatives"]],
@@ -1053,10 +1148,16 @@ def map_layers(
     local: Mapping[str, gpd.GeoDataFrame],
     spec: MapSpec,
     extra_layers: Iterable[folium.map.Layer] = (),
+    memo: PayloadMemo | None = None,
 ) -> MapLayers:
     """The layers of the dashboard map (what changes with the filters and the measure):
     choropleth, outlines, QPV, contracts and cités, initiatives, then ``extra_layers``;
-    and the legend (see :func:`build_map`)."""
+    and the legend (see :func:`build_map`). ``memo``: the reference layers' payloads
+    already built from these ``national`` and ``local`` layers (see :class:`PayloadMemo`)."""
+
+    def source(layers: Mapping[str, gpd.GeoDataFrame], name: str) -> str:
+        return f"{'national' if layers is national else 'local'}:{name}"
+
     area = spec.area
     layers: list[folium.map.Layer] = []
     legend_blocks: list[str] = []
@@ -1068,12 +1169,15 @@ def map_layers(
     drawn: str | None = None
     if spec.choropleth_level and spec.values is not None and not spec.values.empty:
         level = spec.choropleth_level
-        source = national if (area.national and level in ("departement", "epci")) else detail
+        source_layers = (national if (area.national and level in ("departement", "epci"))
+                         else detail)
         layer_name = LEVEL_LAYER[level]
-        gdf = source.get(layer_name, national.get(layer_name))
+        gdf = source_layers.get(layer_name, national.get(layer_name))
         if gdf is not None:
+            origin = source(source_layers if layer_name in source_layers else national,
+                            layer_name)
             layer, items = _choropleth_layer(gdf, level, spec.values, spec.measure, area,
-                                             decimals)
+                                             decimals, memo, origin)
             if layer is not None:
                 layers.append(layer)
                 drawn = level
@@ -1092,40 +1196,47 @@ def map_layers(
     if regions is not None:
         lay = _outline_layer(regions, "region", "Régions",
                              {"color": "#222222", "weight": 2, "fill": False}, clickable=False,
-                             decimals=NATIONAL_DECIMALS)
+                             decimals=NATIONAL_DECIMALS, memo=memo,
+                             source=source(national, "regions"))
         if lay is not None:
             layers.append(lay)
     if deps is not None and drawn != "departement":
         lay = _outline_layer(deps, "departement", "Départements",
                              {"color": "#555555", "weight": 1, "fill": False,
-                              "dashArray": "4 3"}, decimals=NATIONAL_DECIMALS)
+                              "dashArray": "4 3"}, decimals=NATIONAL_DECIMALS, memo=memo,
+                            source=source(national, "departements"))
         if lay is not None:
             layers.append(lay)
 
     if not area.national and area.communes and drawn != "commune":
-        communes = _in_area(detail.get("communes", national.get("communes")), "code_insee",
-                            area.communes)
+        holder = detail if "communes" in detail else national
+        communes = _in_area(holder.get("communes"), "code_insee", area.communes)
         lay = _outline_layer(communes, "commune", "Communes de la zone",
                              {"color": "#3182bd", "weight": 1, "fill": True,
-                              "fillOpacity": 0.03}, decimals=decimals)
+                              "fillOpacity": 0.03}, decimals=decimals, memo=memo,
+                             source=source(holder, "communes"))
         if lay is not None:
             layers.append(lay)
 
     # QPV: polygons where known, centroids elsewhere
-    qpv_src = local.get("qpv") if not area.national else national.get("qpv")
+    qpv_from = national if area.national else local
+    qpv_src = qpv_from.get("qpv")
     if qpv_src is not None:
+        origin = source(qpv_from, "qpv")
         qpv = qpv_src if area.national else _in_area(qpv_src, "code_qp", area.qpv or frozenset())
         is_poly = has_polygon(qpv)
         if area.national:
-            lay = _points_layer(qpv, "qpv", "QPV", "#6a51a3", 3)
+            lay = _points_layer(qpv, "qpv", "QPV", "#6a51a3", 3, memo=memo, source=origin)
             if lay is not None:
                 layers.append(lay)
         else:
             group = folium.FeatureGroup(name="QPV")
             poly = _outline_layer(qpv[is_poly], "qpv", "QPV (contours)",
                                   {"color": "#54278f", "weight": 1.5, "fillColor": "#9e9ac8",
-                                   "fillOpacity": 0.35}, decimals=5)
-            pts = _points_layer(qpv[~is_poly], "qpv", "QPV (centroïdes)", "#6a51a3", 5)
+                                   "fillOpacity": 0.35}, decimals=5, memo=memo,
+                                  source=origin)
+            pts = _points_layer(qpv[~is_poly], "qpv", "QPV (centroïdes)", "#6a51a3", 5,
+                                memo=memo, source=origin)
             for lay in (poly, pts):
                 if lay is not None:
                     lay.control = False
@@ -1136,7 +1247,8 @@ def map_layers(
         ("contrats_ville", "contrat_ville", "#e6550d", "code_dep", None),
         ("cites_educatives", "cite_educative", "#31a354", "communes", area.communes),
     ):
-        gdf = national.get(name) if name in national else local.get(name)
+        holder = national if name in national else local
+        gdf = holder.get(name)
         if gdf is None:
             continue
         if not area.national:
@@ -1146,7 +1258,8 @@ def map_layers(
             else:
                 gdf = _in_area(gdf, column, codes)
         label = "Contrats de ville" if level == "contrat_ville" else "Cités éducatives"
-        lay = _points_layer(gdf, level, label, colour, 6, show=level == "cite_educative")
+        lay = _points_layer(gdf, level, label, colour, 6, show=level == "cite_educative",
+                            memo=memo, source=source(holder, name))
         if lay is not None:
             layers.append(lay)
 
@@ -1223,14 +1336,15 @@ def dynamic_map(
     national: Mapping[str, gpd.GeoDataFrame],
     local: Mapping[str, gpd.GeoDataFrame],
     spec: MapSpec,
+    memo: PayloadMemo | None = None,
 ) -> DynamicMap:
     """The dashboard map as a stable base and the layers that change (see
     :class:`DynamicMap`): the map frame swaps the layers, the layer control and the
     legend in the same Leaflet map instead of loading a new frame. The view (centre, zoom)
-    is passed to the frame apart."""
+    is passed to the frame apart. ``memo``: see :func:`map_layers`."""
     base = base_map(spec, stable=True)
     Legend("").add_to(base)
-    parts = map_layers(national, local, spec)
+    parts = map_layers(national, local, spec, memo=memo)
     groups: list[folium.FeatureGroup] = []
     for layer in parts.layers:
         group = folium.FeatureGroup(name=layer.layer_name, control=layer.control,
@@ -1288,8 +1402,9 @@ class SwapLayerControl(folium.LayerControl):
 
 class LegendUpdate(MacroElement):
     """Sets the content of the map's :class:`Legend` (pre-escaped HTML, passed as a JSON
-    string, never as template source) and counts the draws (``window.__territoiresDraws``,
-    read by the browser tests and benchmarks)."""
+    string, never as template source). The map frame counts its draws itself
+    (``window.__territoiresDraws``, read by the browser tests and benchmarks): a redraw
+    that leaves the legend as it was does not run this again."""
 
     _template = Template(
         """
@@ -1298,7 +1413,6 @@ class LegendUpdate(MacroElement):
         document.querySelectorAll(".territoires-legend").forEach(function (d) {
             d.innerHTML = window.__territoiresLegend;
         });
-        window.__territoiresDraws = (window.__territoiresDraws || 0) + 1;
         {% endmacro %}
         """
     )

@@ -15,8 +15,11 @@ feature groups, layer control, links: checked by ``tests/test_map_component.py``
 frame booted a 225 kB React bundle, then loaded Leaflet, its plugins and styles one after
 the other before drawing; this one speaks Streamlit's component protocol directly, loads
 them all at once and fetches the reference layer files (:attr:`RenderedMap.prefetch`)
-meanwhile. It returns what the map returns (``returned_objects``: clicks, the clicked
-feature, the view), a click at once and a move once the map has stopped for 250 ms.
+meanwhile. The feature groups go to the frame one by one (:attr:`RenderedMap.groups`): at a
+redraw it keeps on the map the groups whose code has not changed (most of them, at a
+filter change) and the layers the user showed or hid. It returns what the map returns
+(``returned_objects``: clicks, the clicked feature, the view), a click at once and a move
+once the map has stopped for 250 ms.
 """
 
 from __future__ import annotations
@@ -49,6 +52,11 @@ class RenderedMap:
     map_id: str
     #: JavaScript adding the feature groups to the map (``None``: none given)
     feature_group: str | None = None
+    #: The same, group by group: (variable name, JavaScript) of each feature group, bottom
+    #: first. The map frame runs the code of a group it has not drawn yet, keeps on the
+    #: map the groups whose code is unchanged, and gives the layer control its groups by
+    #: name (:data:`GROUP_NAME`)
+    groups: tuple[tuple[str, str], ...] = ()
     #: JavaScript of the layer control of the feature groups (``None``: none given)
     layer_control: str | None = None
     css_links: tuple[str, ...] = ()
@@ -108,21 +116,24 @@ def render(fmap: folium.Map, feature_groups: Sequence[folium.FeatureGroup] = (),
         bounds = fmap.get_bounds()
     except AttributeError:
         bounds = [[None, None], [None, None]]
-    groups = None
-    if feature_groups:
-        groups = "".join(sf._get_feature_group_string(group, map=fmap, idx=i)
-                         for i, group in enumerate(feature_groups))
+    codes = tuple((GROUP_NAME.format(i), sf._get_feature_group_string(group, map=fmap, idx=i))
+                  for i, group in enumerate(feature_groups))
+    groups = "".join(code for _, code in codes) if codes else None
     control = (None if layer_control is None
                else sf._get_layer_control_string(layer_control, fmap))
     css, js = _links(fmap)
     prefetch = tuple(dict.fromkeys(_external_files(fmap, *feature_groups)))
     return RenderedMap(
         script=script, header=header, html=html, map_id=map_id, feature_group=groups,
-        layer_control=control, css_links=css, js_links=js,
+        groups=codes, layer_control=control, css_links=css, js_links=js,
         bounds=tuple(tuple(corner) for corner in bounds),  # type: ignore[misc]
         zoom=fmap.options.get("zoom"),
         component_key=sf.generate_js_hash(script, key, False), prefetch=prefetch,
     )
+
+
+#: The JavaScript variable of the ``i``-th feature group in ``st_folium``'s strings
+GROUP_NAME = "feature_group_feature_group_{}"
 
 
 def _external_files(*elements: object) -> list[str]:
@@ -172,7 +183,9 @@ def component_kwargs(rendered: RenderedMap, *, key: str | None, height: int,
         key=rendered.component_key or sf.generate_js_hash(rendered.script, key, False),
         height=height, width=width, returned_objects=returned,
         default=defaults(rendered, returned_objects), zoom=zoom, center=center,
-        feature_group=rendered.feature_group, return_on_hover=False,
+        # the groups one by one (st_folium sends them all in one string, ``feature_group``)
+        feature_group=None, groups=[list(group) for group in rendered.groups],
+        return_on_hover=False,
         layer_control=rendered.layer_control,
         css_links=list(rendered.css_links), js_links=list(rendered.js_links),
         prefetch=list(rendered.prefetch),

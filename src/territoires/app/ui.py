@@ -140,6 +140,13 @@ def _display(geo: str, level: str) -> dict[str, gpd.GeoDataFrame]:
     return out
 
 
+@st.cache_resource(show_spinner=False)
+def _payload_memo(geo: str) -> maps.PayloadMemo:
+    """The reference layers' payloads already built from the display layers of ``geo``
+    (see :class:`territoires.analysis.maps.PayloadMemo`), shared by every session."""
+    return maps.PayloadMemo()
+
+
 @st.cache_resource(show_spinner="Construction de l'index des territoires…")
 def _index(geo: str) -> TerritoryIndex:
     return TerritoryIndex.from_layers(_layers(geo))
@@ -228,6 +235,10 @@ class AppData:
     def points(self) -> pd.DataFrame:
         """Representative point of every territory (``level, code, lat, lon``)."""
         return _points(self.geo)
+
+    def payload_memo(self) -> maps.PayloadMemo:
+        """The payloads of the reference map layers built from :meth:`display`."""
+        return _payload_memo(self.geo)
 
 
 def app_data() -> AppData:
@@ -850,7 +861,8 @@ def render_carte(data: AppData, filters: Filters, level: str, measure: str, colo
     """Render the Carte page's map (see :func:`carte_spec`) for the map frame: a stable
     base (same frame for every filter) and the layers that change, swapped in it."""
     dyn = maps.dynamic_map(data.display("national"), data.display("local"),
-                           carte_spec(data, filters, level, measure, colour_by, shown))
+                           carte_spec(data, filters, level, measure, colour_by, shown),
+                           memo=data.payload_memo())
     for element in (dyn.base, *dyn.groups):
         serve_map_assets(element, base_path)
     return map_component.render(dyn.base, dyn.groups, dyn.control, key=CARTE_KEY)
