@@ -14,12 +14,12 @@ can turn a click (the map frame's ``last_active_drawing``) into a territory filt
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import json
 import math
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from branca.element import Element, Figure, MacroElement
+from cachetools import LRUCache
 from folium.elements import ElementAddToElement, JSCSSMixin
 from folium.plugins import MarkerCluster
 from folium.template import Template as FoliumTemplate
@@ -339,8 +340,8 @@ class PayloadMemo:
 
     def __init__(self, max_chars: int = 16_000_000) -> None:
         self.max_chars = max_chars
-        self._items: OrderedDict[tuple, Payload] = OrderedDict()
-        self._chars = 0
+        self._items: LRUCache = LRUCache(maxsize=max_chars,
+                                         getsizeof=lambda p: max(len(p.text), 1))
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -349,32 +350,25 @@ class PayloadMemo:
     @property
     def chars(self) -> int:
         """Characters of text kept."""
-        return self._chars
+        return int(self._items.currsize)
 
     def get(self, key: tuple, build: Callable[[], Payload]) -> Payload:
         """The payload under ``key``, built by ``build()`` when absent (then kept, without
         its rows, unless larger than the whole memo)."""
         with self._lock:
             found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                return found
+        if found is not None:
+            return found
         made = build().light()
-        with self._lock:
-            if key not in self._items and len(made.text) <= self.max_chars:
-                self._items[key] = made
-                self._chars += len(made.text)
-                while self._chars > self.max_chars:
-                    _, dropped = self._items.popitem(last=False)
-                    self._chars -= len(dropped.text)
+        # larger than the whole memo (ValueError): returned, not kept
+        with self._lock, contextlib.suppress(ValueError):
+            self._items[key] = made
         return made
 
 
-def _payload(memo: PayloadMemo | None, key: tuple, build: Callable[[], dict]) -> Payload:
-    """The payload of rows ``build()``, kept in ``memo`` (if any) under ``key``."""
-    if memo is None:
-        return Payload.of(build())
-    return memo.get(key, lambda: Payload.of(build()))
+def _payload(memo: PayloadMemo | None, key: tuple, build: Callable[[], Payload]) -> Payload:
+    """The payload ``build()``, kept in ``memo`` (if any) under ``key``."""
+    return build() if memo is None else memo.get(key, build)
 
 
 def _key_col(level: str) -> str:
@@ -391,9 +385,9 @@ def _outline_layer(
         return None
     codes = gdf[_key_col(level)].astype(str)
     payload = _payload(memo, ("outline", source, level, decimals, tuple(codes)),
-                       lambda: compact_rows(gdf.geometry.to_numpy(),
-                                            {"nom": gdf["nom"].astype(str), "code": codes},
-                                            decimals))
+                       lambda: Payload.of(compact_rows(
+                           gdf.geometry.to_numpy(),
+                           {"nom": gdf["nom"].astype(str), "code": codes}, decimals)))
     if not payload.count:
         return None
     tooltip = _table_js([(TERRITORY_LEVELS.label_of(level), "nom"), ("Code", "code")])
@@ -420,9 +414,9 @@ def _points_layer(
         return None
     codes = gdf[_key_col(level)].astype(str)
     payload = _payload(memo, ("points", source, level, tuple(codes)),
-                       lambda: compact_rows(representative_points(gdf.geometry),
-                                            {"nom": gdf["nom"].astype(str), "code": codes},
-                                            POINT_DECIMALS))
+                       lambda: Payload.of(compact_rows(
+                           representative_points(gdf.geometry),
+                           {"nom": gdf["nom"].astype(str), "code": codes}, POINT_DECIMALS)))
     tooltip = _table_js([(TERRITORY_LEVELS.label_of(level), "nom"), ("Code", "code")])
     layer = CompactGeoJson(payload, _esc(name),
                            _options(tooltip=tooltip,
@@ -995,7 +989,7 @@ def _choropleth_layer(
     palette = PALETTE[len(PALETTE) - n:] if 0 < n < len(PALETTE) else PALETTE
     # geometry and names (the same whatever the filters: the app may serve them as a file)
     # apart from the values; the features without a drawable geometry are left out of both
-    units = gdf
+    units = gdf  # all the units, before those without a drawable geometry are left out
 
     def build() -> Payload:
         encoded = [encode_geometry(g, decimals) for g in units.geometry.to_numpy()]
@@ -1005,9 +999,9 @@ def _choropleth_layer(
                          "code": units[key][kept]}, decimals)
         return Payload.of(rows, kept)
 
-    codes = ("choropleth", source, level, decimals, tuple(gdf[key]))
-    payload = build() if memo is None else memo.get(codes, build)
-    drawable = payload.kept if payload.kept is not None else np.ones(len(gdf), dtype=bool)
+    payload = _payload(memo, ("choropleth", source, level, decimals, tuple(units[key])),
+                       build)
+    drawable = payload.kept
     gdf = gdf[drawable]
     classes = [c for c, keep in zip(classes, drawable, strict=True) if keep]
     columns = {

@@ -50,9 +50,7 @@ class RenderedMap:
     header: str
     html: str
     map_id: str
-    #: JavaScript adding the feature groups to the map (``None``: none given)
-    feature_group: str | None = None
-    #: The same, group by group: (variable name, JavaScript) of each feature group, bottom
+    #: (variable name, JavaScript adding it to the map) of each feature group, bottom
     #: first. The map frame runs the code of a group it has not drawn yet, keeps on the
     #: map the groups whose code is unchanged, and gives the layer control its groups by
     #: name (:data:`GROUP_NAME`)
@@ -69,10 +67,17 @@ class RenderedMap:
     prefetch: tuple[str, ...] = ()
 
     @property
+    def feature_group(self) -> str | None:
+        """JavaScript adding all the feature groups to the map, as ``st_folium`` sends it
+        (``None``: none given)."""
+        return "".join(code for _, code in self.groups) if self.groups else None
+
+    @property
     def size(self) -> int:
         """Characters sent to the browser (a cache's weight)."""
-        return sum(len(s or "") for s in (self.script, self.header, self.html,
-                                           self.feature_group, self.layer_control))
+        return (sum(len(s or "") for s in (self.script, self.header, self.html,
+                                            self.layer_control))
+                + sum(len(code) for _, code in self.groups))
 
 
 def _links(fmap: folium.Map) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -118,13 +123,12 @@ def render(fmap: folium.Map, feature_groups: Sequence[folium.FeatureGroup] = (),
         bounds = [[None, None], [None, None]]
     codes = tuple((GROUP_NAME.format(i), sf._get_feature_group_string(group, map=fmap, idx=i))
                   for i, group in enumerate(feature_groups))
-    groups = "".join(code for _, code in codes) if codes else None
     control = (None if layer_control is None
                else sf._get_layer_control_string(layer_control, fmap))
     css, js = _links(fmap)
     prefetch = tuple(dict.fromkeys(_external_files(fmap, *feature_groups)))
     return RenderedMap(
-        script=script, header=header, html=html, map_id=map_id, feature_group=groups,
+        script=script, header=header, html=html, map_id=map_id,
         groups=codes, layer_control=control, css_links=css, js_links=js,
         bounds=tuple(tuple(corner) for corner in bounds),  # type: ignore[misc]
         zoom=fmap.options.get("zoom"),
