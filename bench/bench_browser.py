@@ -530,8 +530,22 @@ def compare_scale(label: str, env: dict[str, str], first_id: str, args: argparse
 
 def _concurrent(base: str, proc: subprocess.Popen, rss0: float, rss1: float, rss2: float,
                 args: argparse.Namespace) -> None:
-    """``--clients`` concurrent first visits of Carte, then the server RSS figures."""
-    times = ws_first_visits(base, args.clients)
+    """``--clients`` concurrent first visits of Carte, then the server RSS figures (with the
+    most seen during the visits, polled every 20 ms)."""
+    peak = [0.0]
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], rss_mb(proc.pid))
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        times = ws_first_visits(base, args.clients)
+    finally:
+        done.set()
+        poller.join()
     ok = [t for t in times if t == t]
     rss3 = rss_mb(proc.pid)
     med = statistics.median(ok) if ok else float("nan")
@@ -541,7 +555,7 @@ def _concurrent(base: str, proc: subprocess.Popen, rss0: float, rss1: float, rss
     print(f"server RSS: at start {rss0:.0f} MB, after the first session {rss1:.0f} MB, "
           f"after the page visits {rss2:.0f} MB, after {args.clients} more sessions "
           f"{rss3:.0f} MB ({(rss3 - rss2) / max(args.clients, 1):.1f} MB per extra "
-          "session)", flush=True)
+          f"session), at most {max(peak[0], rss3):.0f} MB during those sessions", flush=True)
 
 
 def main() -> None:

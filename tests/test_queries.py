@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -95,6 +96,21 @@ def test_no_filter_selects_everything(catalogue: Catalogue, index: TerritoryInde
     assert sorted(sel.funding["id"]) == ["benauge-1", "cv-ar", "fonjep-pau", "pau-1"]
     # own lines only in the catalogue part
     assert sorted(sel.catalogue.funding["id"]) == ["benauge-1", "pau-1"]
+
+
+def test_unfiltered_selection_shares_the_tables(catalogue: Catalogue,
+                                               index: TerritoryIndex) -> None:
+    """No copy of a table that keeps every row: every concurrent first visit of the national
+    view held its own copy of the funding lines."""
+    fund = catalogue.funding
+    own = dataclasses.replace(catalogue, funding=fund[fund["initiative_id"].notna()
+                                                      & (fund["initiative_id"] != "")])
+    sel = select(own, index, Filters())
+    assert sel.catalogue.funding is own.funding
+    assert sel.funding is own.funding
+    assert sel.catalogue.initiatives is own.initiatives
+    themed = select(own, index, Filters(themes=("culture",)))
+    assert themed.catalogue.funding is not own.funding
 
 
 def test_departement_includes_qpv_initiatives(catalogue: Catalogue, index: TerritoryIndex) -> None:

@@ -35,13 +35,25 @@ def test_serve_warms_then_runs_streamlit(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(serve, "warm", lambda: order.append("warm") or True)
     monkeypatch.setattr(serve, "tune_allocators", lambda: order.append("tune") or [])
     monkeypatch.setattr(serve, "release_memory", lambda: order.append("release"))
+
+    class Trimmer:
+        def stop(self) -> None:
+            order.append("trimmer stopped")
+
+    def start() -> Trimmer:
+        order.append("trimmer started")
+        return Trimmer()
+
+    monkeypatch.setattr(serve, "start_memory_trimmer", start)
     argv = ["serve", *(["--no-warm"] if no_warm else []), "--", "--server.port", "8675"]
     assert cli.main(argv) == 0
     assert calls == [["streamlit", "run", str(tmp_path / "app.py"),
                       "--server.fileWatcherType", "none", "--runner.postScriptGC", "false",
                       "--server.port", "8675"]]
     # allocators tuned before anything is loaded; the warm-up's freed pages handed back
-    assert order == (["tune"] if no_warm else ["tune", "warm", "release"])
+    # and, while the server runs, the pages freed by script runs
+    assert order == (["tune"] if no_warm else ["tune", "warm", "release"]) + [
+        "trimmer started", "trimmer stopped"]
     assert sys.argv[0] != "streamlit"  # restored
 
 
@@ -115,3 +127,89 @@ def test_tune_allocators_caps_arenas_and_gives_arrow_the_system_pool(
         serve.release_memory()  # runs on any allocator
     finally:
         pa.set_memory_pool(before)
+
+
+def test_memory_trimmer_trims_once_quiet_and_grown() -> None:
+    """After a burst of sessions the pages they freed go back to the system, but never while
+    a script runs, nor when the process has not grown since the last trim."""
+    rss = [500.0]
+    busy = [False]
+    trims: list[float] = []
+
+    def trim() -> None:
+        trims.append(rss[0])
+        rss[0] -= 30  # what malloc_trim gives back
+
+    trimmer = serve.MemoryTrimmer(trim, rss=lambda: rss[0], busy=lambda: busy[0],
+                                  min_growth=8)
+    assert not trimmer.step()  # not grown
+    rss[0] = 520
+    busy[0] = True
+    assert not trimmer.step()  # a script runs
+    busy[0] = False
+    assert trimmer.step() and trims == [520]
+    assert trimmer.baseline == 490
+    rss[0] = 495
+    assert not trimmer.step()  # grown by less than min_growth since the trim
+    rss[0] = 499
+    assert trimmer.step() and trims == [520, 499]
+
+
+def test_memory_trimmer_thread_and_script_detection() -> None:
+    import threading
+
+    assert not serve.scripts_running()
+    release = threading.Event()
+    script = threading.Thread(target=release.wait, name="ScriptRunner.scriptThread")
+    script.start()
+    try:
+        assert serve.scripts_running()
+    finally:
+        release.set()
+        script.join()
+    assert serve.rss_mb() > 10
+    done = threading.Event()
+    trimmer = serve.MemoryTrimmer(done.set, rss=lambda: 1000.0, busy=lambda: False,
+                                  interval=0.01).start()
+    trimmer.baseline = 0.0
+    assert done.wait(5)
+    trimmer.stop()
+    assert trimmer.trims >= 1
+    if serve._libc() is not None:
+        real = serve.start_memory_trimmer()
+        assert real is not None
+        real.stop()
+
+
+def test_script_slots_bound_the_runs_at_once() -> None:
+    """However many sessions run at once, at most SCRIPT_SLOTS page runs proceed; the
+    others wait and all finish."""
+    import threading
+    import time
+
+    lock = threading.Lock()
+    active = [0, 0]  # now, most seen
+    done: list[int] = []
+
+    def run(i: int) -> None:
+        with serve.script_slot():
+            with lock:
+                active[0] += 1
+                active[1] = max(active[1], active[0])
+            time.sleep(0.02)
+            with lock:
+                active[0] -= 1
+        done.append(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(serve.SCRIPT_SLOTS + 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert active[1] == serve.SCRIPT_SLOTS
+    assert sorted(done) == list(range(serve.SCRIPT_SLOTS + 4))
+    with pytest.raises(RuntimeError), serve.script_slot():  # a failed run frees its slot
+        raise RuntimeError
+    assert all(serve._slots.acquire(blocking=False) for _ in range(serve.SCRIPT_SLOTS))
+    for _ in range(serve.SCRIPT_SLOTS):
+        serve._slots.release()

@@ -112,6 +112,41 @@ def test_territory_list_sends_matches_not_every_territory(app_env: dict) -> None
     assert at.query_params["t"] in ("commune:33119", ["commune:33119"])
 
 
+def test_pages_run_in_a_script_slot(app_env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page runs inside one of the process's page-run slots (a burst of visitors holds
+    the temporary tables of a few runs, not of all of them)."""
+    from collections.abc import Iterator
+    from contextlib import contextmanager
+
+    from streamlit.navigation.page import StreamlitPage
+
+    from territoires.app import serve
+
+    inside: list[bool] = []
+    real_run = StreamlitPage.run
+
+    @contextmanager
+    def slot() -> Iterator[None]:
+        inside.append(True)
+        try:
+            yield
+        finally:
+            inside.append(False)
+
+    runs: list[tuple[str, bool]] = []
+
+    def run(self: StreamlitPage) -> None:
+        # (Streamlit runs app.py itself as a page too, outside any slot)
+        runs.append((Path(str(self._page)).name, bool(inside and inside[-1])))
+        real_run(self)
+
+    monkeypatch.setattr(serve, "script_slot", slot)
+    monkeypatch.setattr(StreamlitPage, "run", run)
+    _run_app()
+    assert runs == [("app.py", False), ("accueil.py", True)]
+    assert inside == [True, False]
+
+
 def test_shared_territory_stays_in_the_list(app_env: dict) -> None:
     at = _run_app({"t": "qpv:QN03307M"})
     assert at.multiselect(key="flt_t").value[0].startswith("QN03307M") or \

@@ -38,7 +38,7 @@ from territoires.analysis.formatting import (
 )
 from territoires.analysis.formatting import filters_summary as _filters_text
 from territoires.analysis.queries import Filters
-from territoires.app import assets, layer_files, map_component
+from territoires.app import assets, layer_files, map_component, serve
 from territoires.catalogue import auth
 from territoires.catalogue.auth import User
 from territoires.catalogue.model import Catalogue
@@ -400,9 +400,11 @@ _DEEPLINK = "_territoires_deeplink"
 
 def run_page(page: st.Page) -> None:  # type: ignore[valid-type]
     """Run the page chosen by :func:`navigation`, marking the session as routed (the flag is
-    never reset: writing session state after the page's widgets would drop their changes)."""
+    never reset: writing session state after the page's widgets would drop their changes),
+    in one of the process's page-run slots (:func:`territoires.app.serve.script_slot`)."""
     st.session_state[_ROUTED] = True
-    page.run()
+    with serve.script_slot():
+        page.run()
 
 
 def ensure_routed(page_file: str) -> None:
