@@ -94,8 +94,11 @@ TIMES_JS = """async ([needMap, limit, title, t0]) => {
     await new Promise(r => requestAnimationFrame(r));
   // the footer is there, no script runs, and what loads late is drawn: no element still
   // waiting for its code (Streamlit's skeleton), every table and chart drawn
-  const footer = () => document.body && document.body.innerText.includes('Sources : ANCT')
-      && !document.querySelector('[data-testid="stStatusWidget"]');
+  // (textContent of the captions, not the body's innerText: that forced a layout of the
+  // whole page at every frame, 1 ms a frame on Carte, charged to the page measured)
+  const footer = () => !document.querySelector('[data-testid="stStatusWidget"]')
+      && [...document.querySelectorAll('[data-testid="stCaptionContainer"]')].some(
+           e => e.textContent.startsWith('Sources : ANCT'));
   // (a table in a closed expander or another tab is not drawn: only the ones shown)
   const every = (sel, inner) => [...document.querySelectorAll(sel)].every(
       e => !e.getClientRects().length || e.querySelector(inner));
@@ -108,7 +111,7 @@ TIMES_JS = """async ([needMap, limit, title, t0]) => {
             && !(w.__territoiresLoading > 0)
             && Object.keys(w.map._layers).length > 1; } catch (e) { return false; } });
   // Couverture draws no map when every territory is reached (the 50k catalogue)
-  const noMap = () => document.body.innerText.includes('Toute la zone filtrée est touchée');
+  const noMap = () => document.body.textContent.includes('Toute la zone filtrée est touchée');
   let since = null, tSettled = null, tMap = needMap ? null : t0, tFooter = null;
   const start = performance.now();
   while (performance.now() - start < limit) {
