@@ -36,6 +36,12 @@ Layers: ``--geo``, else ``geo/`` if built, else built from the mirror. Ports: ``
 ``git archive <commit> | tar -x -C DIR``); ``--compare DIR`` serves that copy beside this one
 (``--port + 2``) and visits the pages with a map on each in turn, A then B, so that the
 machine's noise falls on both alike.
+
+The browser is offline (host names do not resolve; the servers are reached at 127.0.0.1) and
+keeps its HTTP cache, as a returning user's does: the fresh server's first visit is a new
+browser profile (nothing cached), the warm visits find Streamlit's scripts in the cache.
+Runs before December 2026 routed every request through Playwright, which turns the cache
+off: ``--route`` does that again (an older app that takes Leaflet from a CDN needs it).
 """
 
 from __future__ import annotations
@@ -157,6 +163,26 @@ REDRAWN_JS = """(legend) => [...document.querySelectorAll('iframe')].some(f => {
 SWAP_MS_JS = """() => { for (const f of document.querySelectorAll('iframe')) {
   try { const d = f.contentWindow.__territoiresLastDraw; if (d) return d.ms; }
   catch (e) {} } return null; }"""
+
+
+#: Chromium offline without request routing: every host name fails to resolve, the app's
+#: server is reached by its address (127.0.0.1).
+OFFLINE_ARGS = ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+
+
+def offline_browser(p: object, route: bool = False) -> tuple[object, object]:
+    """(browser, context) of a French user's chromium, offline. Without ``route`` the
+    browser keeps its HTTP cache, as a user's does: a Playwright route disables it, so that
+    every "warm" visit fetched Streamlit's 70-80 lazily loaded scripts from the server again,
+    each through the driver (0.6-0.8 s of the first view of a page with widgets, 0.3 s of the
+    bare page's). ``route``: as before December 2026, requests routed by
+    :func:`_offline_route` (an older app that takes Leaflet from a CDN)."""
+    browser = p.chromium.launch(  # type: ignore[attr-defined]
+        executable_path=CHROMIUM, args=ARGS + ([] if route else OFFLINE_ARGS))
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
+    if route:
+        context.route("**/*", _offline_route)
+    return browser, context
 
 
 def _offline_route(r: object) -> None:
@@ -380,10 +406,7 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
                            serve=args.launch == "serve") as (base, proc, healthy),
           streamlit_server(bare, args.port + 1, env, extra=BARE_OPTIONS) as (
               bare_base, bare_proc, _)):
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000},
-                                      locale="fr-FR")
-        context.route("**/*", _offline_route)
+        browser, context = offline_browser(p, args.route)
         rss0 = rss_mb(proc.pid)
         first = Visit(context, base + "/carte", need_map=True)
         print(f"fresh server ({args.launch}): start -> healthy {healthy:.1f} s; first visit "
@@ -491,10 +514,7 @@ def compare_scale(label: str, env: dict[str, str], first_id: str, args: argparse
           streamlit_server(args.app / "app.py", args.port, env, serve=True) as (a, _, _h),
           streamlit_server(args.compare / "app.py", args.port + 2, other, serve=True) as (
               b, _p, _h2)):
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000},
-                                      locale="fr-FR")
-        context.route("**/*", _offline_route)
+        browser, context = offline_browser(p, args.route)
         print(f"{'page (warm, median of ' + str(args.repeat) + ')':<28} "
               f"{'A settled':>9} {'A map':>7} {'B settled':>9} {'B map':>7} {'map A/B':>7}")
         for name, path, has_map in pages_for(first_id):
@@ -581,6 +601,9 @@ def main() -> None:
                         help="folder of another copy of the app: only the pages with a map "
                              "and Carte's interactions, visited in turn on both (before/after "
                              "in one run)")
+    parser.add_argument("--route", action="store_true",
+                        help="route the browser's requests (an app taking Leaflet from a CDN; "
+                             "the HTTP cache is then off, as in runs before December 2026)")
     parser.add_argument("--app", type=Path, default=REPO,
                         help="folder of the app.py to measure (e.g. an older version "
                              "unpacked with git archive; its src/ goes first on PYTHONPATH)")
