@@ -19,7 +19,7 @@ set, is left alone). After the warm-up, :func:`release_memory` hands the freed p
 While the server runs, a :class:`MemoryTrimmer` thread does the same (``malloc_trim``, 1-2 ms)
 once no script runs and the process has grown: the pages a burst of sessions freed are given
 back instead of staying in glibc's arenas (20 concurrent first visits at 50,000 initiatives
-left the process 150-200 MB larger than after the same visits one by one). And at most
+left the process up to 160 MB larger than the same visits one by one). And at most
 :data:`SCRIPT_SLOTS` page runs proceed at once (:func:`script_slot`): the others wait their
 turn, so that a burst of visitors holds the temporary tables of a few runs, not of all of
 them (20 concurrent first visits raised the process by 200-250 MB at 50,000 initiatives).
