@@ -40,6 +40,38 @@ def test_unpack_copies_only_the_listed_paths(tmp_path: Path) -> None:
         "dist/demo.js", "dist/images/a.png"]
 
 
+def test_unpack_without_extractall_writes_only_regular_files_inside(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unpacking works on every Python 3.11 (``extractall(filter=...)`` is missing before
+    3.11.4: the README's setup failed on Debian's 3.11.2) and writes nothing but the listed
+    regular files: no link, no path leaving the target."""
+    def no_extractall(self: tarfile.TarFile, *args: object, **kwargs: object) -> None:
+        raise TypeError("TarFile.extractall() got an unexpected keyword argument 'filter'")
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", no_extractall)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in {"dist/demo.js": b"var demo = 1;",
+                           "dist/../../evil.js": b"outside"}.items():
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("package/dist/link.js")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        tar.addfile(link)
+    tgz = tmp_path / "odd.tgz"
+    tgz.write_bytes(buf.getvalue())
+    package = NpmPackage("odd", "1.0.0", assets.sri_sha512(buf.getvalue()), ("dist",))
+    written = assets.unpack(package, tgz, tmp_path / "out" / "odd")
+    assert [p.relative_to(tmp_path / "out" / "odd").as_posix() for p in written] == [
+        "dist/demo.js"]
+    assert sorted(p.name for p in tmp_path.rglob("*.js")) == ["demo.js"]
+    missing = NpmPackage("odd", "1.0.0", package.integrity, ("dist/absent.js",))
+    with pytest.raises(AssetError, match="absent du paquet"):
+        assets.unpack(missing, tgz, tmp_path / "out" / "missing")
+
+
 def test_unpack_refuses_a_tarball_that_is_not_the_pinned_one(tmp_path: Path) -> None:
     package, tgz = _package(tmp_path)
     tgz.write_bytes(tgz.read_bytes() + b"\0")

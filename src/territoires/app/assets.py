@@ -29,7 +29,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from territoires import config
 from territoires.errors import TerritoiresError
@@ -176,26 +176,36 @@ def unpack(package: NpmPackage, tarball: Path, target: Path) -> list[Path]:
     if got != package.integrity:
         raise AssetError(f"{package.name}@{package.version} : empreinte inattendue "
                          f"(attendue {package.integrity}, obtenue {got}) ; fichier refusé.")
-    written: list[Path] = []
-    with tempfile.TemporaryDirectory() as tmp, tarfile.open(tarball, "r:gz") as tar:
-        tar.extractall(tmp, filter="data")
-        root = Path(tmp) / "package"
+    # only the regular files under the listed paths are read, member by member (no
+    # ``extractall``: its ``filter`` argument is missing from Python 3.11.0-3.11.3, and
+    # nothing but those files, no link, no path outside ``target``, is ever written)
+    wanted = [PurePosixPath(rel) for rel in package.paths]
+    chosen: dict[PurePosixPath, tarfile.TarInfo] = {}
+    with tarfile.open(tarball, "r:gz") as tar:
+        for member in tar.getmembers():
+            parts = PurePosixPath(member.name).parts
+            if not member.isfile() or len(parts) < 2 or parts[0] != "package" \
+                    or any(part in ("..", "") for part in parts):
+                continue
+            rel = PurePosixPath(*parts[1:])
+            if any(rel == w or w in rel.parents for w in wanted):
+                chosen[rel] = member
+        for w in wanted:
+            if not any(rel == w or w in rel.parents for rel in chosen):
+                raise AssetError(f"{package.name}@{package.version} : « {w} » absent du "
+                                 "paquet.")
         if target.exists():
             shutil.rmtree(target)
-        for rel in package.paths:
-            src = root / rel
-            if src.is_dir():
-                files = sorted(p for p in src.rglob("*") if p.is_file())
-            elif src.is_file():
-                files = [src]
-            else:
-                raise AssetError(f"{package.name}@{package.version} : « {rel} » absent du "
-                                 "paquet.")
-            for f in files:
-                dest = target / f.relative_to(root)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(f, dest)
-                written.append(dest)
+        written: list[Path] = []
+        for rel in sorted(chosen):
+            source = tar.extractfile(chosen[rel])
+            if source is None:
+                continue
+            dest = target.joinpath(*rel.parts)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with source, dest.open("wb") as out:
+                shutil.copyfileobj(source, out)
+            written.append(dest)
     return written
 
 
