@@ -174,9 +174,10 @@ def offline_browser(p: object, route: bool = False) -> tuple[object, object]:
     """(browser, context) of a French user's chromium, offline. Without ``route`` the
     browser keeps its HTTP cache, as a user's does: a Playwright route disables it, so that
     every "warm" visit fetched Streamlit's 70-80 lazily loaded scripts from the server again,
-    each through the driver (0.6-0.8 s of the first view of a page with widgets, 0.3 s of the
-    bare page's). ``route``: as before December 2026, requests routed by
-    :func:`_offline_route` (an older app that takes Leaflet from a CDN)."""
+    each through the driver (at seed scale, with the route then without it, in two runs:
+    the bare page settled in 1.8 then 0.9 s, Carte's map was drawn in 3.1 then 2.5 s).
+    ``route``: as before December 2026, requests routed by :func:`_offline_route` (an older
+    app that takes Leaflet from a CDN)."""
     browser = p.chromium.launch(  # type: ignore[attr-defined]
         executable_path=CHROMIUM, args=ARGS + ([] if route else OFFLINE_ARGS))
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
