@@ -65,6 +65,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from browser_support import ARGS, CHROMIUM, process  # noqa: E402
 from common import built_geo_dir, seed_db, synthetic_db  # noqa: E402
+from territoires.app.serve import rss_mb  # noqa: E402
 
 BARE_PAGE = '''"""Floor of the benchmark: the catalogue table (its first 500 rows, one page of the
 Catalogue page: all 50,000 rows would be a 36 MB frame), nothing else."""
@@ -203,14 +204,6 @@ def _offline_route(r: object) -> None:
         r.fulfill(status=200, body="", content_type="text/plain")  # type: ignore[attr-defined]
     else:
         r.abort()  # type: ignore[attr-defined]
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process (MB)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 @contextmanager

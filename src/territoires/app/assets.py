@@ -168,6 +168,11 @@ def _npm_pack(spec: str, dest: Path, timeout: float = 300) -> Path:
     return dest / filename
 
 
+def _within(path: PurePosixPath, listed: PurePosixPath) -> bool:
+    """``path`` is the listed file or lies in the listed folder."""
+    return path == listed or listed in path.parents
+
+
 def unpack(package: NpmPackage, tarball: Path, target: Path) -> list[Path]:
     """Check ``tarball`` against the pinned integrity, then copy the package's
     :attr:`NpmPackage.paths` into ``target``; returns the files written."""
@@ -188,10 +193,10 @@ def unpack(package: NpmPackage, tarball: Path, target: Path) -> list[Path]:
                     or any(part in ("..", "") for part in parts):
                 continue
             rel = PurePosixPath(*parts[1:])
-            if any(rel == w or w in rel.parents for w in wanted):
+            if any(_within(rel, w) for w in wanted):
                 chosen[rel] = member
         for w in wanted:
-            if not any(rel == w or w in rel.parents for rel in chosen):
+            if not any(_within(rel, w) for rel in chosen):
                 raise AssetError(f"{package.name}@{package.version} : « {w} » absent du "
                                  "paquet.")
         if target.exists():

@@ -103,10 +103,11 @@ def script_slot() -> Iterator[None]:
         yield
 
 
-def rss_mb() -> float:
-    """This process's resident memory (MB, ``/proc/self/statm``; 0 where there is none)."""
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of a process, this one by default (MB, ``/proc/<pid>/statm``; 0 where
+    there is none)."""
     try:
-        resident = int(Path("/proc/self/statm").read_text().split()[1])
+        resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
     except (OSError, IndexError, ValueError):
         return 0.0
     return resident * os.sysconf("SC_PAGE_SIZE") / 2**20
