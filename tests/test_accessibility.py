@@ -167,3 +167,23 @@ def test_map_keyboard_zoom_and_layers(server: str, browser) -> None:
         assert toggled, reached
     finally:
         page.close()
+
+
+def test_more_filters_open_with_the_keyboard(server: str, browser, axe: str) -> None:
+    """« Plus de filtres » (closed at first, its widgets not drawn) opens with the keyboard;
+    its widgets are then drawn, with no axe-core violation."""
+    page = _open(browser, server + "/carte", True)
+    try:
+        sidebar = page.get_by_test_id("stSidebar")
+        assert sidebar.get_by_text("Années").count() == 0
+        summary = sidebar.locator("summary", has_text="Plus de filtres")
+        summary.focus()
+        page.keyboard.press("Enter")
+        sidebar.get_by_test_id("stSlider").wait_for(timeout=30_000)
+        settle(page)
+        for label in ("Maturité", "Type de financeur", "Années", "Montant max."):
+            assert sidebar.get_by_text(label, exact=True).count() == 1, label
+        page.add_script_tag(content=axe)
+        assert page.evaluate(_AXE_RUN) == []
+    finally:
+        page.close()

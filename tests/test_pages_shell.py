@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from app_env import make_env
 from territoires.analysis.queries import Filters
+from territoires.app import ui
 from territoires.pipeline.layers import Layers
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -85,6 +86,42 @@ def test_url_round_trip(app_env: dict) -> None:
     # a widget change rewrites the URL from the widgets: the other filters survive it
     at.multiselect(key="flt_publics").set_value(["parents"]).run()
     assert Filters.from_params(at.query_params) == filters.replace(publics=("parents",))
+
+
+def test_more_filters_drawn_only_when_open(app_env: dict) -> None:
+    at = _run()
+    assert [e.label for e in at.sidebar.expander] == ["Plus de filtres"]
+    assert [m.key for m in at.multiselect] == ["flt_t", "flt_themes"]
+    assert not at.slider and not at.selectbox
+    at.session_state["flt_more"] = True  # the user opens it
+    at.run()
+    assert [m.key for m in at.multiselect][2:] == [
+        f"flt_{name}" for name, _label, _vocab in ui.LIST_WIDGETS[1:]]
+    assert at.slider(key="flt_years").value == ui.YEAR_RANGE
+    at.multiselect(key="flt_maturity").set_value(["experimentation"]).run()
+    assert at.query_params.get("maturity") == "experimentation"
+
+
+def test_a_link_with_more_filters_opens_them(app_env: dict) -> None:
+    at = _run({"maturity": "experimentation"})
+    assert at.multiselect(key="flt_maturity").value == ["experimentation"]
+    assert _run({"themes": "sport"}).slider.len == 0
+
+
+def test_hidden_filters_survive_a_change_of_the_shown_ones(app_env: dict) -> None:
+    filters = Filters(maturity=("experimentation",), years=(2020, 2025), amount=(0.0, 50000.0))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update(filters.to_params())
+    at.run()
+    assert at.slider(key="flt_years").value == (2020, 2025)  # opened: the link sets them
+    at.session_state["flt_more"] = False  # closed by the user: its widgets are not drawn
+    at.run()
+    assert not at.slider
+    at.multiselect(key="flt_themes").set_value(["sport"]).run()
+    assert Filters.from_params(at.query_params) == filters.replace(themes=("sport",))
+    at.text_input(key="flt_q").set_value("lecture").run()
+    assert Filters.from_params(at.query_params) == filters.replace(themes=("sport",),
+                                                                   text="lecture")
 
 
 def test_filters_kept_across_pages(app_env: dict) -> None:

@@ -101,6 +101,8 @@ LIST_WIDGETS: list[tuple[str, str, Vocabulary]] = [
     ("schemes", "Dispositif de financement", SCHEMES),
 ]
 _W = "flt_"  # prefix of the filter widgets' keys
+#: Key of the sidebar's « Plus de filtres » expander (its widgets are drawn only when open)
+MORE_FILTERS_KEY = "flt_more"
 
 
 # ------------------------------------------------------------------------------ data
@@ -533,8 +535,13 @@ def filters_from_widgets(state: Mapping[str, object],
 
 
 def _on_filters_changed() -> None:
-    _, lookup = _territory_options(str(config.geo_dir()))
-    set_filters(filters_from_widgets(st.session_state, lookup))
+    geo = str(config.geo_dir())
+    _, lookup = _territory_options(geo)
+    params = {k: st.query_params.get_all(k) for k in FILTER_KEYS if k in st.query_params}
+    # the URL's values for the widgets not drawn (« Plus de filtres » closed)
+    shown = widget_values(Filters.from_params(params), _territory_labels(geo))
+    shown.update({k: st.session_state[k] for k in shown if k in st.session_state})
+    set_filters(filters_from_widgets(shown, lookup))
 
 
 def _on_reset() -> None:
@@ -575,23 +582,40 @@ def render_filters_sidebar() -> Filters:
             help="Tapez pour filtrer la liste. Une initiative est retenue si elle touche l'un "
                  "de ces territoires.",
         )
-        for name, label, vocab in LIST_WIDGETS:
-            st.multiselect(label, vocab.codes, format_func=vocab.label_of, key=f"{_W}{name}",
-                           on_change=_on_filters_changed, placeholder="Tous")
-        st.slider("Années", YEAR_RANGE[0], YEAR_RANGE[1], key=f"{_W}years",
-                  on_change=_on_filters_changed)
-        steps = sorted({float(x) for x in AMOUNT_STEPS}
-                       | {expected[f"{_W}amount_min"], expected[f"{_W}amount_max"]})
-        low, high = st.columns(2)
-        low.selectbox("Montant min. d'une ligne", steps, key=f"{_W}amount_min",
-                      format_func=_fmt_amount, on_change=_on_filters_changed)
-        high.selectbox("Montant max.", steps, key=f"{_W}amount_max",
-                       format_func=_fmt_amount, on_change=_on_filters_changed)
+        _list_widget(*LIST_WIDGETS[0])  # Thèmes: the filter most used, always shown
         st.text_input("Recherche libre", key=f"{_W}q", on_change=_on_filters_changed,
                       placeholder="titre, porteur, action…")
+        if MORE_FILTERS_KEY not in st.session_state and more_filters_active(filters):
+            st.session_state[MORE_FILTERS_KEY] = True  # a link's filters are shown
+        more = st.expander("Plus de filtres", key=MORE_FILTERS_KEY, on_change="rerun")
+        if more.open:  # drawn only when open: the first view is lighter (issue 13)
+            with more:
+                for widget in LIST_WIDGETS[1:]:
+                    _list_widget(*widget)
+                st.slider("Années", YEAR_RANGE[0], YEAR_RANGE[1], key=f"{_W}years",
+                          on_change=_on_filters_changed)
+                steps = sorted({float(x) for x in AMOUNT_STEPS}
+                               | {expected[f"{_W}amount_min"], expected[f"{_W}amount_max"]})
+                low, high = st.columns(2)
+                low.selectbox("Montant min. d'une ligne", steps, key=f"{_W}amount_min",
+                              format_func=_fmt_amount, on_change=_on_filters_changed)
+                high.selectbox("Montant max.", steps, key=f"{_W}amount_max",
+                               format_func=_fmt_amount, on_change=_on_filters_changed)
         st.button("Réinitialiser les filtres", on_click=_on_reset, icon=":material/restart_alt:")
         st.caption(filters_summary(filters, data.index))
     return filters
+
+
+def _list_widget(name: str, label: str, vocab: Vocabulary) -> None:
+    st.multiselect(label, vocab.codes, format_func=vocab.label_of, key=f"{_W}{name}",
+                   on_change=_on_filters_changed, placeholder="Tous")
+
+
+def more_filters_active(filters: Filters) -> int:
+    """How many of the filters under « Plus de filtres » are set (all but the territories,
+    the themes and the free text)."""
+    return (sum(bool(getattr(filters, name)) for name, _l, _v in LIST_WIDGETS[1:])
+            + (filters.years is not None) + (filters.amount is not None))
 
 
 def param_select(label: str, name: str, options: Mapping[str, str], default: str,
