@@ -30,12 +30,15 @@ def view(data: ui.AppData, filters: ui.Filters, area: maps.Area) -> None:
             ui.empty_selection_info()
         ui.carte_map(data, filters, level, measure, colour_by, shown=shown)
         st.caption("Cliquez sur un territoire (département, commune, QPV…) pour le sélectionner. "
-                   "Le tableau ci-dessous reprend les valeurs de la carte.")
+                   "Le tableau des valeurs, ci-dessous, reprend les chiffres de la carte.")
         st.markdown(f"## {maps.MEASURES[measure]} par territoire "
                     f"({maps.CHOROPLETH_LEVELS[level].lower()})")
-        rows = maps.table_rows(shown.values, area, level, measure)
-        ui.territory_table(rows, maps.CHOROPLETH_LEVELS[level][:-1] if level != "qpv" else "QPV",
-                           measure)
+        table = ui.lazy_expander("Tableau des valeurs de la carte", ui.CARTE_TABLE_KEY)
+        if table is not None:  # drawn once opened: the map's first view is lighter
+            with table:
+                rows = maps.table_rows(shown.values, area, level, measure)
+                label = maps.CHOROPLETH_LEVELS[level][:-1] if level != "qpv" else "QPV"
+                ui.territory_table(rows, label, measure)
 
 with ui.guard():
     data = ui.app_data()

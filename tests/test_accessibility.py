@@ -169,20 +169,28 @@ def test_map_keyboard_zoom_and_layers(server: str, browser) -> None:
         page.close()
 
 
-def test_more_filters_open_with_the_keyboard(server: str, browser, axe: str) -> None:
-    """« Plus de filtres » (closed at first, its widgets not drawn) opens with the keyboard;
-    its widgets are then drawn, with no axe-core violation."""
-    page = _open(browser, server + "/carte", True)
+@pytest.mark.parametrize(("path", "where", "label", "drawn", "shown"), [
+    ("/carte", "stSidebar", "Plus de filtres", "stSlider",
+     ("Maturité", "Type de financeur", "Années", "Montant max.")),
+    ("/carte", "stMain", "Tableau des valeurs de la carte", "stDataFrame", ()),
+])
+def test_lazy_expanders_open_with_the_keyboard(server: str, browser, axe: str, path: str,
+                                               where: str, label: str, drawn: str,
+                                               shown: tuple[str, ...]) -> None:
+    """« Plus de filtres » and Carte's table of values (closed at first, their content not
+    drawn) open with the keyboard; their content is then drawn, with no axe-core
+    violation."""
+    page = _open(browser, server + path, True)
     try:
-        sidebar = page.get_by_test_id("stSidebar")
-        assert sidebar.get_by_text("Années").count() == 0
-        summary = sidebar.locator("summary", has_text="Plus de filtres")
+        part = page.get_by_test_id(where)
+        assert part.get_by_test_id(drawn).count() == 0
+        summary = part.locator("summary", has_text=label)
         summary.focus()
         page.keyboard.press("Enter")
-        sidebar.get_by_test_id("stSlider").wait_for(timeout=30_000)
+        part.get_by_test_id(drawn).first.wait_for(timeout=30_000)
         settle(page)
-        for label in ("Maturité", "Type de financeur", "Années", "Montant max."):
-            assert sidebar.get_by_text(label, exact=True).count() == 1, label
+        for text in shown:
+            assert part.get_by_text(text, exact=True).count() == 1, text
         page.add_script_tag(content=axe)
         assert page.evaluate(_AXE_RUN) == []
     finally:

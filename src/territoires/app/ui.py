@@ -25,6 +25,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from territoires import config
 from territoires.analysis import maps, queries, views
@@ -103,6 +104,8 @@ LIST_WIDGETS: list[tuple[str, str, Vocabulary]] = [
 _W = "flt_"  # prefix of the filter widgets' keys
 #: Key of the sidebar's « Plus de filtres » expander (its widgets are drawn only when open)
 MORE_FILTERS_KEY = "flt_more"
+#: Key of Carte's « Tableau des valeurs de la carte » expander (drawn only when open)
+CARTE_TABLE_KEY = "carte_tableau"
 
 
 # ------------------------------------------------------------------------------ data
@@ -585,10 +588,10 @@ def render_filters_sidebar() -> Filters:
         _list_widget(*LIST_WIDGETS[0])  # Thèmes: the filter most used, always shown
         st.text_input("Recherche libre", key=f"{_W}q", on_change=_on_filters_changed,
                       placeholder="titre, porteur, action…")
-        if MORE_FILTERS_KEY not in st.session_state and more_filters_active(filters):
-            st.session_state[MORE_FILTERS_KEY] = True  # a link's filters are shown
-        more = st.expander("Plus de filtres", key=MORE_FILTERS_KEY, on_change="rerun")
-        if more.open:  # drawn only when open: the first view is lighter (issue 13)
+        # a link that sets one of them opens it
+        more = lazy_expander("Plus de filtres", MORE_FILTERS_KEY,
+                             opened=more_filters_active(filters) > 0)
+        if more is not None:
             with more:
                 for widget in LIST_WIDGETS[1:]:
                     _list_widget(*widget)
@@ -604,6 +607,19 @@ def render_filters_sidebar() -> Filters:
         st.button("Réinitialiser les filtres", on_click=_on_reset, icon=":material/restart_alt:")
         st.caption(filters_summary(filters, data.index))
     return filters
+
+
+def lazy_expander(label: str, key: str, opened: bool = False) -> DeltaGenerator | None:
+    """An expander whose content is drawn only while it is open: the expander when open,
+    else ``None`` (the caller draws nothing). Its widgets, tables and charts then cost the
+    first view nothing: in the browser, each kind of element loads its code when first
+    shown, and React reveals what waited for code at most every 300 ms, so a table drawn
+    late delays the whole page's reveal (issue 13). Opening or closing it reruns the script
+    (the fragment it is in). ``opened``: open at its first drawing in the session."""
+    if opened and key not in st.session_state:
+        st.session_state[key] = True
+    box = st.expander(label, key=key, on_change="rerun")
+    return box if box.open else None
 
 
 def _list_widget(name: str, label: str, vocab: Vocabulary) -> None:
