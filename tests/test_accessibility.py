@@ -173,12 +173,16 @@ def test_map_keyboard_zoom_and_layers(server: str, browser) -> None:
     ("/carte", "stSidebar", "Plus de filtres", "stSlider",
      ("Maturité", "Type de financeur", "Années", "Montant max.")),
     ("/carte", "stMain", "Tableau des valeurs de la carte", "stDataFrame", ()),
+    ("/fiche?id=cenon-culture", "stMain", "Signaler une erreur sur cette fiche",
+     "stTextArea", ("Ce qui est inexact ou manque",)),
+    ("/fiche?id=cenon-culture", "stMain", "Versions publiées et leur comparaison",
+     "stDataFrame", ("Versions", "Comparer deux versions")),
 ])
 def test_lazy_expanders_open_with_the_keyboard(server: str, browser, axe: str, path: str,
                                                where: str, label: str, drawn: str,
                                                shown: tuple[str, ...]) -> None:
-    """« Plus de filtres » and Carte's table of values (closed at first, their content not
-    drawn) open with the keyboard; their content is then drawn, with no axe-core
+    """« Plus de filtres », Carte's table of values, the Fiche's error report and versions
+    (closed at first, their content not drawn) open with the keyboard; their content is then drawn, with no axe-core
     violation."""
     page = _open(browser, server + path, True)
     try:

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_env import make_env
+from territoires.app import forms
 from territoires.catalogue import auth, moderation, storage
 from territoires.catalogue.auth import CLI_USER
 from territoires.pipeline.layers import Layers
@@ -206,6 +207,13 @@ def test_two_editors_second_save_refused_and_typed_text_kept(env) -> None:
     assert any("version 3" in _plain(s.value) for s in second.success), _texts(second)
 
 
+def _open_history(at: AppTest) -> AppTest:
+    """The Fiche's versions, drawn once their expander is opened."""
+    assert not any("Version" in d.value.columns for d in at.dataframe)  # closed: not drawn
+    at.session_state[forms.HISTORY_KEY] = True
+    return _run(at)
+
+
 def test_fiche_history_diff_restore_and_private_email(env) -> None:
     mod = auth.User("mod@ex.org", "moderateur")
     payload, _ = moderation.published(env, "lac-lecture")
@@ -216,6 +224,7 @@ def test_fiche_history_diff_restore_and_private_email(env) -> None:
     moderation.submit_edit(env, mod, cat, 1)
     anon = _run(_app(None, "pages/fiche.py", {"id": "lac-lecture"}))
     assert any("Émergence" in t.value and "Déploiement" in t.value for t in anon.text)
+    anon = _open_history(anon)
     assert not any("prive@lac.fr" in t for t in _texts(anon))
     history = next(d.value for d in anon.dataframe if "Version" in d.value.columns)
     assert list(history["Version"]) == [2, 1]
@@ -225,7 +234,7 @@ def test_fiche_history_diff_restore_and_private_email(env) -> None:
     assert "Contact : e-mail (privé)" not in set(compare["Champ"])
     assert not [s for s in anon.selectbox if s.key == "hist_restore"]
     assert_no_markup(anon)
-    at = _run(_app("mod", "pages/fiche.py", {"id": "lac-lecture"}))
+    at = _open_history(_run(_app("mod", "pages/fiche.py", {"id": "lac-lecture"})))
     assert any("prive@lac.fr" in t.value for t in at.text)
     history = next(d.value for d in at.dataframe if "Version" in d.value.columns)
     assert history.iloc[0]["Auteur"] == "mod@ex.org"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from territoires.app import report_forms
 from territoires.catalogue import auth, reports
 from test_pages_contribution import XSS, _app, _run, assert_no_markup
 from test_pages_contribution import env as contribution_env  # noqa: F401 (the env fixture)
@@ -18,6 +19,9 @@ def store(request: pytest.FixtureRequest):
 
 
 def _send(at, message: str, email: str = ""):
+    assert not at.text_area  # the form is drawn once its expander is opened
+    at.session_state[report_forms.REPORT_KEY] = True
+    at = _run(at)
     form_area = next(t for t in at.text_area if t.label.startswith("Ce qui est inexact"))
     form_area.input(message)
     next(t for t in at.text_input if t.label.startswith("Votre e-mail")).input(email)

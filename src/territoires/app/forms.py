@@ -26,6 +26,7 @@ from territoires.app import ui
 from territoires.catalogue import auth, model, moderation
 from territoires.catalogue.storage import Store, catalogue_payload, payload_catalogue
 from territoires.errors import ConflictError, Problem, TerritoiresError, ValidationError
+from territoires.pipeline.territories import TerritoryIndex
 from territoires.vocab import (
     ALLIANCE_LEVELS,
     FUNDER_TYPES,
@@ -511,6 +512,21 @@ def fiche_history(data: ui.AppData, initiative_id: str) -> None:
     st.text(begun + "Étapes publiées : " + " → ".join(
         f"{r['Étape']} ({views.fmt_date(r['Depuis le'])})" for _, r in path.iterrows()))
     st.header("Historique")
+    box = ui.lazy_expander("Versions publiées et leur comparaison", HISTORY_KEY,
+                           icon=":material/history:")
+    if box is None:  # drawn once opened (the Fiche's first view is lighter)
+        return
+    with box:
+        _history_tabs(history, user, store, index, initiative_id)
+
+
+#: Key of the Fiche's history expander (its tables are drawn only when open)
+HISTORY_KEY = "hist_open"
+
+
+def _history_tabs(history: list[moderation.Version], user: auth.User, store: Store,
+                  index: TerritoryIndex | None, initiative_id: str) -> None:
+    """The versions as a table, the comparison of two of them, the restoring of one."""
     versions_tab, compare_tab = st.tabs(["Versions", "Comparer deux versions"])
     with versions_tab:
         st.dataframe(moderation.history_table(history, show_identities=user.at_least(

@@ -19,11 +19,20 @@ def _session_id() -> str:
     return ctx.session_id if ctx is not None else "sans-session"
 
 
+#: Key of the Fiche's « Signaler une erreur » expander (its form is drawn only when open)
+REPORT_KEY = "rp_open"
+
+
 def error_report_box(initiative_id: str) -> None:
     """The "Signaler une erreur" form, open to everyone (e-mail optional, never shown)."""
     done = st.session_state.pop("rp_flash", None)
-    with st.expander("Signaler une erreur sur cette fiche", icon=":material/flag:",
-                     expanded=done is not None):
+    if done is not None:
+        st.session_state[REPORT_KEY] = True  # the outcome of the sending is shown in it
+    box = ui.lazy_expander("Signaler une erreur sur cette fiche", REPORT_KEY,
+                           icon=":material/flag:")
+    if box is None:  # the form is drawn once opened (the Fiche's first view is lighter)
+        return
+    with box:
         if done is not None:
             kind, text = done
             (st.success if kind == "success" else st.error)(views.md_text(text))

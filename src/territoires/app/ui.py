@@ -609,7 +609,8 @@ def render_filters_sidebar() -> Filters:
     return filters
 
 
-def lazy_expander(label: str, key: str, opened: bool = False) -> DeltaGenerator | None:
+def lazy_expander(label: str, key: str, opened: bool = False,
+                  icon: str | None = None) -> DeltaGenerator | None:
     """An expander whose content is drawn only while it is open: the expander when open,
     else ``None`` (the caller draws nothing). Its widgets, tables and charts then cost the
     first view nothing: in the browser, each kind of element loads its code when first
@@ -618,7 +619,7 @@ def lazy_expander(label: str, key: str, opened: bool = False) -> DeltaGenerator 
     (the fragment it is in). ``opened``: open at its first drawing in the session."""
     if opened and key not in st.session_state:
         st.session_state[key] = True
-    box = st.expander(label, key=key, on_change="rerun")
+    box = st.expander(label, key=key, on_change="rerun", icon=icon)
     return box if box.open else None
 
 
