@@ -14,6 +14,13 @@ st.title("Couverture")
 
 POPULATION = st.column_config.NumberColumn("Population", format="localized")
 PEOPLE = st.column_config.NumberColumn("Habitants des QPV", format="localized")
+TITLES = st.column_config.ListColumn("Initiatives (titres)")
+THEME_COLUMNS = ({c: st.column_config.NumberColumn(c, format="localized")
+                  for c in ("Habitants touchés", "Habitants non touchés")}
+                 | {"Part touchée (%)": st.column_config.NumberColumn(format="%.1f %%")})
+#: The page's parts, one tab each (``?vue=``): only the one shown is computed and drawn
+SECTIONS = {"non-touches": "Territoires non touchés", "themes": "Par thème et par public",
+            "chevauchements": "Chevauchements"}
 
 with ui.guard():
     data = ui.app_data()
@@ -30,45 +37,51 @@ with ui.guard():
     selection = queries.select(data.catalogue, data.index, filters)
     if len(selection.catalogue) == 0:
         ui.empty_selection_info()
-    uncovered = queries.coverage(selection, data.index, level)
+    sections = ui.param_tabs("vue", SECTIONS, "non-touches")  # only the open one is drawn
     label = views.COVERAGE_LEVELS[level]
-    st.header(f"{label} que ne touche aucune initiative : {fmt_int(len(uncovered))}")
-    st.markdown(views.coverage_summary_text(
-        queries.coverage_summary(selection, data.index, level)))
-    if uncovered.empty:
-        st.success("Toute la zone filtrée est touchée par au moins une initiative.")
-    else:
-        shown = uncovered.head(views.MAX_HIGHLIGHTS)
-        ui.static_map(lambda: views.territories_map(
-            data.display("national"), data.display("local"), data.index,
-            [(level, c) for c in shown["code"]], "Non touchés",
-            area_territories=list(filters.territories)),
-            key="couverture_map", height=480, data=data,
-            view=(ui.filters_key(filters), level))
-        if len(uncovered) > len(shown):
-            st.caption(f"La carte montre les {fmt_int(len(shown))} premiers du classement ; "
-                       "le tableau les liste tous.")
-        st.dataframe(views.coverage_table(uncovered, level), hide_index=True, width="stretch",
-                     column_config={"Population": POPULATION, "Habitants des QPV": PEOPLE})
-    st.header("Couverture par thème et par public, pondérée par la population")
-    by = ui.param_select("Répartir par", "par", views.THEME_COVERAGE_BY, "themes")
-    themes = queries.theme_coverage(selection, data.index, by)
-    st.caption("Part des habitants des QPV de la zone touchés par au moins une initiative "
-               "retenue de chaque thème (ou public) ; les QPV de population inconnue sont "
-               "laissés de côté.")
-    tab_chart, tab_table = st.tabs(["Graphique", "Tableau"])
-    tab_chart.altair_chart(views.theme_coverage_chart(themes, views.THEME_COVERAGE_BY[by]))
-    tab_table.dataframe(views.theme_coverage_table(themes), hide_index=True, width="stretch",
-                        column_config={c: st.column_config.NumberColumn(c, format="localized")
-                                       for c in ("Habitants touchés", "Habitants non touchés")}
-                        | {"Part touchée (%)": st.column_config.NumberColumn(format="%.1f %%")})
-    st.header("Chevauchements : territoires touchés par plusieurs initiatives")
-    overlap = queries.overlaps(selection, data.index, level)
-    if overlap.empty:
-        st.info("Aucun territoire de la zone n'est touché par deux initiatives ou plus.")
-    else:
-        titles = views.initiative_options(selection.catalogue)
-        st.dataframe(views.overlaps_table(overlap, titles), hide_index=True, width="stretch",
-                     column_config={"Population": POPULATION,
-                                    "Titres": st.column_config.ListColumn("Initiatives "
-                                                                          "(titres)")})
+    if (tab := sections["non-touches"]) is not None:
+        with tab:
+            uncovered = queries.coverage(selection, data.index, level)
+            st.header(f"{label} que ne touche aucune initiative : {fmt_int(len(uncovered))}")
+            st.markdown(views.coverage_summary_text(
+                queries.coverage_summary(selection, data.index, level)))
+            if uncovered.empty:
+                st.success("Toute la zone filtrée est touchée par au moins une initiative.")
+            else:
+                shown = uncovered.head(views.MAX_HIGHLIGHTS)
+                ui.static_map(lambda: views.territories_map(
+                    data.display("national"), data.display("local"), data.index,
+                    [(level, c) for c in shown["code"]], "Non touchés",
+                    area_territories=list(filters.territories)),
+                    key="couverture_map", height=480, data=data,
+                    view=(ui.filters_key(filters), level))
+                if len(uncovered) > len(shown):
+                    st.caption(f"La carte montre les {fmt_int(len(shown))} premiers du "
+                               "classement ; le tableau les liste tous.")
+                st.dataframe(views.coverage_table(uncovered, level), hide_index=True,
+                             width="stretch",
+                             column_config={"Population": POPULATION, "Habitants des QPV": PEOPLE})
+    if (tab := sections["themes"]) is not None:
+        with tab:
+            st.header("Couverture par thème et par public, pondérée par la population")
+            by = ui.param_select("Répartir par", "par", views.THEME_COVERAGE_BY, "themes")
+            themes = queries.theme_coverage(selection, data.index, by)
+            st.caption("Part des habitants des QPV de la zone touchés par au moins une "
+                       "initiative retenue de chaque thème (ou public) ; les QPV de population "
+                       "inconnue sont laissés de côté.")
+            tab_chart, tab_table = st.tabs(["Graphique", "Tableau"])
+            tab_chart.altair_chart(views.theme_coverage_chart(themes,
+                                                              views.THEME_COVERAGE_BY[by]))
+            tab_table.dataframe(views.theme_coverage_table(themes), hide_index=True,
+                                width="stretch", column_config=THEME_COLUMNS)
+    if (tab := sections["chevauchements"]) is not None:
+        with tab:
+            st.header("Chevauchements : territoires touchés par plusieurs initiatives")
+            overlap = queries.overlaps(selection, data.index, level)
+            if overlap.empty:
+                st.info("Aucun territoire de la zone n'est touché par deux initiatives ou plus.")
+            else:
+                titles = views.initiative_options(selection.catalogue)
+                st.dataframe(views.overlaps_table(overlap, titles), hide_index=True,
+                             width="stretch", column_config={"Population": POPULATION,
+                                                             "Titres": TITLES})

@@ -182,8 +182,8 @@ def test_lazy_expanders_open_with_the_keyboard(server: str, browser, axe: str, p
                                                where: str, label: str, drawn: str,
                                                shown: tuple[str, ...]) -> None:
     """« Plus de filtres », Carte's table of values, the Fiche's error report and versions
-    (closed at first, their content not drawn) open with the keyboard; their content is then drawn, with no axe-core
-    violation."""
+    (closed at first, their content not drawn) open with the keyboard; their content is
+    then drawn, with no axe-core violation."""
     page = _open(browser, server + path, True)
     try:
         part = page.get_by_test_id(where)
@@ -195,6 +195,27 @@ def test_lazy_expanders_open_with_the_keyboard(server: str, browser, axe: str, p
         settle(page)
         for text in shown:
             assert part.get_by_text(text, exact=True).count() == 1, text
+        page.add_script_tag(content=axe)
+        assert page.evaluate(_AXE_RUN) == []
+    finally:
+        page.close()
+
+
+def test_couverture_tabs_with_the_keyboard_and_in_the_url(server: str, browser,
+                                                          axe: str) -> None:
+    """Couverture's parts are tabs drawn only when chosen: chosen with the keyboard, the
+    part is drawn and the address names it (a shared link opens it), no axe-core
+    violation."""
+    page = _open(browser, server + "/couverture", True)
+    try:
+        main = page.get_by_test_id("stMain")
+        assert main.get_by_text("Chevauchements : territoires").count() == 0
+        page.get_by_role("tab", name="Chevauchements").focus()
+        page.keyboard.press("Enter")
+        main.get_by_text("Chevauchements : territoires").first.wait_for(timeout=30_000)
+        page.wait_for_function("() => location.search.includes('vue=chevauchements')",
+                               timeout=30_000)
+        settle(page)
         page.add_script_tag(content=axe)
         assert page.evaluate(_AXE_RUN) == []
     finally:

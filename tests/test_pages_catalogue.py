@@ -220,6 +220,9 @@ def test_comparer_tiny(tiny_env: dict) -> None:
     assert any("au moins deux" in i.value for i in at.info)
 
 
+COUVERTURE_SECTIONS = ("Territoires non touchés", "Par thème et par public", "Chevauchements")
+
+
 def test_couverture_tiny(tiny_env: dict) -> None:
     at = _run("pages/couverture.py", {"t": "departement:33"})
     table = at.dataframe[0].value
@@ -342,9 +345,18 @@ def test_seed_couverture_gironde_ranked_by_people(seed_env: dict) -> None:
     assert list(table["Code"]) == ["QN03304M", "QN03303M"]
     assert list(table["Population"]) == [2715, 1464]
     assert any(f"4{NNBSP}179 habitants" in m.value for m in at.markdown)
-    # theme coverage: chart and table, one row per theme
-    assert len(at.dataframe[1].value) == 15
+    # the other tabs are neither computed nor drawn until chosen
+    assert len(at.dataframe) == 1 and not any(
+        "vega" in str(getattr(e, "type", "")) for e in at.main)
+    assert [t.label for t in at.tabs] == list(COUVERTURE_SECTIONS)
+    # theme coverage (its tab, as a shared link opens it): chart and table, one per theme
+    at = _run("pages/couverture.py", {"t": "departement:33", "themes": "parentalite",
+                                      "publics": "college", "vue": "themes"})
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 15
     assert any("vega" in str(getattr(e, "type", "")) for e in at.main)
+    assert not any("que ne touche aucune" in h.value for h in at.header)
+    at = _run("pages/couverture.py", {"t": "departement:33", "vue": "chevauchements"})
+    assert any("Chevauchements" in h.value for h in at.header)
 
 
 @pytest.mark.integration

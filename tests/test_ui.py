@@ -181,6 +181,54 @@ def test_table_page_in_the_url() -> None:
     assert at.session_state["first"] == 1000
 
 
+def _tabs_script() -> None:
+    import streamlit as st
+
+    from territoires.app import ui
+
+    tabs = ui.param_tabs("vue", {"a": "Premier", "b": "Second"}, "a")
+    st.session_state["drawn"] = [code for code, tab in tabs.items() if tab is not None]
+    for tab in tabs.values():
+        if tab is not None:
+            tab.write("contenu")
+
+
+def test_param_tabs_draw_the_open_one_of_the_url() -> None:
+    at = AppTest.from_function(_tabs_script).run()
+    assert [t.label for t in at.tabs] == ["Premier", "Second"]
+    assert at.session_state["drawn"] == ["a"] and len(at.tabs[0].markdown) == 1
+    assert not at.tabs[1].markdown
+    at.session_state["prm_vue"] = "Second"  # the user opens the second
+    at.run()
+    assert at.session_state["drawn"] == ["b"] and not at.tabs[0].markdown
+    for value, drawn in (("b", ["b"]), ("inconnu", ["a"])):  # a shared link; a bad one
+        at = AppTest.from_function(_tabs_script)
+        at.query_params["vue"] = value
+        assert at.run().session_state["drawn"] == drawn
+
+
+def _lazy_script() -> None:
+    import streamlit as st
+
+    from territoires.app import ui
+
+    box = ui.lazy_expander("Détails", "details", opened=st.session_state.get("link", False))
+    if box is not None:
+        box.write("contenu")
+
+
+def test_lazy_expander_draws_its_content_only_when_open() -> None:
+    at = AppTest.from_function(_lazy_script).run()
+    assert at.expander[0].label == "Détails" and not at.markdown
+    at.session_state["details"] = True
+    assert at.run().markdown[0].value == "contenu"
+    at = AppTest.from_function(_lazy_script)
+    at.session_state["link"] = True  # opened at its first drawing (a link sets its content)
+    assert at.run().markdown[0].value == "contenu"
+    at.session_state["details"] = False  # closed by the user: it stays closed
+    assert not at.run().markdown
+
+
 def test_warm_up_fills_what_app_data_reads(app_env: dict, monkeypatch: pytest.MonkeyPatch
                                            ) -> None:
     import streamlit as st

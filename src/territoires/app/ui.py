@@ -653,6 +653,25 @@ def param_select(label: str, name: str, options: Mapping[str, str], default: str
     return value
 
 
+def param_tabs(name: str, options: Mapping[str, str], default: str
+               ) -> dict[str, DeltaGenerator | None]:
+    """Tabs kept in the URL as ``?name=code`` (page state), of which only the open one is
+    drawn: code -> its tab when open, else ``None`` (the caller draws nothing in it), as
+    :func:`lazy_expander` does for an expander. Choosing a tab reruns the script."""
+    value = st.query_params.get(name, default)
+    if value not in options:
+        value = default
+    key = f"prm_{name}"
+    by_label = {label: code for code, label in options.items()}
+
+    def changed() -> None:
+        st.query_params[name] = by_label.get(str(st.session_state[key]), default)
+
+    tabs = st.tabs(list(options.values()), default=options[value], key=key,
+                   on_change=changed)
+    return {code: tab if tab.open else None for code, tab in zip(options, tabs, strict=True)}
+
+
 def table_page(total: int, page_size: int, name: str = "page") -> int:
     """Page chooser of a long table, kept in the URL (``?page=N``); returns the first row
     of the page (0 when everything fits on one page). Only the page's rows are then sent to
