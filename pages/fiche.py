@@ -61,7 +61,10 @@ with ui.guard():
         st.markdown(f"Total : **{views.funding_total(funding)}**")
         ui.text_table(funding[["Période", "Financeur", "Type de financeur", "Dispositif",
                                "Montant"]].set_index("Période"))
-        st.altair_chart(views.funding_chart(funding), width="stretch")
+        chart = ui.lazy_expander("Graphique des financements", "fiche_graphique",
+                                 icon=":material/bar_chart:")
+        if chart is not None:  # drawn once opened: the fiche's first view is lighter
+            chart.altair_chart(views.funding_chart(funding), width="stretch")
     else:
         st.caption("Aucune ligne de financement renseignée.")
     st.header("Source")

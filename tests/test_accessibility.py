@@ -175,6 +175,8 @@ def test_map_keyboard_zoom_and_layers(server: str, browser) -> None:
     ("/carte", "stMain", "Tableau des valeurs de la carte", "stDataFrame", ()),
     ("/fiche?id=cenon-culture", "stMain", "Signaler une erreur sur cette fiche",
      "stTextArea", ("Ce qui est inexact ou manque",)),
+    ("/fiche?id=cenon-culture", "stMain", "Graphique des financements",
+     "stVegaLiteChart", ()),
     ("/fiche?id=cenon-culture", "stMain", "Versions publiées et leur comparaison",
      "stDataFrame", ("Versions", "Comparer deux versions")),
 ])

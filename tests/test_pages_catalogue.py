@@ -302,6 +302,11 @@ def test_seed_fiche_erasmus_funding(seed_env: dict) -> None:
     assert f"1{NNBSP}169{NNBSP}970,05{NNBSP}€" in _text(at)
     assert "Cenon" in set(next(d for d in _tables(at) if "Territoire" in d.columns)
                           ["Territoire"])
+    # the chart of the funding lines, drawn once its expander is opened
+    assert not any("vega" in str(getattr(e, "type", "")) for e in at.main)
+    at.session_state["fiche_graphique"] = True
+    at.run()
+    assert any("vega" in str(getattr(e, "type", "")) for e in at.main)
 
 
 @pytest.mark.integration
