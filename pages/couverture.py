@@ -37,10 +37,10 @@ with ui.guard():
     selection = queries.select(data.catalogue, data.index, filters)
     if len(selection.catalogue) == 0:
         ui.empty_selection_info()
-    sections = ui.param_tabs("vue", SECTIONS, "non-touches")  # only the open one is drawn
+    part, tab = ui.param_tabs("vue", SECTIONS, "non-touches")  # only the open one is drawn
     label = views.COVERAGE_LEVELS[level]
-    if (tab := sections["non-touches"]) is not None:
-        with tab:
+    with tab:
+        if part == "non-touches":
             uncovered = queries.coverage(selection, data.index, level)
             st.header(f"{label} que ne touche aucune initiative : {fmt_int(len(uncovered))}")
             st.markdown(views.coverage_summary_text(
@@ -61,8 +61,7 @@ with ui.guard():
                 st.dataframe(views.coverage_table(uncovered, level), hide_index=True,
                              width="stretch",
                              column_config={"Population": POPULATION, "Habitants des QPV": PEOPLE})
-    if (tab := sections["themes"]) is not None:
-        with tab:
+        elif part == "themes":
             st.header("Couverture par thème et par public, pondérée par la population")
             by = ui.param_select("Répartir par", "par", views.THEME_COVERAGE_BY, "themes")
             themes = queries.theme_coverage(selection, data.index, by)
@@ -74,8 +73,7 @@ with ui.guard():
                                                               views.THEME_COVERAGE_BY[by]))
             tab_table.dataframe(views.theme_coverage_table(themes), hide_index=True,
                                 width="stretch", column_config=THEME_COLUMNS)
-    if (tab := sections["chevauchements"]) is not None:
-        with tab:
+        else:
             st.header("Chevauchements : territoires touchés par plusieurs initiatives")
             overlap = queries.overlaps(selection, data.index, level)
             if overlap.empty:

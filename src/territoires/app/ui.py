@@ -467,9 +467,13 @@ def url_notices(params: Mapping[str, str | list[str]]) -> list[str]:
     return out
 
 
+def _filter_params() -> dict[str, list[str]]:
+    return {k: st.query_params.get_all(k) for k in FILTER_KEYS if k in st.query_params}
+
+
 def current_filters() -> Filters:
     """The filters of the URL (the single source of truth)."""
-    params = {k: st.query_params.get_all(k) for k in FILTER_KEYS if k in st.query_params}
+    params = _filter_params()
     filters = Filters.from_params(params)
     st.session_state["_filters_params"] = filters.to_params()
     st.session_state["_url_notices"] = url_notices(params)
@@ -540,9 +544,8 @@ def filters_from_widgets(state: Mapping[str, object],
 def _on_filters_changed() -> None:
     geo = str(config.geo_dir())
     _, lookup = _territory_options(geo)
-    params = {k: st.query_params.get_all(k) for k in FILTER_KEYS if k in st.query_params}
     # the URL's values for the widgets not drawn (« Plus de filtres » closed)
-    shown = widget_values(Filters.from_params(params), _territory_labels(geo))
+    shown = widget_values(Filters.from_params(_filter_params()), _territory_labels(geo))
     shown.update({k: st.session_state[k] for k in shown if k in st.session_state})
     set_filters(filters_from_widgets(shown, lookup))
 
@@ -654,9 +657,9 @@ def param_select(label: str, name: str, options: Mapping[str, str], default: str
 
 
 def param_tabs(name: str, options: Mapping[str, str], default: str
-               ) -> dict[str, DeltaGenerator | None]:
+               ) -> tuple[str, DeltaGenerator]:
     """Tabs kept in the URL as ``?name=code`` (page state), of which only the open one is
-    drawn: code -> its tab when open, else ``None`` (the caller draws nothing in it), as
+    drawn: (its code, its tab); the caller draws that tab's content alone, as
     :func:`lazy_expander` does for an expander. Choosing a tab reruns the script."""
     value = st.query_params.get(name, default)
     if value not in options:
@@ -669,7 +672,7 @@ def param_tabs(name: str, options: Mapping[str, str], default: str
 
     tabs = st.tabs(list(options.values()), default=options[value], key=key,
                    on_change=changed)
-    return {code: tab if tab.open else None for code, tab in zip(options, tabs, strict=True)}
+    return next((code, tab) for code, tab in zip(options, tabs, strict=True) if tab.open)
 
 
 def table_page(total: int, page_size: int, name: str = "page") -> int:
