@@ -84,6 +84,21 @@ def test_shared_map_link_and_click(server: str, browser) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "carte_gironde.png"), full_page=True)
+    # the pointer over Lormont shows its tooltip (the choropleth layer's own, a function
+    # of the feature under the pointer)
+    tip = frame_el.element_handle().content_frame().evaluate(
+        """() => {
+        let target = null;
+        window.map.eachLayer(l => { if (l.feature && l.feature.properties
+            && l.feature.properties.lvl === 'commune'
+            && l.feature.properties.code === '33249') target = l; });
+        target.fire('mouseover', {latlng: target.getBounds().getCenter(), layer: target,
+                                  sourceTarget: target, target: target}, true);
+        const shown = document.querySelector('.leaflet-tooltip');
+        return shown ? shown.textContent : null;
+        }"""
+    )
+    assert tip is not None and "Lormont" in tip and "33249" in tip
     # click the Lormont commune (a feature of the choropleth, drawn on a canvas)
     frame_el.element_handle().content_frame().evaluate(
         """() => {

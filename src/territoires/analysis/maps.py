@@ -625,6 +625,7 @@ class CompactGeoJson(folium.GeoJson):
         {%- endif %}
         if (!{{ this.get_name() }}) {
         {{ this.get_name() }} = L.geoJson(null, {{ this.js_options }});
+        {{ this.bind_tooltip }}
         {%- if this.reuse_key %}
         window.__territoiresLayers[{{ this.reuse_key_js }}] = {{ this.get_name() }};
         {%- endif %}
@@ -648,6 +649,7 @@ class CompactGeoJson(folium.GeoJson):
         }
         {%- else %}
         var {{ this.get_name() }} = L.geoJson(null, {{ this.js_options }});
+        {{ this.bind_tooltip }}
         {{ this.get_name() }}.addData(({{ this.decoder }})({{ this.payload }}, {{ this.values }}));
         {%- endif %}
         {% endmacro %}
@@ -671,6 +673,15 @@ class CompactGeoJson(folium.GeoJson):
         #: the payload holds reference geography only (no catalogue text or figure), the
         #: same for every filter of a view: it may be served as a file (see :attr:`external`)
         self.shareable = False
+
+    @property
+    def bind_tooltip(self) -> str:
+        """JavaScript binding the layer's tooltip (the :data:`LAYER_TOOLTIP` option that
+        :func:`_options` gives, a function of the feature's properties), once: a sticky
+        tooltip of the feature under the pointer."""
+        return (f"(function(g,t){{if(t)g.bindTooltip(function(l){{return l.feature?"
+                f"t(l.feature.properties):''}},{{sticky:true}})}})({self.get_name()},"
+                f"{self.get_name()}.options.{LAYER_TOOLTIP});")
 
     @property
     def external_js(self) -> str:
@@ -737,20 +748,34 @@ def _table_js(rows: list[tuple[str, str]]) -> str:
     return f"'<table>'+{cells}+'</table>'"
 
 
+#: Option of ``L.geoJson`` holding the layer's tooltip (see :func:`_options`)
+LAYER_TOOLTIP = "tipOf"
+
+
 def _options(
     tooltip: str | None = None, popup: str | None = None, style: str | None = None,
     point: str | None = None, level: str | None = None, smooth: float | None = None,
+    feature_tooltips: bool = False,
 ) -> str:
     """Options object of ``L.geoJson``: ``tooltip``/``popup`` are JS expressions of ``p``;
-    ``level`` is set as property ``lvl`` of every feature (click-to-filter)."""
+    ``level`` is set as property ``lvl`` of every feature (click-to-filter).
+
+    The tooltip is the layer's own (:class:`CompactGeoJson` binds it once, a function of
+    the feature under the pointer), not one per feature: at the national view the map has
+    some 2,800 features, and a tooltip bound to each (its object, its listeners, its HTML
+    built in advance) was a third of the time the browser took to build them. A layer whose
+    features go into a marker cluster takes ``feature_tooltips`` (the cluster, not the
+    layer, is on the map: a layer's own tooltip would never open)."""
     each = "var p=f.properties;"
     if level:
         each += f"p.lvl={_js(level)};"
-    if tooltip:
+    if tooltip and feature_tooltips:
         each += f"l.bindTooltip({tooltip},{{sticky:true}});"
     if popup:
         each += f"l.bindPopup({popup},{{maxWidth:320}});"
     parts = [f"onEachFeature:function(f,l){{{each}}}"]
+    if tooltip and not feature_tooltips:
+        parts.append(f"{LAYER_TOOLTIP}:function(p){{return {tooltip};}}")
     if style:
         parts.append(f"style:{style}")
     if point:
@@ -908,7 +933,7 @@ def _initiatives_layer(
              "fillOpacity:0.9});}")
     cluster = MarkerCluster(name="Initiatives", control=True)
     CompactGeoJson(payload, "Initiatives (points)",
-                   _options(tooltip="p.t", popup=popup, point=point),
+                   _options(tooltip="p.t", popup=popup, point=point, feature_tooltips=True),
                    control=False).add_to(cluster)
     used = [c for c in vocab.codes if c in set(points[column])]
     return cluster, [(colours.get(c, "#555555"), vocab.label_of(c)) for c in used]
