@@ -110,7 +110,7 @@ def test_national_map_has_no_commune_layer_and_qpv_points(display: dict) -> None
 def test_tooltips_bound_to_each_layer_not_to_each_feature(display: dict) -> None:
     """Each layer binds one tooltip, a function of the feature under the pointer; none is
     bound feature by feature (some 2,800 tooltip objects and listeners at the national
-    view: a third of the time the browser took to build the layers)."""
+    view: a quarter of the time the browser took to build the layers)."""
     spec = maps.MapSpec(choropleth_level="departement", measure="initiatives",
                         values=_values(["33", "64", "17", "93"], [2, 1, 0, 0], [0, 0, 0, 0]))
     page = maps.map_html(maps.build_map(display, display, spec))
