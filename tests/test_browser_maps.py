@@ -20,6 +20,7 @@ from browser_support import (
     ensure_map_assets,
     map_frame,
     serve_env,
+    settle,
 )
 from catalogue_factory import initiative, make_catalogue
 from territoires.analysis import maps
@@ -66,6 +67,65 @@ _REUSED = """() => { const kept = window.__territoiresLayers || {};
 _LOADS = """() => Object.fromEntries(performance.getEntriesByType('resource')
     .filter(e => !e.name.endsWith('.png'))
     .map(e => [new URL(e.name).pathname, [e.startTime, e.responseEnd]]))"""
+
+
+#: The départements of the choropleth: code -> [class, initiatives, colour], and whether
+#: every one of them carries ``window.__revalueMark`` (set on the features of a first view:
+#: the same Leaflet objects, not built again).
+CHOROPLETH = """(mark) => { const out = {}; let kept = true, n = 0;
+  window.map.eachLayer(l => { const p = l.feature && l.feature.properties;
+    if (!p || p.lvl !== 'departement') return;
+    if (mark) l.__revalueMark = true;
+    kept = kept && l.__revalueMark === true; n += 1;
+    out[p.code] = [p.k, p.ini, l.options.fillColor]; });
+  return {values: out, kept: kept && n > 0}; }"""
+
+
+@pytest.mark.integration
+def test_a_filter_change_gives_the_choropleth_its_new_values_in_place(
+        mirror_geo_dir: Path, browser, tmp_path: Path) -> None:
+    """At a filter change the national choropleth of the départements (a layer file: the
+    tiny fixtures' layers are sent inline) is kept built: its features, the same Leaflet
+    objects, take the new values and colours, those a first view of the new address
+    draws."""
+    env = make_env(tmp_path, make_layers(), tiny_catalogue())  # geo/ replaced below
+    env["TERRITOIRES_GEO_DIR"] = str(mirror_geo_dir)
+    with serve_env(tmp_path, env) as base:
+        page = browser.new_page()
+        fresh = browser.new_page()
+        try:
+            _revalued(base, page, fresh)
+        finally:
+            fresh.close()
+            page.close()
+
+
+def _revalued(base: str, page: object, fresh: object) -> None:
+    """The theme filter set to Culture on the national Carte of ``base``: the
+    choropleth's values as a first view of the new address gives them, on the same features."""
+    page.goto(f"{base}/carte")
+    frame_el = map_frame(page, timeout=120_000)
+    settle(page)
+    frame = frame_el.element_handle().content_frame()
+    before = frame.evaluate(CHOROPLETH, True)
+    assert before["kept"] and before["values"], before
+    draws = frame.evaluate("() => window.__territoiresDraws || 0")
+    box = page.get_by_test_id("stMultiSelect").filter(has_text="Thèmes").first
+    box.click()
+    page.keyboard.type("Culture")
+    page.keyboard.press("Enter")
+    frame.wait_for_function(f"() => (window.__territoiresDraws || 0) > {draws}",
+                            timeout=60_000)
+    settle(page)
+    after = frame.evaluate(CHOROPLETH, False)
+    assert "Culture" in page.url or "culture" in page.url, page.url
+    fresh.goto(page.url)
+    settle(fresh)
+    expected = map_frame(fresh).element_handle().content_frame().evaluate(
+        CHOROPLETH, False)
+    assert after["values"] == expected["values"], (after, expected)
+    assert after["values"] != before["values"], after
+    assert after["kept"], "the choropleth was built again"
 
 
 @pytest.mark.integration

@@ -86,7 +86,7 @@ def test_only_reference_geography_is_shareable(tiny_layers: Layers) -> None:
     layer, _ = maps._choropleth_layer(gdf, "commune", values, "initiatives", area)
     assert layer is not None and layer.shareable
     assert [r[:2] for r in layer.rows["f"]] == [["Cenon", "33119"], ["Bordeaux", "33063"]]
-    assert layer.value_rows["k"][:2] == ["k", "ini"] and len(layer.value_rows["f"]) == 2
+    assert layer.value_rows["k"][:3] == ["k", "c", "ini"] and len(layer.value_rows["f"]) == 2
     national, _ = maps._choropleth_layer(gdf, "commune", values, "initiatives", maps.Area())
     assert national is not None and not national.shareable
     cluster, _ = maps._initiatives_layer(
@@ -97,7 +97,8 @@ def test_only_reference_geography_is_shareable(tiny_layers: Layers) -> None:
 
 def test_reference_layers_are_kept_built_in_the_frame(tmp_path: Path) -> None:
     """A layer served as a file is built once per map frame (``__territoiresLayers``), under a
-    key of its file and options: a layer with values (a choropleth) is built every time."""
+    key of its file and options; a layer with values (a choropleth) too, its features given
+    the values of each redraw (``__revalue``)."""
     first, second = _layer(2_000), _layer(2_000)
     other = maps.CompactGeoJson(first.rows, "QPV", "{smoothFactor:2}")
     other.shareable = True
@@ -110,8 +111,11 @@ def test_reference_layers_are_kept_built_in_the_frame(tmp_path: Path) -> None:
                                       values={"k": ["k"], "f": [[0]] * 2_000})
     with_values.shareable = True
     layer_files.externalise(with_values, static=tmp_path)
-    assert with_values.external and with_values.reuse_key is None
-    assert "__territoiresLayers" not in _script(with_values)
+    # kept apart from the same file's reference layer (which has no __revalue)
+    assert with_values.external and with_values.reuse_key not in (None, first.reuse_key)
+    script = _script(with_values)
+    assert f"window.__territoiresLayers[{with_values.reuse_key_js}]" in script
+    assert ".__revalue(" in script and "__revalue" not in _script(first)
     assert _layer(3).reuse_key is None  # inline
 
 

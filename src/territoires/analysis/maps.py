@@ -468,11 +468,12 @@ _DECODER = (
     "return{type:'FeatureCollection',features:d.f.map(function(r,j){var p={},i;"
     "for(i=0;i<k.length;i++){p[k[i]]=r[i];}"
     "if(e){for(i=0;i<e.k.length;i++){p[e.k[i]]=e.f[j][i];}}"
-    "return{type:'Feature',properties:p,geometry:G(r[k.length])};})};}"
+    "return{type:'Feature',id:j,properties:p,geometry:G(r[k.length])};})};}"
 )
 """Decoder of a compact payload ``d`` (see :func:`compact_rows`) and of the optional values
 ``e`` (``{"k": keys, "f": rows}``, one row per feature of ``d``, see :class:`CompactGeoJson`)
-into a GeoJSON FeatureCollection."""
+into a GeoJSON FeatureCollection; each feature's ``id`` is its row number (the row of its
+values)."""
 
 
 def _js(value: object) -> str:
@@ -622,6 +623,9 @@ class CompactGeoJson(folium.GeoJson):
         {%- if this.reuse_key %}
         window.__territoiresLayers = window.__territoiresLayers || {};
         {{ this.get_name() }} = window.__territoiresLayers[{{ this.reuse_key_js }}] || null;
+        {%- if this.value_rows is not none %}
+        if ({{ this.get_name() }}) { {{ this.get_name() }}.__revalue({{ this.values }}); }
+        {%- endif %}
         {%- endif %}
         if (!{{ this.get_name() }}) {
         {{ this.get_name() }} = L.geoJson(null, {{ this.js_options }});
@@ -631,8 +635,20 @@ class CompactGeoJson(folium.GeoJson):
         {%- endif %}
         (function (w, layer, url, values) {
             var decode = {{ this.decoder }};
+            layer.__values = values;
+            {%- if this.value_rows is not none %}
+            layer.__revalue = function (v) {
+                layer.__values = v;
+                layer.eachLayer(function (l) {
+                    var f = l.feature, row = f && v.f[f.id], i;
+                    if (!row) { return; }
+                    for (i = 0; i < v.k.length; i += 1) { f.properties[v.k[i]] = row[i]; }
+                    layer.resetStyle(l);
+                });
+            };
+            {%- endif %}
             var files = w.__territoiresFiles = w.__territoiresFiles || {};
-            if (files[url]) { layer.addData(decode(files[url], values)); return; }
+            if (files[url]) { layer.addData(decode(files[url], layer.__values)); return; }
             w.__territoiresLoading = (w.__territoiresLoading || 0) + 1;
             var early = (w.__territoiresPending || {})[url];
             (early || fetch(url, {cache: "force-cache"}).then(function (r) {
@@ -640,7 +656,7 @@ class CompactGeoJson(folium.GeoJson):
                 return r.json();
             })).then(function (d) {
                 files[url] = d;
-                layer.addData(decode(d, values));
+                layer.addData(decode(d, layer.__values));
                 if (w.__territoiresRestack) { w.__territoiresRestack(); }
             }).catch(function (err) {
                 console.error("couche non chargée : " + url, err);
@@ -691,12 +707,17 @@ class CompactGeoJson(folium.GeoJson):
     @property
     def reuse_key(self) -> str | None:
         """Key under which the map frame keeps this layer once built
-        (``window.__territoiresLayers``), so that a redraw swapping in the same reference
-        layer (same file, same options, no values) re-adds it instead of decoding and
-        building its features again; None for a layer with values or inline data."""
-        if not self.external or self.value_rows is not None:
+        (``window.__territoiresLayers``), so that a redraw swapping in the same layer (same
+        file, same options) re-adds it instead of decoding and building its features
+        again; None for a layer of inline data. A layer with values (a choropleth at a
+        filter change) is kept too: its features get the new values (``__revalue``, by
+        feature id, the row's number) and are styled again, their tooltips read them at
+        the next hover (see :func:`_options`). At the national view that is the 101
+        départements' 46,000 points neither decoded nor made into polygons again."""
+        if not self.external:
             return None
-        text = f"{self.external}\n{self.js_options}".encode()
+        kind = "values" if self.value_rows is not None else "reference"
+        text = f"{self.external}\n{self.js_options}\n{kind}".encode()
         return hashlib.sha256(text).hexdigest()[:24]
 
     @property
@@ -1032,6 +1053,10 @@ def _choropleth_layer(
     classes = [c for c, keep in zip(classes, drawable, strict=True) if keep]
     columns = {
         "k": classes,
+        # the colour of each unit, not the palette in the style: the layer's options (its
+        # key in the map frame) stay the same when a filter change changes the classes
+        "c": [NO_DATA_COLOUR if c == -2 else ZERO_COLOUR if c == -1 else palette[c]
+              for c in classes],
         "ini": [format_measure(v, "initiatives") for v in gdf["initiatives"]],
         "fin": [format_measure(v, "funding_eur") for v in gdf["funding_eur"]],
         "hab": [format_measure(v, "funding_per_inhabitant") for v in gdf["funding_per_inhabitant"]],
@@ -1041,9 +1066,8 @@ def _choropleth_layer(
     }
     escaped = [_prop_values(v) for v in columns.values()]
     values = {"k": list(columns), "f": [list(row) for row in zip(*escaped, strict=True)]}
-    # the class is computed here; the browser maps it to a colour
-    style = (f"function(f){{var k=f.properties.k;return{{fillColor:k==-2?{_js(NO_DATA_COLOUR)}:"
-             f"k==-1?{_js(ZERO_COLOUR)}:{_js(palette)}[k],color:'#666666',weight:0.5,"
+    # the class and its colour are computed here
+    style = ("function(f){return{fillColor:f.properties.c,color:'#666666',weight:0.5,"
              "fillOpacity:0.75};}")
     tooltip = _table_js([(TERRITORY_LEVELS.label_of(level), "nom"), ("Code", "code"),
                          ("Initiatives", "ini"), ("Financements", "fin"),
