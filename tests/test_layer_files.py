@@ -116,6 +116,7 @@ def test_reference_layers_are_kept_built_in_the_frame(tmp_path: Path) -> None:
     script = _script(with_values)
     assert f"window.__territoiresLayers[{with_values.reuse_key_js}]" in script
     assert ".__revalue(" in script and "__revalue" not in _script(first)
+    assert script.count(with_values.values) == 1  # the values are sent once
     assert _layer(3).reuse_key is None  # inline
 
 

@@ -620,11 +620,14 @@ class CompactGeoJson(folium.GeoJson):
         {% macro script(this, kwargs) %}
         {%- if this.external %}
         var {{ this.get_name() }} = null;
+        var {{ this.get_name() }}_values = {{ this.values }};
         {%- if this.reuse_key %}
         window.__territoiresLayers = window.__territoiresLayers || {};
         {{ this.get_name() }} = window.__territoiresLayers[{{ this.reuse_key_js }}] || null;
         {%- if this.value_rows is not none %}
-        if ({{ this.get_name() }}) { {{ this.get_name() }}.__revalue({{ this.values }}); }
+        if ({{ this.get_name() }}) {
+            {{ this.get_name() }}.__revalue({{ this.get_name() }}_values);
+        }
         {%- endif %}
         {%- endif %}
         if (!{{ this.get_name() }}) {
@@ -661,7 +664,7 @@ class CompactGeoJson(folium.GeoJson):
             }).catch(function (err) {
                 console.error("couche non chargée : " + url, err);
             }).finally(function () { w.__territoiresLoading -= 1; });
-        })(window, {{ this.get_name() }}, {{ this.external_js }}, {{ this.values }});
+        })(window, {{ this.get_name() }}, {{ this.external_js }}, {{ this.get_name() }}_values);
         }
         {%- else %}
         var {{ this.get_name() }} = L.geoJson(null, {{ this.js_options }});
