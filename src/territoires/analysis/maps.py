@@ -788,9 +788,9 @@ def _options(
     the feature under the pointer), not one per feature: at the national view the map has
     some 2,800 features, and a tooltip bound to each (its object, its listeners, its HTML
     built in advance) took a quarter of the time the browser spent building them (175 ms,
-    135 without). A layer whose
-    features go into a marker cluster takes ``feature_tooltips`` (the cluster, not the
-    layer, is on the map: a layer's own tooltip would never open)."""
+    135 without). A layer whose features go into a marker cluster takes
+    ``feature_tooltips`` (the cluster, not the layer, is on the map: a layer's own tooltip
+    would never open)."""
     each = "var p=f.properties;"
     if level:
         each += f"p.lvl={_js(level)};"
