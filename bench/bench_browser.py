@@ -97,6 +97,7 @@ BARE_OPTIONS = ("--server.fileWatcherType", "none", "--runner.postScriptGC", "fa
 #: page of that browser title (after a click: the new page, not the one left).
 TIMES_JS = """async ([needMap, limit, title, t0]) => {
   t0 = t0 || 0;
+  if (t0) window.__benchMapDrawn = null;  // after a click: a map drawn from now on
   while (title && !document.title.startsWith(title))
     await new Promise(r => requestAnimationFrame(r));
   // the footer is there, no script runs, and what loads late is drawn: no element still
@@ -117,12 +118,16 @@ TIMES_JS = """async ([needMap, limit, title, t0]) => {
             && w.document.querySelector('.leaflet-control-layers')
             && !(w.__territoiresLoading > 0)
             && Object.keys(w.map._layers).length > 1; } catch (e) { return false; } });
+  // a static map's document (sandboxed: another origin, another process) says when it is
+  // drawn (MAP_REPORT_JS), at its own time
+  const posted = () => window.__benchMapDrawn != null ? window.__benchMapDrawn - t0 : null;
   // Couverture draws no map when every territory is reached (the 50k catalogue)
   const noMap = () => document.body.textContent.includes('Toute la zone filtrée est touchée');
   let since = null, tSettled = null, tMap = needMap ? null : t0, tFooter = null;
   const start = performance.now();
   while (performance.now() - start < limit) {
     const now = performance.now();
+    if (tMap === null && posted() !== null) tMap = posted() + t0;
     if (tMap === null && mapDrawn()) tMap = now;
     if (tFooter === null && footer()) tFooter = now;
     if (settled()) { if (since === null) since = now;
@@ -133,6 +138,28 @@ TIMES_JS = """async ([needMap, limit, title, t0]) => {
   }
   return [tSettled, tMap, tFooter].map(t => t === null ? null : t - t0);
 }"""
+
+#: JS run in every document and frame before its scripts: a map frame (window.map, its
+#: layer control, no layer file loading, layers drawn) posts to the page the time it was
+#: drawn, once; the page keeps the first (``window.__benchMapDrawn``, ms since its own
+#: navigation start). A static map's document is sandboxed (an origin of its own): the
+#: page cannot look into it as into the Carte's component frame.
+MAP_REPORT_JS = """(() => {
+  if (window === window.top) {
+    window.__benchMapDrawn = null;
+    addEventListener('message', e => {
+      if (e.data && e.data.__benchMapDrawn && window.__benchMapDrawn === null)
+        window.__benchMapDrawn = e.data.__benchMapDrawn - performance.timeOrigin; });
+    return;
+  }
+  const drawn = () => window.map && window.map._layers
+      && document.querySelector('.leaflet-control-layers')
+      && !(window.__territoiresLoading > 0) && Object.keys(window.map._layers).length > 1;
+  const poll = () => { if (drawn()) parent.postMessage(
+        {__benchMapDrawn: performance.timeOrigin + performance.now()}, '*');
+      else requestAnimationFrame(poll); };
+  requestAnimationFrame(poll);
+})()"""
 
 #: JS: from now on, ``window.__benchInput`` is the time stamp (ms since navigation start) of
 #: the first input event (pointer down, key down) that reaches the page: the user's gesture,
@@ -182,6 +209,7 @@ def offline_browser(p: object, route: bool = False) -> tuple[object, object]:
     browser = p.chromium.launch(  # type: ignore[attr-defined]
         executable_path=CHROMIUM, args=ARGS + ([] if route else OFFLINE_ARGS))
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
+    context.add_init_script(MAP_REPORT_JS)
     if route:
         context.route("**/*", _offline_route)
     return browser, context

@@ -60,6 +60,8 @@ def main() -> int:
         print(f"{'couche d’affichage':<28}{'parquet (o)':>14}{'GeoJSON (o)':>14}{'entités':>9}")
         for name in build.POLYGON_LAYERS:
             for level in layers.DISPLAY_LEVELS:
+                if not layers.has_display_level(name, level):
+                    continue
                 path = layers.display_path(name, level, geo)
                 gdf = layers.load_display(name, level, geo)
                 geojson = len(gdf.to_json().encode("utf-8"))

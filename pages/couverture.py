@@ -52,8 +52,9 @@ with ui.guard():
                 ui.static_map(lambda: views.territories_map(
                     data.display("national"), data.display("local"), data.index,
                     [(level, c) for c in shown["code"]], "Non touchés",
-                    area_territories=list(filters.territories)),
-                    key="couverture_map", height=480, data=data,
+                    area_territories=list(filters.territories),
+                    france=data.display("france")),
+                    key="couverture_map", height=480, data=data, document=False,
                     view=(ui.filters_key(filters), level))
                 if len(uncovered) > len(shown):
                     st.caption(f"La carte montre les {fmt_int(len(shown))} premiers du "

@@ -44,8 +44,9 @@ with ui.guard():
         ui.static_map(lambda: views.territories_map(
             data.display("national"), data.display("local"), data.index,
             views.initiative_territories(data.catalogue, ident),
-            "Territoires de l'initiative", compact=True),
-            key="fiche_map", height=430, data=data, view=(ident,))
+            "Territoires de l'initiative", compact=True, france=data.display("france")),
+            key="fiche_map", height=430, title="Carte des territoires de l'initiative",
+            data=data, view=(ident,))
     for field, title in views.FICHE_SECTIONS:
         st.header(title)
         st.markdown(views.md_text(record.get(field)))

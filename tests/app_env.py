@@ -8,7 +8,13 @@ from pathlib import Path
 
 from catalogue_factory import funding_line, initiative, make_catalogue
 from territoires.catalogue.model import Catalogue
-from territoires.pipeline.layers import DISPLAY_LEVELS, Layers, display_path, write_layers
+from territoires.pipeline.layers import (
+    DISPLAY_LEVELS,
+    Layers,
+    display_path,
+    has_display_level,
+    write_layers,
+)
 
 #: Title with markup, quotes and ampersand: must never reach HTML unescaped.
 NASTY_TITLE = '<script>alert("x")</script> Lire & "écrire" \'ensemble\''
@@ -44,6 +50,8 @@ def write_display(layers: Layers, geo: Path) -> None:
         if name in ("contrats_ville", "cites_educatives"):
             continue
         for level in DISPLAY_LEVELS:
+            if not has_display_level(name, level):
+                continue
             path = display_path(name, level, geo)
             path.parent.mkdir(parents=True, exist_ok=True)
             gdf.to_parquet(path, index=False)

@@ -152,9 +152,13 @@ def browser_context() -> Iterator[object]:
             b.close()
 
 
+#: A map's iframe: the Carte's component frame or a static map's document (Fiche, Couverture)
+MAP_IFRAME = "iframe[title*='carte_interactive'], iframe.territoires-carte"
+
+
 def map_frame(page, timeout: float = 60_000):
     """The first map's iframe element, once its layer control is drawn."""
-    frame_el = page.locator("iframe[title*='carte_interactive']").first
+    frame_el = page.locator(MAP_IFRAME).first
     frame_el.wait_for(timeout=timeout)
     frame_el.content_frame.locator(".leaflet-control-layers").first.wait_for(
         state="attached", timeout=timeout)

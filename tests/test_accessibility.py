@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from browser_support import (
+    MAP_IFRAME,
     axe_script,
     browser_available,
     browser_context,
@@ -100,7 +101,7 @@ def test_language_title_and_axe(server: str, browser, axe: str, path: str, title
             violations = page.evaluate(_AXE_RUN)
         assert violations == [], violations
         if has_map:
-            frame = page.locator("iframe[title*='carte_interactive']").first.content_frame
+            frame = page.locator(MAP_IFRAME).first.content_frame
             frame.locator("body").evaluate(f"() => {{ {axe}\n }}")
             frame_violations = frame.locator("body").evaluate(
                 _AXE_RUN.replace("async () =>", "async (_el) =>"))
@@ -111,7 +112,7 @@ def test_language_title_and_axe(server: str, browser, axe: str, path: str, title
 
 def _focus_map_by_keyboard(page, max_tabs: int = 80) -> None:
     """Press Tab until the keyboard focus is on the map (inside its iframe)."""
-    frame = page.locator("iframe[title*='carte_interactive']").first.content_frame
+    frame = page.locator(MAP_IFRAME).first.content_frame
     for _ in range(max_tabs):
         page.keyboard.press("Tab")
         if frame.locator("body").evaluate(
@@ -126,7 +127,7 @@ def test_map_keyboard_zoom_and_layers(server: str, browser) -> None:
     and the layer control, whose check boxes switch a layer with the space bar."""
     page = _open(browser, f"{server}/carte", has_map=True)
     try:
-        frame_el = page.locator("iframe[title*='carte_interactive']").first
+        frame_el = page.locator(MAP_IFRAME).first
         frame = frame_el.content_frame
         body = frame.locator("body")
         live = frame_el.element_handle().content_frame()  # a Frame, which can wait

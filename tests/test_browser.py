@@ -9,8 +9,19 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
-from browser_support import ARTIFACTS, OUTSIDE, browser_available, browser_context, serve
+from browser_support import (
+    ARTIFACTS,
+    MAP_IFRAME,
+    OUTSIDE,
+    browser_available,
+    browser_context,
+    map_frame,
+    serve,
+    text_input,
+    wait_idle,
+)
 from territoires.analysis.views import HIGHLIGHT_COLOUR
+from territoires.app import map_documents
 from territoires.pipeline.layers import Layers
 
 pytestmark = pytest.mark.browser
@@ -54,7 +65,7 @@ def test_map_scripts_served_by_the_app(server: str, browser) -> None:
             and r.ok else None)
     OUTSIDE.clear()
     page.goto(f"{server}/carte")
-    frame_el = page.locator("iframe[title*='carte_interactive']").first
+    frame_el = page.locator(MAP_IFRAME).first
     frame_el.wait_for(timeout=60_000)
     frame_el.content_frame.locator(".leaflet-control-layers-overlays").wait_for(timeout=30_000)
     assert frame_el.content_frame.locator(".marker-cluster, .leaflet-interactive").count() > 0
@@ -70,7 +81,7 @@ def test_map_scripts_served_by_the_app(server: str, browser) -> None:
 def test_shared_map_link_and_click(server: str, browser) -> None:
     page = browser.new_page()
     page.goto(f"{server}/carte?t=departement:33&niveau=commune")
-    frame_el = page.locator("iframe[title*='carte_interactive']").first
+    frame_el = page.locator(MAP_IFRAME).first
     frame_el.wait_for(timeout=60_000)
     frame = frame_el.content_frame
     control = frame.locator(".leaflet-control-layers-overlays")
@@ -126,7 +137,7 @@ def test_couverture_highlights_uncovered_qpv(server: str, browser) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{server}/couverture")
-    frame_el = page.locator("iframe[title*='carte_interactive']").first
+    frame_el = page.locator(MAP_IFRAME).first
     frame_el.wait_for(timeout=60_000)
     frame = frame_el.content_frame
     frame.locator(".leaflet-control-layers-overlays").wait_for(timeout=30_000)
@@ -150,11 +161,41 @@ def test_couverture_highlights_uncovered_qpv(server: str, browser) -> None:
 
     # the fiche's small map uses the same highlighted map: it must draw too
     page.goto(f"{server}/fiche?id=cenon-culture")
-    frame_el = page.locator("iframe[title*='carte_interactive']").first
+    frame_el = page.locator(MAP_IFRAME).first
     frame_el.wait_for(timeout=60_000)
     frame_el.content_frame.locator(".leaflet-control-layers-overlays").get_by_text(
         "Territoires de l'initiative").wait_for(state="attached", timeout=30_000)
     assert frame_el.bounding_box()["height"] > 300
+    assert errors == []
+    page.close()
+
+
+def test_fiche_map_is_a_document_of_its_own(server: str, browser) -> None:
+    """The Fiche's map is a document in a sandboxed iframe (drawn in a process of its own,
+    created with the page's first elements), not a component's frame: named for screen
+    readers, out of the page's reach, and kept as it is by a rerun that does not change
+    it (no reload)."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{server}/fiche?id=cenon-culture")
+    frame_el = map_frame(page)
+    assert frame_el.get_attribute("sandbox") == map_documents.SANDBOX
+    assert frame_el.get_attribute("title") == "Carte des territoires de l'initiative"
+    assert frame_el.get_attribute("src").startswith("/app/static/maps/")
+    assert page.locator("iframe[title*='carte_interactive']").count() == 0
+    assert page.evaluate("""() => { const f = document.querySelector('iframe.territoires-carte');
+        try { return f.contentWindow.document ? 'reached' : 'null'; }
+        catch (e) { return 'blocked'; } }""") == "blocked"  # an origin of its own
+    frame = frame_el.element_handle().content_frame()
+    assert frame.evaluate("() => document.documentElement.lang") == "fr"
+    assert frame.evaluate("() => window.map.getZoom()") >= 8  # fitted to Cenon
+    frame.evaluate("() => { window.__sameDocument = true; }")
+    text_input(page, "Chercher un territoire", "Lormont")  # a rerun; the map is the same
+    wait_idle(page)
+    page.get_by_test_id("stMultiSelect").first.wait_for()
+    assert frame_el.element_handle().content_frame().evaluate(
+        "() => window.__sameDocument === true")
     assert errors == []
     page.close()
 

@@ -22,6 +22,7 @@ import pytest
 
 from app_env import make_env
 from browser_support import (
+    MAP_IFRAME,
     ensure_map_assets,
     expect_text,
     process,
@@ -163,7 +164,7 @@ def test_propose_sign_in_as_moderator_publish_and_find_it(servers, chromium) -> 
     page.get_by_text(re.compile(r"4 initiatives\s+correspondent")).wait_for(timeout=60_000)
     # Carte: the map's document carries the fiche (popups are built from its title)
     page.goto(f"{base}/carte?q={WORD}")
-    frame_el = page.locator("iframe[title*='carte_interactive']").first
+    frame_el = page.locator(MAP_IFRAME).first
     frame_el.wait_for(state="attached", timeout=60_000)
     def map_html() -> str:
         # the document, and the layers' script swapped into it by the map frame

@@ -16,7 +16,14 @@ from shapely.geometry import Polygon
 
 from territoires.errors import LayerError
 from territoires.pipeline import build, sources
-from territoires.pipeline.layers import DISPLAY_LEVELS, LAYER_SCHEMAS, display_path, load_layers
+from territoires.pipeline.layers import (
+    DISPLAY_LEVELS,
+    FRANCE_LAYERS,
+    LAYER_SCHEMAS,
+    display_path,
+    has_display_level,
+    load_layers,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "raw"
 MIRROR = FIXTURES / "mirror"
@@ -259,12 +266,38 @@ def test_official_format(official_built):
     assert "source officielle" in report.describe()
 
 
+def test_the_map_of_france_draws_coarser_regions_and_departements(mirror_built) -> None:
+    """The "france" level holds the régions and départements only, in no more points than
+    the national level (sub-pixel at the zoom of all France), with the same units."""
+    geo, _ = mirror_built
+    assert set(FRANCE_LAYERS) == {"regions", "departements"}
+    for name in FRANCE_LAYERS:
+        national = gpd.read_parquet(display_path(name, "national", geo))
+        france = gpd.read_parquet(display_path(name, "france", geo))
+        assert list(france.iloc[:, 0]) == list(national.iloc[:, 0])
+        assert france.geometry.is_valid.all()
+        n_fr = shapely.get_num_coordinates(np.asarray(france.geometry.values)).sum()
+        n_nat = shapely.get_num_coordinates(np.asarray(national.geometry.values)).sum()
+        assert n_fr <= n_nat, (name, n_fr, n_nat)
+
+
+def test_the_map_of_france_halves_the_departements_of_the_mirror(mirror_geo_dir: Path) -> None:
+    """On the real geography, the national view's largest layer in half its points."""
+    n_fr, n_nat = (shapely.get_num_coordinates(np.asarray(gpd.read_parquet(
+        display_path("departements", level, mirror_geo_dir)).geometry.values)).sum()
+        for level in ("france", "national"))
+    assert n_fr < 0.6 * n_nat, (n_fr, n_nat)
+
+
 def test_display_versions(mirror_built):
     geo, _ = mirror_built
     info = _status(geo)
     for name in build.POLYGON_LAYERS:
         for level in DISPLAY_LEVELS:
             path = display_path(name, level, geo)
+            if not has_display_level(name, level):
+                assert not path.exists()  # the map of France draws its national one
+                continue
             assert path.exists()
             assert info[name]["display_bytes"][level] == path.stat().st_size
             assert "simplif" in info[name]["simplification"][level]

@@ -143,6 +143,9 @@ def test_data_build_prunes_the_files_of_the_older_layers(
     monkeypatch.setenv("TERRITOIRES_GEO_DIR", str(tmp_path / "geo"))
     monkeypatch.delenv("TERRITOIRES_MIRROR", raising=False)
     assert layer_files.externalise(_layer(2_000), static=tmp_path / "static") == 1
+    from territoires.app import map_documents
+
+    map_documents.publish(map_documents.MapDocument.of("<p>carte</p>"), static=tmp_path / "static")
 
     class Report:
         def describe(self) -> str:
@@ -151,5 +154,6 @@ def test_data_build_prunes_the_files_of_the_older_layers(
     monkeypatch.setattr(build, "build_all", lambda cache, geo: Report())
     assert cli.main(["data", "build"]) == 0
     out = capsys.readouterr().out
-    assert "1 fichier(s) de couches servis" in out
+    assert "1 fichier(s) de couches et 1 carte(s) servis" in out
     assert list((tmp_path / "static" / "layers").glob("*.json")) == []
+    assert list((tmp_path / "static" / "maps").glob("*.html")) == []  # they name the files

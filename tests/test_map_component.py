@@ -177,3 +177,33 @@ def test_component_registered_with_a_runtime_started_after_the_import(
     assert registry.get_component_path(name) == str(map_component.FRAME_DIR)
     assert map_component.component() is declared  # declared and registered once only
     assert len(registry.get_components()) == 1
+
+
+def test_a_map_document_holds_its_arguments_as_inert_json() -> None:
+    """A static map's document is the frame's page with the map's arguments in it: the
+    text of the map (a tooltip here) cannot end their element or run, and the page keeps
+    its language and gets the given title, escaped."""
+    import json
+    import re
+
+    fmap = folium.Map(location=[45, 0], zoom_start=6, tiles=None)
+    evil = "</script><script>window.pwned=1</script><!-- & -->"
+    folium.CircleMarker([45, 0], radius=3, tooltip=evil).add_to(fmap)
+    rendered = map_component.render(fmap, key="fiche_map")
+    page = map_component.document(rendered, height=430, title="Carte <b>des</b> territoires")
+    assert page.startswith("<!doctype html>") and '<html lang="fr">' in page
+    assert "<title>Carte &lt;b&gt;des&lt;/b&gt; territoires</title>" in page
+    found = re.findall(r'<script type="application/json" id="territoires-map-args">(.*?)'
+                       r"</script>", page, flags=re.S)
+    assert len(found) == 1 and "<" not in found[0] and "&" not in found[0]
+    assert page.count("</script>") == (map_component.FRAME_DIR / "index.html").read_text(
+        encoding="utf-8").count("</script>") + 1  # the map's text closed no element
+    args = json.loads(found[0])
+    assert args["script"] == rendered.script
+    # whatever the map's text, its JSON neither ends the element nor opens a comment
+    text = map_component._json_in_html({"t": evil})
+    assert "<" not in text and ">" not in text and json.loads(text) == {"t": evil}
+    assert args["height"] == 430 and args["returned_objects"] == []
+    assert args["js_links"] == list(rendered.js_links) and "key" not in args
+    # the frame's page reads them before anything else (its script, in the head, after)
+    assert page.index('id="territoires-map-args"') < page.index("use strict")

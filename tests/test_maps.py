@@ -607,3 +607,29 @@ def test_payload_memo_is_bounded_and_keeps_the_most_recent() -> None:
     assert memo.get(("b",), lambda: rows(2)).text != first.text  # built again
     big = memo.get(("d",), lambda: rows(500))
     assert big.count == 1 and ("d",) not in memo._items
+
+
+def test_the_map_of_france_draws_the_france_level(display: dict) -> None:
+    """At the national view the régions and départements (outlines, choropleth) come from
+    the "france" display layers when given; a map of an area keeps the national ones
+    (finer, as its communes)."""
+    france = dict(display)
+    for name in ("regions", "departements"):
+        coarse = display[name].copy()
+        coarse["nom"] = coarse["nom"] + " (France)"
+        coarse["geometry"] = coarse.geometry.envelope
+        france[name] = coarse
+    strings = _embedded_strings(maps.map_html(maps.build_map(
+        display, display, maps.MapSpec(), france=france)))
+    assert "Gironde (France)" in strings and "Gironde" not in strings
+    values = _values(["33", "93"], [2, 1], [100.0, 50.0])
+    strings = _embedded_strings(maps.map_html(maps.build_map(
+        display, display, maps.MapSpec(choropleth_level="departement", values=values),
+        france=france)))
+    assert "Gironde (France)" in strings and "Gironde" not in strings
+    local = _embedded_strings(maps.map_html(maps.build_map(
+        display, display, maps.MapSpec(area=maps.Area(GIRONDE, GIRONDE_QPV)), france=france)))
+    assert "Gironde" in local and "Gironde (France)" not in local
+    # without it, the national layers (layers built before the level existed)
+    strings = _embedded_strings(maps.map_html(maps.build_map(display, display, maps.MapSpec())))
+    assert "Gironde" in strings and "Gironde (France)" not in strings

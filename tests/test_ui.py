@@ -348,15 +348,25 @@ def test_map_cache_is_bounded_by_size() -> None:
 
 def test_static_maps_are_rendered_once_per_view(app_env: dict,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fiche and Couverture maps are kept per (revision, page key, view), like Carte's."""
+    """Fiche and Couverture maps are kept per (revision, page key, view), like Carte's: a
+    document (the Fiche's) or a component's frame (Couverture's, ``document=False``)."""
     import folium
     import streamlit as st
 
-    from territoires.app import map_component
+    from territoires.app import map_component, map_documents
 
     st.cache_resource.clear()
     drawn: list[map_component.RenderedMap] = []
     monkeypatch.setattr(map_component, "draw", lambda rendered, **_: drawn.append(rendered))
+    published: list[map_documents.MapDocument] = []
+    shown: list[str] = []
+
+    def publish(doc: map_documents.MapDocument, base_path: str = "") -> str:
+        published.append(doc)
+        return f"/app/static/maps/{doc.name}"
+
+    monkeypatch.setattr(map_documents, "publish", publish)
+    monkeypatch.setattr(st, "markdown", lambda body, **kw: shown.append(body))
     builds: list[str] = []
 
     def build(name: str) -> folium.Map:
@@ -368,12 +378,34 @@ def test_static_maps_are_rendered_once_per_view(app_env: dict,
     data = ui.app_data()
     for ident in ("a", "a", "b", "a"):
         ui.static_map(lambda ident=ident: build(ident), key="fiche_map", data=data,
-                      view=(ident,))
-    assert builds == ["a", "b"] and drawn[0] is drawn[1] is drawn[3]
-    ui.static_map(lambda: build("c"), key="couverture_map", data=data, view=("a",))
+                      view=(ident,), title="Carte des territoires de l'initiative")
+    assert builds == ["a", "b"] and published[0] is published[1] is published[3]
+    assert shown[0] == map_documents.iframe(
+        f"/app/static/maps/{published[0].name}", "Carte des territoires de l'initiative", 420)
+    assert "tooltip" not in shown[0] and "a" in published[0].text  # the map is in the file
+    ui.static_map(lambda: build("c"), key="couverture_map", data=data, view=("a",),
+                  document=False)
+    ui.static_map(lambda: build("c"), key="couverture_map", data=data, view=("a",),
+                  document=False)
+    assert builds == ["a", "b", "c"] and len(drawn) == 2 and drawn[0] is drawn[1]
     ui.static_map(lambda: build("d"), key="fiche_map")  # no data: never kept
     ui.static_map(lambda: build("d"), key="fiche_map")
-    assert builds == ["a", "b", "c", "d", "d"]
+    assert builds == ["a", "b", "c", "d", "d"] and len(shown) == 6
+
+
+def test_a_static_map_that_cannot_be_written_is_an_app_error(
+        app_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A static folder that cannot be written is told in French, as the app's own error
+    (which pages catch), not as a trace."""
+    import folium
+
+    from territoires.errors import TerritoiresError
+
+    blocked = tmp_path / "lecture-seule"
+    blocked.write_text("un fichier, pas un dossier", encoding="utf-8")
+    monkeypatch.setenv("TERRITOIRES_STATIC_DIR", str(blocked))
+    with pytest.raises(TerritoiresError, match="carte non enregistrée"):
+        ui.static_map(lambda: folium.Map(location=[45, 0], tiles=None), key="fiche_map")
 
 
 def test_layers_held_without_polygons(app_env: dict) -> None:
@@ -434,3 +466,26 @@ def test_text_table_shows_catalogue_text_as_typed() -> None:
     assert not at.exception
     cell = at.table[0].value["Structure"].iloc[0]
     assert cell == views.md_text("![x](http://evil/x.png) [a](http://x)") and "\\[a\\]" in cell
+
+
+def test_display_of_france_falls_back_on_the_national_layers(app_env: dict) -> None:
+    """The map of France draws the "france" régions and départements; layers built before
+    that level existed (no such file) draw their national ones, and every other layer is
+    the national one."""
+    import streamlit as st
+
+    from territoires import config
+    from territoires.pipeline.layers import display_path
+
+    st.cache_resource.clear()
+    data = ui.app_data()
+    national, france = data.display("national"), data.display("france")
+    assert france["departements"] is not national["departements"]
+    assert france["communes"] is national["communes"] and france["qpv"] is national["qpv"]
+    for name in ("regions", "departements"):
+        display_path(name, "france", config.geo_dir()).unlink()
+    st.cache_resource.clear()
+    data = ui.app_data()
+    national, france = data.display("national"), data.display("france")
+    assert france["departements"] is national["departements"]
+    assert france["regions"] is national["regions"]

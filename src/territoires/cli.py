@@ -48,13 +48,16 @@ def _data_build(args: argparse.Namespace) -> int:
 
 
 def _prune_layer_files() -> None:
-    """After a build: the map files served from the older layers are removed."""
-    from territoires.app import layer_files
+    """After a build: the map files served from the older layers are removed, and the
+    map documents that name them."""
+    from territoires.app import layer_files, map_documents
 
     removed = layer_files.prune()
-    if removed:
-        print(f"{removed} fichier(s) de couches servis par l'application retirés "
-              f"({layer_files.layers_dir()}) : redémarrez les serveurs en cours.")
+    documents = map_documents.prune()
+    if removed or documents:
+        print(f"{removed} fichier(s) de couches et {documents} carte(s) servis par "
+              f"l'application retirés ({layer_files.layers_dir()}, "
+              f"{map_documents.maps_dir()}) : redémarrez les serveurs en cours.")
 
 
 def _data_status(args: argparse.Namespace) -> int:

@@ -1196,16 +1196,23 @@ def map_layers(
     spec: MapSpec,
     extra_layers: Iterable[folium.map.Layer] = (),
     memo: PayloadMemo | None = None,
+    france: Mapping[str, gpd.GeoDataFrame] | None = None,
 ) -> MapLayers:
     """The layers of the dashboard map (what changes with the filters and the measure):
     choropleth, outlines, QPV, contracts and cités, initiatives, then ``extra_layers``;
     and the legend (see :func:`build_map`). ``memo``: the reference layers' payloads
-    already built from these ``national`` and ``local`` layers (see :class:`PayloadMemo`)."""
+    already built from these ``national`` and ``local`` layers (see :class:`PayloadMemo`).
+    ``france``: the display layers of the map of all France (the "france" level: régions
+    and départements simplified further), drawn instead of ``national``'s at that view."""
 
     def source(layers: Mapping[str, gpd.GeoDataFrame], name: str) -> str:
-        return f"{'national' if layers is national else 'local'}:{name}"
+        kind = ("france" if layers is france else "national" if layers is national
+                else "local")
+        return f"{kind}:{name}"
 
     area = spec.area
+    # régions and départements of the whole of France: the coarser ones if given
+    outer = france if (area.national and france is not None) else national
     layers: list[folium.map.Layer] = []
     legend_blocks: list[str] = []
     decimals = NATIONAL_DECIMALS if area.national else LOCAL_DECIMALS
@@ -1216,8 +1223,8 @@ def map_layers(
     drawn: str | None = None
     if spec.choropleth_level and spec.values is not None and not spec.values.empty:
         level = spec.choropleth_level
-        source_layers = (national if (area.national and level in ("departement", "epci"))
-                         else detail)
+        source_layers = (outer if (area.national and level == "departement")
+                         else national if (area.national and level == "epci") else detail)
         layer_name = LEVEL_LAYER[level]
         gdf = source_layers.get(layer_name, national.get(layer_name))
         if gdf is not None:
@@ -1232,8 +1239,8 @@ def map_layers(
                     f"{MEASURES[spec.measure]} {_PER_LEVEL[level]}", items))
 
     # outlines: of the area only when a territory is selected
-    deps = national.get("departements")
-    regions = national.get("regions")
+    deps = outer.get("departements")
+    regions = outer.get("regions")
     if not area.national and deps is not None:
         dep_codes = frozenset(_dep_of(c) for c in area.communes or ())
         deps = _in_area(deps, "code_dep", dep_codes)
@@ -1244,14 +1251,14 @@ def map_layers(
         lay = _outline_layer(regions, "region", "Régions",
                              {"color": "#222222", "weight": 2, "fill": False}, clickable=False,
                              decimals=NATIONAL_DECIMALS, memo=memo,
-                             source=source(national, "regions"))
+                             source=source(outer, "regions"))
         if lay is not None:
             layers.append(lay)
     if deps is not None and drawn != "departement":
         lay = _outline_layer(deps, "departement", "Départements",
                              {"color": "#555555", "weight": 1, "fill": False,
                               "dashArray": "4 3"}, decimals=NATIONAL_DECIMALS, memo=memo,
-                            source=source(national, "departements"))
+                            source=source(outer, "departements"))
         if lay is not None:
             layers.append(lay)
 
@@ -1316,7 +1323,7 @@ def map_layers(
         if len(ini) > MAX_INITIATIVE_POINTS:
             # too many circles: one per département (France) or commune (area) instead
             if area.national:
-                units, unit_level = national.get("departements"), "departement"
+                units, unit_level = outer.get("departements"), "departement"
             else:
                 units = _in_area(detail.get("communes", national.get("communes")),
                                  "code_insee", area.communes or frozenset())
@@ -1345,6 +1352,7 @@ def build_map(
     local: Mapping[str, gpd.GeoDataFrame],
     spec: MapSpec,
     extra_layers: Iterable[folium.map.Layer] = (),
+    france: Mapping[str, gpd.GeoDataFrame] | None = None,
 ) -> folium.Map:
     """The dashboard map in one piece (small fitted maps, exports, tests).
 
@@ -1354,12 +1362,12 @@ def build_map(
     communes and QPV of the area from ``local`` (national QPV are drawn as points).
     ``extra_layers`` (e.g. highlighted territories) go on top, before the layer control:
     a layer added after the control would be referenced by its script before it exists, and
-    the whole map would fail to draw.
+    the whole map would fail to draw. ``france``: see :func:`map_layers`.
     """
     given = spec.center is not None and spec.zoom is not None
     bounds = area_bounds(local, spec.area) if spec.fit or not given else None
     m = base_map(spec, bounds)
-    parts = map_layers(national, local, spec, extra_layers)
+    parts = map_layers(national, local, spec, extra_layers, france=france)
     for layer in parts.layers:
         layer.add_to(m)
     folium.LayerControl(collapsed=spec.compact, position="topright").add_to(m)
@@ -1384,14 +1392,15 @@ def dynamic_map(
     local: Mapping[str, gpd.GeoDataFrame],
     spec: MapSpec,
     memo: PayloadMemo | None = None,
+    france: Mapping[str, gpd.GeoDataFrame] | None = None,
 ) -> DynamicMap:
     """The dashboard map as a stable base and the layers that change (see
     :class:`DynamicMap`): the map frame swaps the layers, the layer control and the
     legend in the same Leaflet map instead of loading a new frame. The view (centre, zoom)
-    is passed to the frame apart. ``memo``: see :func:`map_layers`."""
+    is passed to the frame apart. ``memo``, ``france``: see :func:`map_layers`."""
     base = base_map(spec, stable=True)
     Legend("").add_to(base)
-    parts = map_layers(national, local, spec, memo=memo)
+    parts = map_layers(national, local, spec, memo=memo, france=france)
     groups: list[folium.FeatureGroup] = []
     for layer in parts.layers:
         group = folium.FeatureGroup(name=layer.layer_name, control=layer.control,

@@ -696,17 +696,20 @@ def territories_map(national: Mapping[str, gpd.GeoDataFrame],
                     local: Mapping[str, gpd.GeoDataFrame], index: TerritoryIndex,
                     territories: Sequence[tuple[str, str]], highlight_name: str,
                     area_territories: Sequence[tuple[str, str]] | None = None,
-                    compact: bool = False) -> folium.Map:
+                    compact: bool = False,
+                    france: Mapping[str, gpd.GeoDataFrame] | None = None) -> folium.Map:
     """The dashboard's reference map (:func:`maps.build_map`) fitted to the area of
     ``area_territories`` (default: ``territories``), with ``territories`` highlighted;
-    ``compact`` (a small map) folds the layer control."""
+    ``compact`` (a small map) folds the layer control; ``france``: the display layers of
+    the map of all France (see :func:`maps.map_layers`)."""
     area_terr = list(territories if area_territories is None else area_territories)
     area = maps.area_from_filters(area_terr, index)
     spec = maps.MapSpec(area=area, selected=tuple(area_terr), fit=True, compact=compact)
     # on a map of France, polygons get a circle too, or small QPV would not show
     layer = highlight_layer(national, local, territories, highlight_name,
                             mark_polygons=area.national)
-    return maps.build_map(national, local, spec, extra_layers=[layer] if layer else [])
+    return maps.build_map(national, local, spec, extra_layers=[layer] if layer else [],
+                          france=france)
 
 
 # ----------------------------------------------------------------------------- export

@@ -39,12 +39,14 @@ def layers_dir(static: Path | None = None) -> Path:
     return (static or assets.static_dir()) / FOLDER
 
 
-def _write_once(folder: Path, name: str, text: str) -> None:
+def write_once(folder: Path, name: str, text: str) -> None:
+    """Write ``text`` to ``folder/name`` unless the file is there: to a temporary file
+    first, then renamed (a reader never sees a part of it)."""
     path = folder / name
     if path.is_file():
         return
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=Path(name).suffix)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
@@ -74,7 +76,7 @@ def externalise(element: object, static: Path | None = None, base_path: str = ""
             continue
         name = hashlib.sha256(text.encode("utf-8")).hexdigest() + ".json"
         try:
-            _write_once(folder, name, text)
+            write_once(folder, name, text)
         except OSError:
             continue
         layer.external = f"{base}{assets.STATIC_URL}/{FOLDER}/{name}"

@@ -19,12 +19,16 @@ meanwhile. The feature groups go to the frame one by one (:attr:`RenderedMap.gro
 redraw it keeps on the map the groups whose code has not changed (most of them, at a
 filter change) and the layers the user showed or hid. It returns what the map returns
 (``returned_objects``: clicks, the clicked feature, the view), a click at once and a move
-once the map has stopped for 250 ms.
+once the map has stopped for 250 ms. :func:`document` makes of the frame's page and a
+map's strings a whole document that draws by itself, for a static map shown in an iframe
+of its own (:mod:`territoires.app.map_documents`).
 """
 
 from __future__ import annotations
 
 import functools
+import html
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,6 +198,40 @@ def component_kwargs(rendered: RenderedMap, *, key: str | None, height: int,
         css_links=list(rendered.css_links), js_links=list(rendered.js_links),
         prefetch=list(rendered.prefetch),
     )
+
+
+#: Id of the element holding a map document's arguments (read by the map frame's page)
+ARGS_ID = "territoires-map-args"
+
+
+@functools.cache
+def _frame_page() -> str:
+    return (FRAME_DIR / "index.html").read_text(encoding="utf-8")
+
+
+def _json_in_html(value: object) -> str:
+    """JSON text of ``value`` that can stand inside an HTML ``<script>`` element: no ``<``,
+    ``>`` or ``&`` left as such (escaped in strings, where JSON alone has them), so that no
+    text of the map ends the element or opens a comment."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def document(rendered: RenderedMap, *, height: int, title: str) -> str:
+    """The map frame's page holding ``rendered`` as its arguments: a whole HTML document
+    that draws the map by itself (no component protocol, nothing returned to the app), for
+    a static map shown in an iframe of its own (``ui.static_map``). Its ``title`` (plain
+    text, escaped here) names the frame for screen readers."""
+    args = component_kwargs(rendered, key=None, height=height, returned_objects=[])
+    for name in ("key", "default"):
+        args.pop(name)
+    page = _frame_page()
+    head = "<title>Carte interactive</title>"
+    if page.count(head) != 1:
+        raise RuntimeError("page du cadre de carte inattendue : titre introuvable")
+    embedded = (f"<title>{html.escape(title)}</title>\n<script type=\"application/json\" "
+                f"id=\"{ARGS_ID}\">{_json_in_html(args)}</script>")
+    return page.replace(head, embedded)
 
 
 @functools.cache

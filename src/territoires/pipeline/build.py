@@ -37,6 +37,7 @@ from territoires.pipeline.layers import (
     DISPLAY_LEVELS,
     LAYER_SCHEMAS,
     display_path,
+    has_display_level,
     layer_path,
     read_status,
 )
@@ -1007,6 +1008,8 @@ def build_all(cache_dir: Path, geo_dir: Path) -> BuildReport:
                 coverage = (coverages[name] if coverages.get(name)
                             else communes_are_coverage(gdf))
                 for level, tol in DISPLAY_LEVELS.items():
+                    if not has_display_level(name, level):
+                        continue
                     disp, method = simplify_display(gdf, name, tol, coverage)
                     path = display_path(name, level, tmp)
                     path.parent.mkdir(parents=True, exist_ok=True)
