@@ -15,7 +15,9 @@ floor no Streamlit app can beat; the first 500 rows, the Catalogue page's page s
   (footer drawn, no script running, no element waiting for its code, every table and chart
   shown drawn, for 250 ms) and -> map drawn (Leaflet map with its layer control in the map's frame,
   its layer files fetched and drawn), websocket bytes received and the largest frame, the
-  ratios to the bare page's settled time; and, as in runs before December 2026, the time
+  ratios to the bare page's settled time (the bare page visited again after each visit of
+  the page, these ratios to the median of those visits, printed beside); and, as in runs
+  before December 2026, the time
   to the footer alone (the bare page's table is drawn 0.3-0.4 s after its footer) and its
   ratio to the bare page's footer;
 - in the app: from Accueil, a click on the menu's link to Carte, Catalogue, Couverture ->
@@ -459,13 +461,23 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
 
         print(f"\n{'page (warm, median of ' + str(args.repeat) + ')':<28} {'settled':>7} "
               f"{'ratio':>6} {'map':>7} {'ratio':>6} {'ws kB':>8} {'max kB':>8} "
-              f"{'footer':>7} {'ratio':>6}")
+              f"{'footer':>7} {'ratio':>6}   floor (bare page between its visits)")
+        floors_all: list[float] = []
         for name, path, has_map in pages_for(first_id):
             runs = []
+            floors: list[float] = []
             for _ in range(args.repeat):
                 v = Visit(context, base + path, need_map=has_map)
                 runs.append((v.settled, v.map if has_map else None, *v.traffic(), v.footer))
                 v.close()
+                # the floor again right after: the ratios are to the bare page of the same
+                # minutes (these machines' speed drifts by 20-30 % within a run)
+                b = Visit(context, bare_base + "/", need_map=False)
+                if b.settled is not None:
+                    floors.append(b.settled)
+                b.close()
+            floor = _median(floors) or floor
+            floors_all += floors
             settled = _median(r[0] for r in runs)
             footer = _median(r[4] for r in runs)
             drawn_runs = [r[1] for r in runs if r[1] is not None]
@@ -477,7 +489,10 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
                 f"  no map in {len(runs) - len(drawn_runs)} of {len(runs)} visits")
             print(f"{name:<28} {_fmt_ms(settled)} {_ratio(settled, floor)} {_fmt_ms(drawn)} "
                   f"{ratio_map} {_kb(total)} {_kb(largest)} {_fmt_ms(footer)} "
-                  f"{_ratio(footer, floor_footer)}{never}", flush=True)
+                  f"{_ratio(footer, floor_footer)}   {_fmt_ms(floor)}{never}", flush=True)
+        print(f"bare page between the visits: median {_fmt_ms(_median(floors_all))} ms, "
+              f"from {_fmt_ms(min(floors_all, default=None))} to "
+              f"{_fmt_ms(max(floors_all, default=None))} ms")
 
         print("\nIn the app: from Accueil, a click on the menu's link (its input event) -> "
               "page settled and "

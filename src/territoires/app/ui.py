@@ -1089,10 +1089,9 @@ def static_map(build: Callable[[], object], key: str, height: int = 420, *,
     machine of two cores, it slows the page more than it gains (Couverture, document
     against frame, medians of 5 in one run: map drawn 2,606 ms against 2,366, page
     settled 2,578 against 2,078; the Fiche's: 2,261 against 2,719 and 2,504 against
-    2,611). With
-    ``data``, the map is kept per process for each (catalogue revision, ``key``, ``view``):
-    ``view`` holds whatever else the map depends on (an initiative's id, the filters...),
-    and ``build`` is called only for a new one."""
+    2,611). With ``data``, the map is kept per process for each (catalogue revision,
+    ``key``, ``view``): ``view`` holds whatever else the map depends on (an initiative's
+    id, the filters...), and ``build`` is called only for a new one."""
     path = _base_path()
 
     def rendered() -> map_component.RenderedMap:
@@ -1113,7 +1112,7 @@ def static_map(build: Callable[[], object], key: str, height: int = 420, *,
     try:
         url = map_documents.publish(doc, base_path=path)
     except OSError as exc:
-        raise TerritoiresError(f"carte non enregistrée ({exc.strerror}) : "
+        raise TerritoiresError(f"carte non enregistrée ({exc.strerror or exc}) : "
                                f"{map_documents.maps_dir()}") from exc
     # Markdown's HTML from the file's name, the escaped title and the height only (see
     # map_documents.iframe): never catalogue text
