@@ -90,8 +90,14 @@ def prune(static: Path | None = None) -> int:
     files were removed. Only this module's files are touched: ``*.json``, its temporary
     ``.tmp-*.json`` included (pathlib's ``*`` matches a leading dot); a folder that is
     absent or cannot be written removes nothing."""
+    return remove_matching(layers_dir(static), "*.json")
+
+
+def remove_matching(folder: Path, pattern: str) -> int:
+    """Remove the files of ``folder`` matching ``pattern``; returns how many were removed
+    (a file that cannot be removed, or an absent folder, is skipped)."""
     removed = 0
-    for path in layers_dir(static).glob("*.json"):
+    for path in folder.glob(pattern):
         try:
             path.unlink()
         except OSError:

@@ -140,11 +140,4 @@ def trim(static: Path | None = None, max_bytes: int = MAX_BYTES,
 def prune(static: Path | None = None) -> int:
     """Remove every document (after a rebuild of the layers, with the layer files they
     name); returns how many were removed."""
-    removed = 0
-    for path in maps_dir(static).glob("*.html"):
-        try:
-            path.unlink()
-        except OSError:
-            continue
-        removed += 1
-    return removed
+    return layer_files.remove_matching(maps_dir(static), "*.html")
