@@ -288,9 +288,45 @@ def static_url(url: str, static: Path | None = None, base_path: str = "") -> str
     path = local_file(url, static)
     if path is None:
         return url
-    rel = path.relative_to(static or static_dir()).as_posix()
+    return served_url(path.relative_to(static or static_dir()).as_posix(), base_path)
+
+
+def served_url(rel: str, base_path: str = "") -> str:
+    """URL at which Streamlit serves ``static/<rel>`` (under ``base_path``, the server's
+    ``baseUrlPath``)."""
     base = "/" + base_path.strip("/") if base_path.strip("/") else ""
     return f"{base}{STATIC_URL}/{rel}"
+
+
+def write_once(folder: Path, name: str, text: str) -> None:
+    """Write ``text`` to ``folder/name`` unless the file is there: to a temporary file
+    first, then renamed (a reader never sees a part of it)."""
+    path = folder / name
+    if path.is_file():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=Path(name).suffix)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(tmp, 0o644)  # a static file like the others (mkstemp makes it private)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def remove_matching(folder: Path, pattern: str) -> int:
+    """Remove the files of ``folder`` matching ``pattern``; returns how many were removed
+    (a file that cannot be removed, or an absent folder, is skipped)."""
+    removed = 0
+    for path in folder.glob(pattern):
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        removed += 1
+    return removed
 
 
 def walk(element: object) -> Iterator[object]:

@@ -22,8 +22,6 @@ No streamlit import here (file I/O at the app's edge; the URL prefix is passed i
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from territoires.app import assets
@@ -39,24 +37,6 @@ def layers_dir(static: Path | None = None) -> Path:
     return (static or assets.static_dir()) / FOLDER
 
 
-def write_once(folder: Path, name: str, text: str) -> None:
-    """Write ``text`` to ``folder/name`` unless the file is there: to a temporary file
-    first, then renamed (a reader never sees a part of it)."""
-    path = folder / name
-    if path.is_file():
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=Path(name).suffix)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(tmp, 0o644)  # a static file like the others (mkstemp makes it private)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def externalise(element: object, static: Path | None = None, base_path: str = "",
                 min_chars: int = MIN_CHARS) -> int:
     """Serve the payload of every shareable compact layer under ``element`` (a folium map
@@ -66,7 +46,6 @@ def externalise(element: object, static: Path | None = None, base_path: str = ""
     from territoires.analysis.maps import CompactGeoJson
 
     folder = layers_dir(static)
-    base = "/" + base_path.strip("/") if base_path.strip("/") else ""
     changed = 0
     for layer in assets.walk(element):
         if not (isinstance(layer, CompactGeoJson) and layer.shareable):
@@ -76,10 +55,10 @@ def externalise(element: object, static: Path | None = None, base_path: str = ""
             continue
         name = hashlib.sha256(text.encode("utf-8")).hexdigest() + ".json"
         try:
-            write_once(folder, name, text)
+            assets.write_once(folder, name, text)
         except OSError:
             continue
-        layer.external = f"{base}{assets.STATIC_URL}/{FOLDER}/{name}"
+        layer.external = assets.served_url(f"{FOLDER}/{name}", base_path)
         changed += 1
     return changed
 
@@ -90,17 +69,4 @@ def prune(static: Path | None = None) -> int:
     files were removed. Only this module's files are touched: ``*.json``, its temporary
     ``.tmp-*.json`` included (pathlib's ``*`` matches a leading dot); a folder that is
     absent or cannot be written removes nothing."""
-    return remove_matching(layers_dir(static), "*.json")
-
-
-def remove_matching(folder: Path, pattern: str) -> int:
-    """Remove the files of ``folder`` matching ``pattern``; returns how many were removed
-    (a file that cannot be removed, or an absent folder, is skipped)."""
-    removed = 0
-    for path in folder.glob(pattern):
-        try:
-            path.unlink()
-        except OSError:
-            continue
-        removed += 1
-    return removed
+    return assets.remove_matching(layers_dir(static), "*.json")

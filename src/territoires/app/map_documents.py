@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from territoires.app import assets, layer_files
+from territoires.app import assets
 
 #: Folder of the documents under the static folder.
 FOLDER = "maps"
@@ -89,15 +89,14 @@ def publish(doc: MapDocument, static: Path | None = None, base_path: str = "") -
     try:
         age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
-        layer_files.write_once(folder, doc.name, doc.text)
+        assets.write_once(folder, doc.name, doc.text)
         _writes += 1
         if _writes % CHECK_EVERY == 0:
             trim(static, MAX_BYTES, KEEP_SECONDS)
     else:
         if age > TOUCH_SECONDS:
             os.utime(path)
-    base = "/" + base_path.strip("/") if base_path.strip("/") else ""
-    return f"{base}{assets.STATIC_URL}/{FOLDER}/{doc.name}"
+    return assets.served_url(f"{FOLDER}/{doc.name}", base_path)
 
 
 def iframe(url: str, title: str, height: int) -> str:
@@ -140,4 +139,4 @@ def trim(static: Path | None = None, max_bytes: int = MAX_BYTES,
 def prune(static: Path | None = None) -> int:
     """Remove every document (after a rebuild of the layers, with the layer files they
     name); returns how many were removed."""
-    return layer_files.remove_matching(maps_dir(static), "*.html")
+    return assets.remove_matching(maps_dir(static), "*.html")

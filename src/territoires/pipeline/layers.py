@@ -99,6 +99,8 @@ FRANCE_LAYERS: tuple[str, ...] = ("regions", "departements")
 def has_display_level(name: str, level: str) -> bool:
     """Whether polygon layer ``name`` has a display version at ``level``."""
     return level != "france" or name in FRANCE_LAYERS
+
+
 #: Decimal places kept in display coordinates (5 ≈ 1 m).
 DISPLAY_DECIMALS = 5
 
