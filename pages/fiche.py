@@ -15,18 +15,29 @@ with ui.guard():
     data = ui.app_data()
     filters = ui.render_filters_sidebar()
     ident, record = ui.url_initiative(data, filters)
-    st.title(views.md_text(record["title"]))
-    forms.fiche_tools(data, ident)
-    report_forms.error_report_box(ident)
-    if record.get("maturity") == "arretee":
-        st.warning("**Initiative arrêtée** : elle n'est plus menée (maturité « Arrêtée »).",
-                   icon=":material/block:")
-    if not views.is_missing(record.get("summary")):
-        st.markdown(views.md_text(record["summary"]))
-    cols = st.columns(3)
-    for i, (label, value) in enumerate(views.fiche_facts(record)):
-        cols[i % 3].markdown(f"**{label}**  \n{views.md_text(value)}")
+    # the map first, laid out below the heading: its document loads (in another process)
+    # while the rest of the page arrives and is drawn (issue 13: ~0.1 s sooner)
+    head = st.container()
     left, right = st.columns(2)
+    with right:
+        ui.static_map(lambda: views.territories_map(
+            data.display("national"), data.display("local"), data.index,
+            views.initiative_territories(data.catalogue, ident),
+            "Territoires de l'initiative", compact=True, france=data.display("france")),
+            key="fiche_map", height=430, title="Carte des territoires de l'initiative",
+            data=data, view=(ident,))
+    with head:
+        st.title(views.md_text(record["title"]))
+        forms.fiche_tools(data, ident)
+        report_forms.error_report_box(ident)
+        if record.get("maturity") == "arretee":
+            st.warning("**Initiative arrêtée** : elle n'est plus menée (maturité « Arrêtée »).",
+                       icon=":material/block:")
+        if not views.is_missing(record.get("summary")):
+            st.markdown(views.md_text(record["summary"]))
+        cols = st.columns(3)
+        for i, (label, value) in enumerate(views.fiche_facts(record)):
+            cols[i % 3].markdown(f"**{label}**  \n{views.md_text(value)}")
     with left:
         st.header("Porteurs")
         ui.text_table(views.organisations_table(data.catalogue, ident, "porteur"),
@@ -40,13 +51,6 @@ with ui.guard():
         st.header("Territoires")
         ui.text_table(views.territories_table(data.catalogue, data.index, ident),
                       hide_index=True)
-    with right:
-        ui.static_map(lambda: views.territories_map(
-            data.display("national"), data.display("local"), data.index,
-            views.initiative_territories(data.catalogue, ident),
-            "Territoires de l'initiative", compact=True, france=data.display("france")),
-            key="fiche_map", height=430, title="Carte des territoires de l'initiative",
-            data=data, view=(ident,))
     for field, title in views.FICHE_SECTIONS:
         st.header(title)
         st.markdown(views.md_text(record.get(field)))

@@ -420,6 +420,16 @@ def test_share_choropleth_fixed_classes_and_unknown(display: dict) -> None:
         "0\u202f% – 20\u202f%")
 
 
+def test_fitted_map_is_not_animated(tiny_layers: Layers) -> None:
+    """A fitted map shows its fitted view at once: Leaflet's zoom animation from the first
+    view would fetch the tiles of both zooms and draw every layer twice."""
+    display = dict(tiny_layers.items())
+    area = maps.Area(frozenset({"33063"}), frozenset())
+    page = maps.map_html(maps.build_map(display, display, maps.MapSpec(area=area, fit=True)))
+    options = page[page.index("fitBounds("):].split(");", 1)[0]
+    assert '"animate": false' in options
+
+
 def test_fit_on_a_single_point_never_degenerates(tiny_layers: Layers) -> None:
     """An area known by a single point (a QPV known by its centroid, whose commune has no
     contour): the fitted box has a size and comes after the tile layer, with a maximum zoom

@@ -172,6 +172,43 @@ def test_fiche_fields_and_no_email(tiny_env: dict) -> None:
     assert {"Structure", "Territoire"} <= {c for t in at.table for c in t.value.columns}
 
 
+def test_fiche_sends_its_map_first(tiny_env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The map is the page's first element sent (its document loads while the rest is
+    drawn), laid out below the title all the same."""
+    import streamlit as st
+
+    from territoires.app import ui
+
+    order: list[str] = []
+
+    def spy(name: str, real: object) -> object:
+        def call(*args: object, **kwargs: object) -> object:
+            order.append(name)
+            return real(*args, **kwargs)  # type: ignore[operator]
+        return call
+
+    monkeypatch.setattr(ui, "static_map", spy("map", ui.static_map))
+    monkeypatch.setattr(st, "title", spy("title", st.title))
+    monkeypatch.setattr(ui, "text_table", spy("table", ui.text_table))
+    at = _run("pages/fiche.py", {"id": "lormont-forum"})
+    assert order[:2] == ["map", "title"] and "table" in order
+    main = at.main.children
+    title_at = next(i for i, block in main.items() if any(
+        getattr(e, "value", None) == "Forum de Lormont" for e in _walk(block)))
+    map_at = next(i for i, block in main.items() if any(
+        "territoires-carte" in str(getattr(e, "body", "")) for e in _walk(block)))
+    assert title_at < map_at
+
+
+def _walk(node: object) -> list[object]:
+    """``node`` and every element under it (an AppTest tree)."""
+    children = getattr(node, "children", None)
+    out = [node]
+    for child in (children.values() if isinstance(children, dict) else []):
+        out += _walk(child)
+    return out
+
+
 def test_fiche_arretee_warning(tiny_env: dict) -> None:
     at = _run("pages/fiche.py", {"id": "lormont-forum"})
     assert "Arrêtée" in at.warning[0].value

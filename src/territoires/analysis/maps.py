@@ -1175,9 +1175,14 @@ def base_map(spec: MapSpec, bounds: tuple | None = None, stable: bool = False) -
                      control=False, max_zoom=MAX_ZOOM).add_to(m)
     if spec.fit and not stable:
         # after the tile layer, and never on a zero-size box: Leaflet fitting a single point
-        # without a maximum zoom computes an infinite zoom ("Invalid LatLng (NaN, NaN)")
+        # without a maximum zoom computes an infinite zoom ("Invalid LatLng (NaN, NaN)");
+        # not animated: Leaflet would zoom from the first view to the fitted one in 250 ms,
+        # fetching the tiles of both and drawing every layer twice
         minx, miny, maxx, maxy = padded_bounds(bounds if bounds is not None else FRANCE_BOUNDS)
-        m.fit_bounds([[miny, minx], [maxy, maxx]], padding=(10, 10), max_zoom=FIT_MAX_ZOOM)
+        fit = folium.map.FitBounds([[miny, minx], [maxy, maxx]], padding=(10, 10),
+                                   max_zoom=FIT_MAX_ZOOM)
+        fit.options["animate"] = False
+        fit.add_to(m)
     _PluginScripts().add_to(m)
     return m
 
