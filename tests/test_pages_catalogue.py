@@ -177,7 +177,7 @@ def test_fiche_sends_its_map_first(tiny_env: dict, monkeypatch: pytest.MonkeyPat
     drawn), laid out below the title all the same."""
     import streamlit as st
 
-    from territoires.app import ui
+    from territoires.app import map_documents, ui
 
     order: list[str] = []
 
@@ -192,21 +192,12 @@ def test_fiche_sends_its_map_first(tiny_env: dict, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(ui, "text_table", spy("table", ui.text_table))
     at = _run("pages/fiche.py", {"id": "lormont-forum"})
     assert order[:2] == ["map", "title"] and "table" in order
-    main = at.main.children
+    main = at.main.children  # an AppTest block iterates over itself and all under it
     title_at = next(i for i, block in main.items() if any(
-        getattr(e, "value", None) == "Forum de Lormont" for e in _walk(block)))
+        getattr(e, "value", None) == "Forum de Lormont" for e in block))
     map_at = next(i for i, block in main.items() if any(
-        "territoires-carte" in str(getattr(e, "body", "")) for e in _walk(block)))
+        map_documents.IFRAME_CLASS in str(getattr(e, "body", "")) for e in block))
     assert title_at < map_at
-
-
-def _walk(node: object) -> list[object]:
-    """``node`` and every element under it (an AppTest tree)."""
-    children = getattr(node, "children", None)
-    out = [node]
-    for child in (children.values() if isinstance(children, dict) else []):
-        out += _walk(child)
-    return out
 
 
 def test_fiche_arretee_warning(tiny_env: dict) -> None:

@@ -99,13 +99,17 @@ def publish(doc: MapDocument, static: Path | None = None, base_path: str = "") -
     return assets.served_url(f"{FOLDER}/{doc.name}", base_path)
 
 
+#: Class of a map document's ``<iframe>`` (how tests and styles find it)
+IFRAME_CLASS = "territoires-carte"
+
+
 def iframe(url: str, title: str, height: int) -> str:
     """The ``<iframe>`` of a document's ``url`` (as :func:`publish` gives it), titled
     ``title`` (plain text, escaped), ``height`` pixels high."""
     if not _NAME.fullmatch(url.rsplit("/", 1)[-1]) or not url.startswith("/"):
         raise ValueError(f"adresse de carte inattendue : {url!r}")
     return (f'<iframe src="{html.escape(url)}" title="{html.escape(title)}" '
-            f'class="territoires-carte" sandbox="{SANDBOX}" loading="eager" '
+            f'class="{IFRAME_CLASS}" sandbox="{SANDBOX}" loading="eager" '
             f'style="width:100%;height:{int(height)}px;border:0;display:block"></iframe>')
 
 
