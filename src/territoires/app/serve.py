@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from territoires import config
+from territoires.app import index_page
 from territoires.errors import TerritoiresError
 
 #: glibc malloc arenas of a server process (``mallopt(M_ARENA_MAX)``).
@@ -229,8 +230,11 @@ def streamlit_argv(script: Path, streamlit_args: list[str]) -> list[str]:
 
 def serve(streamlit_args: list[str], *, warm_first: bool = True) -> int:
     """Warm the caches, then run ``streamlit run app.py *streamlit_args`` in this process
-    (returns when the server stops), with :data:`SERVE_DEFAULTS`."""
+    (returns when the server stops), with :data:`SERVE_DEFAULTS` and the app's own HTML page
+    (:mod:`territoires.app.index_page`)."""
     from streamlit.web import cli as stcli
+
+    from territoires.app import ui
 
     script = app_script()
     if not script.is_file():
@@ -245,7 +249,8 @@ def serve(streamlit_args: list[str], *, warm_first: bool = True) -> int:
     argv = sys.argv
     sys.argv = streamlit_argv(script, streamlit_args)
     try:
-        stcli.main()  # click: exits through SystemExit
+        with index_page.installed(script.parent, ui.APP_TITLE):
+            stcli.main()  # click: exits through SystemExit
     except SystemExit as exc:
         return int(exc.code or 0)
     finally:
