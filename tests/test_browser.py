@@ -200,6 +200,24 @@ def test_fiche_map_is_a_document_of_its_own(server: str, browser) -> None:
     page.close()
 
 
+def test_fiche_print_style(server: str, browser) -> None:
+    """The Fiche's print style sheet (Markdown's HTML, no ``st.html``: no lazily loaded
+    code) hides the menu and the map when printing, and its element takes no room."""
+    page = browser.new_page()
+    page.goto(f"{server}/fiche?id=cenon-culture")
+    map_frame(page)
+    holder = page.locator(".stElementContainer:has(#territoires-print)")
+    assert holder.count() == 1 and not holder.is_visible()
+    sidebar = page.get_by_test_id("stSidebar")
+    assert sidebar.is_visible()
+    page.emulate_media(media="print")
+    assert not sidebar.is_visible()
+    assert not page.locator(MAP_IFRAME).first.is_visible()
+    page.emulate_media(media="screen")
+    assert sidebar.is_visible()
+    page.close()
+
+
 def test_comparer_and_xlsx_download(server: str, browser) -> None:
     """Comparer with two territories in the URL shows both columns; Exporter's XLSX
     download opens with openpyxl and holds the initiatives sheet."""

@@ -129,54 +129,6 @@ def test_index_page_answers_the_pages_and_passes_the_rest_on() -> None:
                       ("http", "/carte/_stcore/health"), ("websocket", "/carte")]
 
 
-def test_installed_wraps_streamlits_application_and_puts_it_back(tmp_path: Path) -> None:
-    from streamlit import config as st_config
-    from streamlit.web.server.starlette import starlette_server
-
-    (tmp_path / "pages").mkdir()
-    (tmp_path / "pages" / "carte.py").write_text("", encoding="utf-8")
-    original = starlette_server.create_starlette_app
-
-    async def plain(scope: dict, receive: object, send: object) -> None:
-        raise AssertionError("not for Streamlit")
-
-    created: list[object] = []
-
-    def fake_create(runtime: object) -> object:
-        created.append(runtime)
-        return plain
-
-    starlette_server.create_starlette_app = fake_create
-    st_config.set_option("server.baseUrlPath", "/territoires/")
-    try:
-        with index_page.installed(tmp_path, "Titre") as done:
-            assert done
-            app = starlette_server.create_starlette_app("runtime")
-            assert created == ["runtime"] and isinstance(app, index_page.IndexPage)
-            assert app.app is plain
-            assert set(app.pages) == {"/territoires/", "/territoires", "/territoires/carte"}
-            start, body = _call(app, "GET", "/territoires/carte")
-            assert start["status"] == 200
-            html = body["body"].decode()
-            assert '<html lang="fr">' in html and "<title>Titre</title>" in html
-            assert _data(html) == {"base": "/territoires", "page": "/territoires/carte"}
-        assert starlette_server.create_starlette_app is fake_create
-    finally:
-        starlette_server.create_starlette_app = original
-        st_config.set_option("server.baseUrlPath", "")
-
-
-def test_installed_without_the_hook_serves_streamlits_own_page(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    from streamlit.web.server.starlette import starlette_server
-
-    monkeypatch.delattr(starlette_server, "create_starlette_app")
-    with index_page.installed(tmp_path, "T") as done:
-        assert not done
-    assert "servie telle quelle" in caplog.text
-
-
 # ------------------------------------------------------------------ in a real browser
 
 @pytest.fixture(scope="module")
@@ -196,9 +148,24 @@ def test_served_pages_connect_at_once_in_french(tmp_path: Path, tiny_layers: Lay
     """Through ``territoires serve``, a shared link (``/carte?…``, ``/fiche?id=…``) asks
     the server's health and host config once, at the server's base, never at the page's
     address (Streamlit's frontend did: two 404s and 100 ms of waiting); the page is French
-    before any of the app's scripts runs."""
+    before any of the app's scripts runs, with no ``st.html`` element to load code for.
+    The Fiche's map document and Leaflet, named by their content, are sent to be kept
+    (``static_cache``)."""
+    import requests
+
     from app_env import make_env
-    from browser_support import REPO, free_port, process, serve_command, settle
+    from browser_support import (
+        MAP_IFRAME,
+        REPO,
+        ensure_map_assets,
+        free_port,
+        process,
+        serve_command,
+        settle,
+    )
+    from territoires.app import static_cache
+
+    ensure_map_assets()
 
     env = {**make_env(tmp_path, tiny_layers), "TERRITOIRES_HOME": str(REPO)}
     port = free_port()
@@ -208,7 +175,7 @@ def test_served_pages_connect_at_once_in_french(tmp_path: Path, tiny_layers: Lay
                  f"{root}/_stcore/health", 120):
         page = browser.new_page()
         asked: list[str] = []
-        page.on("request", lambda r: asked.append(r.url) if "/_stcore/" in r.url else None)
+        page.on("request", lambda r: asked.append(r.url))
         page.add_init_script("document.addEventListener('DOMContentLoaded', () => "
                              "{ window.__langAtLoad = document.documentElement.lang; })")
         for path, heading in (("/carte?t=commune:33119", "Carte"),
@@ -221,4 +188,15 @@ def test_served_pages_connect_at_once_in_french(tmp_path: Path, tiny_layers: Lay
             assert [u for u in asked if "/_stcore/health" in u] == [f"{root}/_stcore/health"]
             assert [u for u in asked if "/_stcore/host-config" in u] == [
                 f"{root}/_stcore/host-config"]
+            # no script that needs st.html's code and DOMPurify: the language is in the
+            # page, the Fiche's print style is Markdown's
+            assert not [u for u in asked if "/static/js/Html." in u]
+        document = page.locator(MAP_IFRAME).first.get_attribute("src")
+        assert document and "/app/static/maps/" in document
         page.close()
+        origin = f"http://127.0.0.1:{port}"
+        for url in (origin + document,
+                    f"{root}/app/static/vendor/leaflet-1.9.3/dist/leaflet.js"):
+            answer = requests.get(url, timeout=10)
+            assert answer.status_code == 200, url
+            assert answer.headers["cache-control"] == static_cache.IMMUTABLE.decode()

@@ -213,3 +213,101 @@ def test_script_slots_bound_the_runs_at_once() -> None:
     assert all(serve._slots.acquire(blocking=False) for _ in range(serve.SCRIPT_SLOTS))
     for _ in range(serve.SCRIPT_SLOTS):
         serve._slots.release()
+
+
+def _asgi_get(app: object, path: str, method: str = "GET") -> list[dict]:
+    import asyncio
+
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "headers": []}
+    asyncio.run(app(scope, receive, send))  # type: ignore[operator]
+    return sent
+
+
+def test_front_wraps_streamlits_application_and_puts_it_back(tmp_path: Path) -> None:
+    """Within ``front``, the application Streamlit's server creates stands behind the app's
+    HTML page and the immutable caching of the content-named files; after, as before."""
+    from streamlit import config as st_config
+    from streamlit.web.server.starlette import starlette_server
+
+    from territoires.app import index_page, static_cache
+
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "pages" / "carte.py").write_text("", encoding="utf-8")
+    original = starlette_server.create_starlette_app
+    asked: list[str] = []
+
+    async def streamlit(scope: dict, receive: object, send: object) -> None:
+        asked.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"cache-control", b"no-cache")]})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"x"})  # type: ignore[operator]
+
+    created: list[object] = []
+
+    def fake_create(runtime: object) -> object:
+        created.append(runtime)
+        return streamlit
+
+    starlette_server.create_starlette_app = fake_create
+    st_config.set_option("server.baseUrlPath", "/territoires/")
+    try:
+        assert not serve.front_installed()
+        with serve.front(tmp_path, "Titre") as done:
+            assert done and serve.front_installed()
+            app = starlette_server.create_starlette_app("runtime")
+            assert created == ["runtime"] and isinstance(app, index_page.IndexPage)
+            assert isinstance(app.app, static_cache.ImmutableFiles)
+            assert set(app.pages) == {"/territoires/", "/territoires", "/territoires/carte"}
+            start, body = _asgi_get(app, "/territoires/carte")
+            html = body["body"].decode()
+            assert start["status"] == 200 and asked == []
+            assert '<html lang="fr">' in html and "<title>Titre</title>" in html
+            assert '{"base": "/territoires", "page": "/territoires/carte"}' in html
+            layer = "/territoires/app/static/layers/" + "a" * 64 + ".json"
+            start, _ = _asgi_get(app, layer)
+            assert dict(start["headers"])[b"cache-control"] == static_cache.IMMUTABLE
+            start, _ = _asgi_get(app, "/territoires/_stcore/health")
+            assert dict(start["headers"])[b"cache-control"] == b"no-cache"
+            assert asked == [layer, "/territoires/_stcore/health"]
+        assert starlette_server.create_starlette_app is fake_create
+        assert not serve.front_installed()
+    finally:
+        starlette_server.create_starlette_app = original
+        st_config.set_option("server.baseUrlPath", "")
+
+
+def test_front_without_streamlits_hook_serves_as_streamlit_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from streamlit.web.server.starlette import starlette_server
+
+    monkeypatch.delattr(starlette_server, "create_starlette_app")
+    with serve.front(tmp_path, "T") as done:
+        assert not done and not serve.front_installed()
+    assert "sans la page de l'application" in caplog.text
+
+
+def test_serve_runs_streamlit_behind_the_front(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.web import cli as stcli
+
+    monkeypatch.setenv("TERRITOIRES_HOME", str(tmp_path))
+    (tmp_path / "app.py").write_text("", encoding="utf-8")
+    seen: list[bool] = []
+
+    def main() -> None:
+        seen.append(serve.front_installed())
+        raise SystemExit(0)
+
+    monkeypatch.setattr(stcli, "main", main)
+    monkeypatch.setattr(serve, "start_memory_trimmer", lambda: None)
+    assert serve.serve([], warm_first=False) == 0
+    assert seen == [True] and not serve.front_installed()

@@ -18,13 +18,9 @@ users (issue 13):
 
 :func:`page_html` makes the page (a pure function of Streamlit's ``index.html``);
 :class:`IndexPage` is the ASGI middleware that answers the pages' addresses with it;
-:func:`installed` puts it in front of Streamlit's own server application
-(``starlette_server.create_starlette_app``, which ``Server.start`` calls): Streamlit has no
-setting for either thing, and its public way to add middleware (``st.App``) needs the app
-behind another entry script, which moves the static folder and the script-level config
-(``config._main_script_path``) away from the project folder. When Streamlit no longer has
-that function, :func:`installed` says so and Streamlit serves its own page (the language is
-then set by ``ui.LANG_SCRIPT``).
+``territoires serve`` puts it in front of Streamlit's server (``serve.front``). Streamlit has
+no setting for either thing; under plain ``streamlit run`` it serves its own page and the
+language is set by ``ui.LANG_SCRIPT``.
 
 The page holds no catalogue text: the server's base path (a setting) and the page's path
 (a file name of ``pages/``), as JSON with ``<``, ``>`` and ``&`` escaped.
@@ -34,14 +30,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from pathlib import Path
 from typing import Any
-
-_LOG = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -162,39 +154,3 @@ def pages_html(index_html: str, base: str, pages: Iterable[str], title: str
     """URL path -> the page's HTML, for every path of :func:`page_paths`."""
     return {path: page_html(index_html, base, path, title)
             for path in page_paths(base, pages)}
-
-
-@contextmanager
-def installed(app_dir: Path, title: str) -> Iterator[bool]:
-    """Within the block, :class:`IndexPage` stands in front of the application that
-    Streamlit's server creates (see the module docstring), for the pages of ``app_dir``.
-    Yields False, with a warning logged, when this Streamlit has no such hook or no
-    ``index.html`` (Streamlit then serves its own page)."""
-    try:
-        from streamlit import config as st_config
-        from streamlit import file_util
-        from streamlit.web.server.starlette import starlette_server
-        create = starlette_server.create_starlette_app
-        index_html = (Path(file_util.get_static_dir()) / "index.html").read_text(
-            encoding="utf-8")
-    except (ImportError, AttributeError, OSError) as exc:
-        _LOG.warning("page d'accueil de Streamlit servie telle quelle : %s", exc)
-        yield False
-        return
-    pages = app_pages(app_dir)
-
-    def create_with_index(runtime: object) -> ASGIApp:
-        app = create(runtime)
-        base = base_path(st_config.get_option("server.baseUrlPath"))
-        try:
-            html = pages_html(index_html, base, pages, title)
-        except ValueError as exc:
-            _LOG.warning("page d'accueil de Streamlit servie telle quelle : %s", exc)
-            return app
-        return IndexPage(app, html)
-
-    starlette_server.create_starlette_app = create_with_index
-    try:
-        yield True
-    finally:
-        starlette_server.create_starlette_app = create

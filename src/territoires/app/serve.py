@@ -23,6 +23,11 @@ left the process up to 160 MB larger than the same visits one by one). And at mo
 :data:`SCRIPT_SLOTS` page runs proceed at once (:func:`script_slot`): the others wait their
 turn, so that a burst of visitors holds the temporary tables of a few runs, not of all of
 them (20 concurrent first visits raised the process by 200-250 MB at 50,000 initiatives).
+
+In front of Streamlit's web server (:func:`front`): the app's own HTML page for the pages'
+addresses (:mod:`territoires.app.index_page`: French from the first byte, no 404 and 100 ms
+wait on a shared link) and the immutable caching of the files named by their content
+(:mod:`territoires.app.static_cache`).
 """
 
 from __future__ import annotations
@@ -40,8 +45,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from territoires import config
-from territoires.app import index_page
 from territoires.errors import TerritoiresError
+
+_LOG = logging.getLogger(__name__)
 
 #: glibc malloc arenas of a server process (``mallopt(M_ARENA_MAX)``).
 MALLOC_ARENAS = 2
@@ -228,10 +234,68 @@ def streamlit_argv(script: Path, streamlit_args: list[str]) -> list[str]:
     return ["streamlit", "run", str(script), *extra, *streamlit_args]
 
 
+_front = False
+
+
+def front_installed() -> bool:
+    """True while this process's Streamlit server has :func:`front` before it: the pages are
+    French from their first byte (the app needs no script for it)."""
+    return _front
+
+
+@contextmanager
+def front(app_dir: Path, title: str) -> Iterator[bool]:
+    """Within the block, the application that Streamlit's server creates stands behind the
+    app's own HTML page (:class:`territoires.app.index_page.IndexPage`, for the pages of
+    ``app_dir`` titled ``title``) and the immutable caching of the files named by their
+    content (:class:`territoires.app.static_cache.ImmutableFiles`).
+
+    Streamlit has no setting for either; its public way to add middleware (``st.App``)
+    needs the app behind another entry script, which moves the app's static folder and its
+    script-level settings (``config._main_script_path``) away from the project folder. So
+    this wraps the function Streamlit's server calls to create its application
+    (``starlette_server.create_starlette_app``, called by ``Server.start``), and puts it
+    back after. Yields False, with a warning, when this Streamlit has no such function or no
+    ``index.html``: it then serves as it does under ``streamlit run``."""
+    global _front
+    from territoires.app import index_page, static_cache
+
+    try:
+        from streamlit import config as st_config
+        from streamlit import file_util
+        from streamlit.web.server.starlette import starlette_server
+        create = starlette_server.create_starlette_app
+        index_html = (Path(file_util.get_static_dir()) / "index.html").read_text(
+            encoding="utf-8")
+    except (ImportError, AttributeError, OSError) as exc:
+        _LOG.warning("serveur de Streamlit sans la page de l'application : %s", exc)
+        yield False
+        return
+    pages = index_page.app_pages(app_dir)
+
+    def create_behind_front(runtime: object) -> index_page.ASGIApp:
+        app = create(runtime)
+        base = index_page.base_path(st_config.get_option("server.baseUrlPath"))
+        app = static_cache.ImmutableFiles(app, static_cache.immutable_paths(base))
+        try:
+            html = index_page.pages_html(index_html, base, pages, title)
+        except ValueError as exc:
+            _LOG.warning("page d'accueil de Streamlit servie telle quelle : %s", exc)
+            return app
+        return index_page.IndexPage(app, html)
+
+    starlette_server.create_starlette_app = create_behind_front
+    _front = True
+    try:
+        yield True
+    finally:
+        starlette_server.create_starlette_app = create
+        _front = False
+
+
 def serve(streamlit_args: list[str], *, warm_first: bool = True) -> int:
     """Warm the caches, then run ``streamlit run app.py *streamlit_args`` in this process
-    (returns when the server stops), with :data:`SERVE_DEFAULTS` and the app's own HTML page
-    (:mod:`territoires.app.index_page`)."""
+    (returns when the server stops), with :data:`SERVE_DEFAULTS`, behind :func:`front`."""
     from streamlit.web import cli as stcli
 
     from territoires.app import ui
@@ -249,7 +313,7 @@ def serve(streamlit_args: list[str], *, warm_first: bool = True) -> int:
     argv = sys.argv
     sys.argv = streamlit_argv(script, streamlit_args)
     try:
-        with index_page.installed(script.parent, ui.APP_TITLE):
+        with front(script.parent, ui.APP_TITLE):
             stcli.main()  # click: exits through SystemExit
     except SystemExit as exc:
         return int(exc.code or 0)

@@ -69,9 +69,10 @@ from territoires.vocab import (
 APP_TITLE = "Territoires — alliances éducatives"
 #: Suffix of every page's ``<title>`` ("Carte — Territoires", RGAA 8.6).
 TITLE_SUFFIX = "Territoires"
-#: Sets the page language (RGAA 8.3): Streamlit's index.html says ``lang="en"`` and has no
-#: setting for it. Static script, no catalogue data; its element is hidden (no blank in the
-#: sidebar).
+#: Sets the page language (RGAA 8.3) under plain ``streamlit run``: Streamlit's index.html
+#: says ``lang="en"`` and has no setting for it (``territoires serve`` sends the pages with
+#: ``lang="fr"``, :mod:`territoires.app.index_page`). Static script, no catalogue data; its
+#: element is hidden (no blank in the sidebar).
 LANG_SCRIPT = ('<style>.stElementContainer:has(#territoires-lang){display:none}</style>'
                '<span id="territoires-lang"></span>'
                '<script>document.documentElement.lang = "fr";</script>')
@@ -405,7 +406,8 @@ def navigation(pages: Sequence[tuple[str, str, str, str]],
         for (file, *_), page in zip(pages, objs, strict=True):
             if menu is None or file in menu:
                 st.page_link(page, query_params=params or None)
-        st.html(LANG_SCRIPT, unsafe_allow_javascript=True)
+        if not serve.front_installed():  # under plain streamlit run: Streamlit's own page
+            st.html(LANG_SCRIPT, unsafe_allow_javascript=True)
     return pg
 
 
@@ -1024,7 +1026,10 @@ __all__ = [
 # --- helpers for the catalogue/fiche/comparer/couverture/exporter pages
 
 #: Static print style sheet (no catalogue text): hides the menu and widgets when printing.
-PRINT_CSS = """<style>
+#: Markdown's HTML, not ``st.html``: Streamlit draws Markdown with the page's first elements,
+#: whereas ``st.html`` loads its code and DOMPurify first. Its own element takes no room.
+PRINT_CSS = """<span id="territoires-print"></span><style>
+.stElementContainer:has(#territoires-print) { display: none; }
 @media print {
   [data-testid="stSidebar"], [data-testid="stHeader"], [data-testid="stToolbar"],
   [data-testid="stSidebarCollapsedControl"], iframe, .stButton, .stDownloadButton,
@@ -1073,7 +1078,7 @@ def url_initiative(data: AppData, filters: Filters) -> tuple[str, dict[str, obje
 
 def print_style() -> None:
     """Inject :data:`PRINT_CSS` (static CSS only)."""
-    st.html(PRINT_CSS)
+    st.markdown(PRINT_CSS, unsafe_allow_html=True)
 
 
 def static_map(build: Callable[[], object], key: str, height: int = 420, *,
