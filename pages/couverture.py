@@ -43,8 +43,10 @@ with ui.guard():
         if part == "non-touches":
             uncovered = queries.coverage(selection, data.index, level)
             st.header(f"{label} que ne touche aucune initiative : {fmt_int(len(uncovered))}")
+            # the first of the ranking named at once: the table is drawn when opened
             st.markdown(views.coverage_summary_text(
-                queries.coverage_summary(selection, data.index, level)))
+                queries.coverage_summary(selection, data.index, level)) + " "
+                + views.coverage_leaders_text(uncovered, level))
             if uncovered.empty:
                 st.success("Toute la zone filtrée est touchée par au moins une initiative.")
             else:
@@ -59,9 +61,13 @@ with ui.guard():
                 if len(uncovered) > len(shown):
                     st.caption(f"La carte montre les {fmt_int(len(shown))} premiers du "
                                "classement ; le tableau les liste tous.")
-                st.dataframe(views.coverage_table(uncovered, level), hide_index=True,
-                             width="stretch",
-                             column_config={"Population": POPULATION, "Habitants des QPV": PEOPLE})
+                # drawn once opened (a table on the first view held the map back ~0.3 s)
+                table = ui.lazy_expander(f"Tableau du classement complet "
+                                         f"({fmt_int(len(uncovered))})", ui.COUVERTURE_TABLE_KEY)
+                if table is not None:
+                    table.dataframe(views.coverage_table(uncovered, level), hide_index=True,
+                                    width="stretch", column_config={"Population": POPULATION,
+                                                                    "Habitants des QPV": PEOPLE})
         elif part == "themes":
             st.header("Couverture par thème et par public, pondérée par la population")
             by = ui.param_select("Répartir par", "par", views.THEME_COVERAGE_BY, "themes")

@@ -20,6 +20,8 @@ from territoires.catalogue.model import Catalogue
 from territoires.pipeline.layers import Layers
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
+#: Couverture's table of the territories left out, opened (the user clicks its expander)
+TABLE_OPEN = {"couverture_tableau": True}
 REPO = Path(__file__).resolve().parents[1]
 NNBSP = "\u202f"
 SECRET = "secret.contact@example.org"
@@ -77,10 +79,13 @@ def seed_env(seed_db: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
     return seed_db
 
 
-def _run(page: str, params: dict[str, str] | None = None) -> AppTest:
+def _run(page: str, params: dict[str, str] | None = None,
+         state: dict[str, object] | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     for key, value in (params or {}).items():
         at.query_params[key] = value
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
     at.switch_page(page)
     at.run()
     _ok(at)
@@ -252,11 +257,20 @@ COUVERTURE_SECTIONS = ("Territoires non touchés", "Par thème et par public", "
 
 
 def test_couverture_tiny(tiny_env: dict) -> None:
-    at = _run("pages/couverture.py", {"t": "departement:33"})
+    # first view: the ranking named in the text, its table drawn only once opened
+    at = _run("pages/couverture.py", {"themes": "sport"})
+    assert len(at.dataframe) == 0
+    assert "Tableau du classement complet (7)" in [e.label for e in at.expander]
+    text = _text(at)
+    # the five largest QPV left out, largest population first
+    leaders = text.split("En tête du classement : ", 1)[1].split("\n", 1)[0]
+    assert leaders.startswith("Mireuil (QN01701M, 8\u202f000 habitants) ; Palmer")
+    assert leaders.count(" ; ") == 4
+    at = _run("pages/couverture.py", {"t": "departement:33"}, TABLE_OPEN)
     table = at.dataframe[0].value
     # reached: Cenon's QPV (commune), Le Lac; Génicart Est by Lormont's (arrêtée) forum
     assert set(table["Code"]) == {"QN03301I"}
-    at = _run("pages/couverture.py", {"themes": "sport"})
+    at = _run("pages/couverture.py", {"themes": "sport"}, TABLE_OPEN)
     codes = list(at.dataframe[0].value["Code"])
     assert "QN06403M" not in codes and codes[0] == "QN01701M"  # largest population first
     at.radio(key="prm_unite").set_value("commune").run()
@@ -359,11 +373,12 @@ def test_seed_comparer_four_communes(seed_env: dict) -> None:
 
 @pytest.mark.integration
 def test_seed_couverture_mireuil_reached(seed_env: dict) -> None:
-    at = _run("pages/couverture.py")
+    at = _run("pages/couverture.py", state=TABLE_OPEN)
     codes = set(at.dataframe[0].value["Code"])
     assert "QN01701M" not in codes
     assert "QN03312M" not in codes and len(codes) > 1000
-    at = _run("pages/couverture.py", {"themes": "parentalite", "publics": "college"})
+    at = _run("pages/couverture.py", {"themes": "parentalite", "publics": "college"},
+              TABLE_OPEN)
     codes = set(at.dataframe[0].value["Code"])
     assert "QN06403M" in codes and "QN03312M" not in codes
 
@@ -371,7 +386,7 @@ def test_seed_couverture_mireuil_reached(seed_env: dict) -> None:
 @pytest.mark.integration
 def test_seed_couverture_gironde_ranked_by_people(seed_env: dict) -> None:
     at = _run("pages/couverture.py", {"t": "departement:33", "themes": "parentalite",
-                                      "publics": "college"})
+                                      "publics": "college"}, TABLE_OPEN)
     _ok(at)
     table = at.dataframe[0].value
     # outside Bordeaux Métropole: Quartier Bourg 2,715, Quartier du Centre 1,464

@@ -349,6 +349,21 @@ def test_population_texts_never_show_zero_for_unknown(cat: Catalogue, index: Ter
     assert table.loc["Population des QPV", "Pau"] == "7\u202f000"
 
 
+def test_coverage_leaders_text() -> None:
+    import pandas as pd
+
+    uncovered = pd.DataFrame({
+        "code": ["QN1", "QN2", "QN3"], "nom": ["Les *Hauts* [x](y)", "Bas", "Centre"],
+        "population": [2715, None, 10], "qpv_population": [3000, 1464, None]})
+    text = views.coverage_leaders_text(uncovered, "qpv", n=2)
+    assert text == (f"En tête du classement : Les \\*Hauts\\* \\[x\\]\\(y\\) (QN1, "
+                    f"2{NNBSP}715 habitants) ; Bas (QN2, population inconnue).")
+    text = views.coverage_leaders_text(uncovered, "commune")
+    assert f"(QN1, 3{NNBSP}000 habitants des QPV)" in text
+    assert text.endswith("Centre (QN3, population inconnue).")
+    assert views.coverage_leaders_text(uncovered.iloc[:0]) == ""
+
+
 def test_coverage_summary_and_theme_views(cat: Catalogue, index: TerritoryIndex):
     sel = queries.select(cat, index, Filters(territories=(("departement", "33"),)))
     summary = queries.coverage_summary(sel, index)

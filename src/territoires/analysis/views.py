@@ -581,6 +581,29 @@ def coverage_table(uncovered: pd.DataFrame, level: str = "qpv") -> pd.DataFrame:
     return out
 
 
+#: Territories named in the text above Couverture's map (:func:`coverage_leaders_text`)
+COVERAGE_LEADERS = 5
+
+
+def coverage_leaders_text(uncovered: pd.DataFrame, level: str = "qpv",
+                          n: int = COVERAGE_LEADERS) -> str:
+    """The first ``n`` of :func:`queries.coverage`'s ranking in one French sentence, names
+    escaped for Markdown: "En tête du classement : Quartier Bourg (QN03304M, 2 715 habitants),
+    …". QPV: the QPV's inhabitants; communes: the inhabitants of their QPV. Empty when
+    nothing is left out."""
+    if uncovered.empty:
+        return ""
+    column = "population" if level == "qpv" else "qpv_population"
+    unit = "habitants" if level == "qpv" else "habitants des QPV"
+    parts = []
+    for row in uncovered.head(n).itertuples(index=False):
+        people = getattr(row, column, None)
+        figure = ("population inconnue" if people is None or pd.isna(people)
+                  else f"{fmt_int(people)} {unit}")
+        parts.append(f"{md_text(row.nom)} ({md_text(row.code)}, {figure})")
+    return "En tête du classement : " + " ; ".join(parts) + "."
+
+
 def coverage_summary_text(summary: queries.CoverageSummary) -> str:
     """The people left out, in French: "12 300 habitants des QPV non touchés (3 QPV ; population
     inconnue pour 1 QPV), sur 45 000 habitants des QPV de la zone"."""

@@ -109,6 +109,8 @@ _W = "flt_"  # prefix of the filter widgets' keys
 MORE_FILTERS_KEY = "flt_more"
 #: Key of Carte's « Tableau des valeurs de la carte » expander (drawn only when open)
 CARTE_TABLE_KEY = "carte_tableau"
+#: Key of Couverture's table of the territories left out (drawn only when open)
+COUVERTURE_TABLE_KEY = "couverture_tableau"
 
 
 # ------------------------------------------------------------------------------ data
