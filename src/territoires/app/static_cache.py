@@ -2,10 +2,11 @@
 
 Streamlit serves the app's ``static/`` folder (``/app/static/``) with an ``ETag`` and a
 ``Last-Modified`` but no ``Cache-Control``: a browser then keeps a file for a tenth of its
-age and asks the server again after that (a 304). A map document written a minute ago
-(``static/maps/<sha256>.html``) was asked again at every visit of its Fiche, while the
-server ran that page's script. Three folders only hold files that never change under their
-name, so they are sent ``Cache-Control: public, max-age=31536000, immutable``:
+age (HTTP caches' heuristic freshness) and asks the server again after that (a 304). A map
+document written a minute earlier (``static/maps/<sha256>.html``) was fresh for six seconds,
+then asked again at a visit of its Fiche, while the server ran that page's script. Three
+folders only hold files that never change under their name, so they are sent
+``Cache-Control: public, max-age=31536000, immutable``:
 
 - ``vendor/<package>-<version>/`` (:mod:`territoires.app.assets`: a pinned npm package,
   checked against its integrity);
