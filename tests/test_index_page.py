@@ -3,7 +3,6 @@ server's address given to Streamlit's frontend (no 404 and 100 ms wait on a shar
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from asgi_support import asgi_request
 from territoires.app import index_page
 from territoires.pipeline.layers import Layers
 
@@ -83,22 +83,6 @@ def test_app_pages_are_the_page_files(tmp_path: Path) -> None:
     assert {"carte", "fiche", "couverture"} <= set(index_page.app_pages(repo))
 
 
-def _call(app: index_page.IndexPage, method: str, path: str,
-          headers: list[tuple[bytes, bytes]] | None = None, kind: str = "http"
-          ) -> list[dict]:
-    sent: list[dict] = []
-
-    async def receive() -> dict:
-        return {"type": "http.request", "body": b""}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    scope = {"type": kind, "method": method, "path": path, "headers": headers or []}
-    asyncio.run(app(scope, receive, send))
-    return sent
-
-
 def test_index_page_answers_the_pages_and_passes_the_rest_on() -> None:
     passed: list[tuple[str, str]] = []
 
@@ -107,7 +91,7 @@ def test_index_page_answers_the_pages_and_passes_the_rest_on() -> None:
 
     app = index_page.IndexPage(streamlit, {"/": "<html>accueil</html>",
                                            "/carte": "<html>carte é</html>"})
-    start, body = _call(app, "GET", "/carte")
+    start, body = asgi_request(app, "GET", "/carte")
     headers = dict(start["headers"])
     assert start["status"] == 200 and body["body"] == "<html>carte é</html>".encode()
     assert headers[b"content-type"] == b"text/html; charset=utf-8"
@@ -115,16 +99,16 @@ def test_index_page_answers_the_pages_and_passes_the_rest_on() -> None:
     assert headers[b"content-length"] == str(len(body["body"])).encode()
     etag = headers[b"etag"]
     # the browser's copy is still good: 304, no body
-    start, body = _call(app, "GET", "/carte", [(b"if-none-match", b'"x", ' + etag)])
+    start, body = asgi_request(app, "GET", "/carte", [(b"if-none-match", b'"x", ' + etag)])
     assert start["status"] == 304 and body["body"] == b""
-    start, body = _call(app, "HEAD", "/")
+    start, body = asgi_request(app, "HEAD", "/")
     assert start["status"] == 200 and body["body"] == b""
     assert dict(start["headers"])[b"etag"] != etag
     assert passed == []
-    _call(app, "POST", "/carte")
-    _call(app, "GET", "/_stcore/health")
-    _call(app, "GET", "/carte/_stcore/health")
-    _call(app, "GET", "/carte", kind="websocket")
+    asgi_request(app, "POST", "/carte")
+    asgi_request(app, "GET", "/_stcore/health")
+    asgi_request(app, "GET", "/carte/_stcore/health")
+    asgi_request(app, "GET", "/carte", kind="websocket")
     assert passed == [("http", "/carte"), ("http", "/_stcore/health"),
                       ("http", "/carte/_stcore/health"), ("websocket", "/carte")]
 
@@ -163,7 +147,7 @@ def test_served_pages_connect_at_once_in_french(tmp_path: Path, tiny_layers: Lay
         serve_command,
         settle,
     )
-    from territoires.app import static_cache
+    from territoires.app import assets, static_cache
 
     ensure_map_assets()
 
@@ -195,8 +179,9 @@ def test_served_pages_connect_at_once_in_french(tmp_path: Path, tiny_layers: Lay
         assert document and "/app/static/maps/" in document
         page.close()
         origin = f"http://127.0.0.1:{port}"
-        for url in (origin + document,
-                    f"{root}/app/static/vendor/leaflet-1.9.3/dist/leaflet.js"):
+        leaflet = assets.served_url(f"vendor/{assets.PACKAGES[0].folder}/dist/leaflet.js",
+                                    base)
+        for url in (origin + document, origin + leaflet):
             answer = requests.get(url, timeout=10)
             assert answer.status_code == 200, url
             assert answer.headers["cache-control"] == static_cache.IMMUTABLE.decode()

@@ -16,12 +16,13 @@ from streamlit.testing.v1 import AppTest
 from app_env import NASTY_TITLE, make_env, tiny_catalogue
 from catalogue_factory import funding_line, initiative, make_catalogue
 from territoires.analysis import views
+from territoires.app import ui
 from territoires.catalogue.model import Catalogue
 from territoires.pipeline.layers import Layers
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 #: Couverture's table of the territories left out, opened (the user clicks its expander)
-TABLE_OPEN = {"couverture_tableau": True}
+TABLE_OPEN = {ui.COUVERTURE_TABLE_KEY: True}
 REPO = Path(__file__).resolve().parents[1]
 NNBSP = "\u202f"
 SECRET = "secret.contact@example.org"

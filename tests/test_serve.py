@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from asgi_support import asgi_request
 from territoires import cli
 from territoires.app import serve
 
@@ -215,23 +216,8 @@ def test_script_slots_bound_the_runs_at_once() -> None:
         serve._slots.release()
 
 
-def _asgi_get(app: object, path: str, method: str = "GET") -> list[dict]:
-    import asyncio
-
-    sent: list[dict] = []
-
-    async def receive() -> dict:
-        return {"type": "http.request", "body": b""}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": method, "path": path, "headers": []}
-    asyncio.run(app(scope, receive, send))  # type: ignore[operator]
-    return sent
-
-
-def test_front_wraps_streamlits_application_and_puts_it_back(tmp_path: Path) -> None:
+def test_front_wraps_streamlits_application_and_puts_it_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Within ``front``, the application Streamlit's server creates stands behind the app's
     HTML page and the immutable caching of the content-named files; after, as before."""
     from streamlit import config as st_config
@@ -241,7 +227,6 @@ def test_front_wraps_streamlits_application_and_puts_it_back(tmp_path: Path) -> 
 
     (tmp_path / "pages").mkdir()
     (tmp_path / "pages" / "carte.py").write_text("", encoding="utf-8")
-    original = starlette_server.create_starlette_app
     asked: list[str] = []
 
     async def streamlit(scope: dict, receive: object, send: object) -> None:
@@ -256,7 +241,7 @@ def test_front_wraps_streamlits_application_and_puts_it_back(tmp_path: Path) -> 
         created.append(runtime)
         return streamlit
 
-    starlette_server.create_starlette_app = fake_create
+    monkeypatch.setattr(starlette_server, "create_starlette_app", fake_create)
     st_config.set_option("server.baseUrlPath", "/territoires/")
     try:
         assert not serve.front_installed()
@@ -266,21 +251,20 @@ def test_front_wraps_streamlits_application_and_puts_it_back(tmp_path: Path) -> 
             assert created == ["runtime"] and isinstance(app, index_page.IndexPage)
             assert isinstance(app.app, static_cache.ImmutableFiles)
             assert set(app.pages) == {"/territoires/", "/territoires", "/territoires/carte"}
-            start, body = _asgi_get(app, "/territoires/carte")
+            start, body = asgi_request(app, "GET", "/territoires/carte")
             html = body["body"].decode()
             assert start["status"] == 200 and asked == []
             assert '<html lang="fr">' in html and "<title>Titre</title>" in html
             assert '{"base": "/territoires", "page": "/territoires/carte"}' in html
             layer = "/territoires/app/static/layers/" + "a" * 64 + ".json"
-            start, _ = _asgi_get(app, layer)
+            start, _ = asgi_request(app, "GET", layer)
             assert dict(start["headers"])[b"cache-control"] == static_cache.IMMUTABLE
-            start, _ = _asgi_get(app, "/territoires/_stcore/health")
+            start, _ = asgi_request(app, "GET", "/territoires/_stcore/health")
             assert dict(start["headers"])[b"cache-control"] == b"no-cache"
             assert asked == [layer, "/territoires/_stcore/health"]
         assert starlette_server.create_starlette_app is fake_create
         assert not serve.front_installed()
     finally:
-        starlette_server.create_starlette_app = original
         st_config.set_option("server.baseUrlPath", "")
 
 

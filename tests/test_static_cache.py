@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
+from asgi_support import asgi_request
 from territoires.app import assets, static_cache
 
 HASH = "0123456789abcdef" * 4
@@ -30,20 +29,6 @@ def test_immutable_paths(base: str, path: str, immutable: bool) -> None:
     assert bool(static_cache.immutable_paths(base).fullmatch(path)) is immutable
 
 
-def _get(app: static_cache.ImmutableFiles, path: str, method: str = "GET") -> list[dict]:
-    sent: list[dict] = []
-
-    async def receive() -> dict:
-        return {"type": "http.request", "body": b""}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    asyncio.run(app({"type": "http", "method": method, "path": path, "headers": []},
-                    receive, send))
-    return sent
-
-
 def _server(status: int) -> object:
     async def app(scope: dict, receive: object, send: object) -> None:
         await send({"type": "http.response.start", "status": status,  # type: ignore[operator]
@@ -56,14 +41,14 @@ def test_immutable_files_header() -> None:
     app = static_cache.ImmutableFiles(_server(200), static_cache.immutable_paths())
     layer = f"/app/static/layers/{HASH}.json"
     for method in ("GET", "HEAD"):
-        start, body = _get(app, layer, method)
+        start, body = asgi_request(app, method, layer)
         assert start["headers"] == [(b"etag", b'"e"'),
                                     (b"cache-control", static_cache.IMMUTABLE)]
         assert body["body"] == b"{}"
     # another path, another method, or an answer that is not the file: as Streamlit sent it
     for path, method in (("/app/static/vendor/manifest.json", "GET"), (layer, "POST")):
-        start, _ = _get(app, path, method)
+        start, _ = asgi_request(app, method, path)
         assert dict(start["headers"])[b"Cache-Control"] == b"no-cache"
     missing = static_cache.ImmutableFiles(_server(404), static_cache.immutable_paths())
-    start, _ = _get(missing, layer)
+    start, _ = asgi_request(missing, "GET", layer)
     assert (b"cache-control", static_cache.IMMUTABLE) not in start["headers"]

@@ -43,9 +43,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from territoires import config
 from territoires.errors import TerritoiresError
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 _LOG = logging.getLogger(__name__)
 
@@ -273,7 +277,7 @@ def front(app_dir: Path, title: str) -> Iterator[bool]:
         return
     pages = index_page.app_pages(app_dir)
 
-    def create_behind_front(runtime: object) -> index_page.ASGIApp:
+    def create_behind_front(runtime: object) -> ASGIApp:
         app = create(runtime)
         base = index_page.base_path(st_config.get_option("server.baseUrlPath"))
         app = static_cache.ImmutableFiles(app, static_cache.immutable_paths(base))

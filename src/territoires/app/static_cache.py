@@ -22,9 +22,12 @@ headers. :class:`ImmutableFiles` is the ASGI middleware that adds the header;
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from territoires.app import assets, layer_files, map_documents
-from territoires.app.index_page import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:  # Starlette's ASGI types (Streamlit's server is Starlette's)
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: The header of a file that never changes under its name
 IMMUTABLE = b"public, max-age=31536000, immutable"
