@@ -133,6 +133,25 @@ def test_area_outlines_without_choropleth(display: dict) -> None:
     assert "Gironde" in strings and "Seine-Saint-Denis" not in strings  # area outlines only
 
 
+def test_compact_map_outlines_communes_of_small_areas_only(
+        display: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small map (a Fiche's) leaves out the outlines of an area's communes beyond
+    COMPACT_MAX_COMMUNES (a region's 1,265); a full-size map keeps them."""
+    monkeypatch.setattr(maps, "COMPACT_MAX_COMMUNES", len(GIRONDE) - 1, raising=False)
+    area = maps.Area(GIRONDE, GIRONDE_QPV)
+
+    def names(compact: bool, area: maps.Area = area) -> set[str]:
+        spec = maps.MapSpec(area=area, fit=compact, compact=compact)
+        return _layer_names(maps.map_html(maps.build_map(display, display, spec)))
+
+    big = names(True)
+    assert "Communes de la zone" not in big
+    assert {"Départements", "QPV"} <= big  # the rest of the reference layers stay
+    assert "Communes de la zone" in names(False)
+    small = maps.Area(frozenset(sorted(GIRONDE)[:-1]), GIRONDE_QPV)
+    assert "Communes de la zone" in names(True, small)
+
+
 def test_centroid_qpv_drawn_as_point(display: dict) -> None:
     area = maps.Area(frozenset(["93066"]), frozenset(["QN09301M"]))
     page = maps.map_html(maps.build_map(display, display, maps.MapSpec(area=area)))

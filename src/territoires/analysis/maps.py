@@ -103,6 +103,12 @@ POINT_DECIMALS = 4
 MAX_INITIATIVE_POINTS = 800
 #: Areas with more communes than this are drawn from the "national" display layers.
 LOCAL_MAX_COMMUNES = 150
+#: A small map (:attr:`MapSpec.compact`: a Fiche's) outlines the area's communes only up
+#: to this many: the 1,265 communes of a region, a few pixels each at that size, hid the
+#: initiative's own territories and were most of what the browser built (issue 13: the
+#: Fiche of a region-wide initiative drawn 0.12 s sooner without them); départements,
+#: QPV and the highlighted territories stay.
+COMPACT_MAX_COMMUNES = 200
 #: Maximum zoom of the maps, and of a map fitted to its area; smallest box fitted (degrees).
 MAX_ZOOM = 18
 FIT_MAX_ZOOM = 15
@@ -1267,7 +1273,8 @@ def map_layers(
         if lay is not None:
             layers.append(lay)
 
-    if not area.national and area.communes and drawn != "commune":
+    if (not area.national and area.communes and drawn != "commune"
+            and not (spec.compact and len(area.communes) > COMPACT_MAX_COMMUNES)):
         holder = detail if "communes" in detail else national
         communes = _in_area(holder.get("communes"), "code_insee", area.communes)
         lay = _outline_layer(communes, "commune", "Communes de la zone",
