@@ -10,6 +10,10 @@ listens; ``--launch streamlit-run``: plain ``streamlit run app.py``, the baselin
 same run, a bare Streamlit page showing the same catalogue table with ``st.dataframe`` (the
 floor no Streamlit app can beat; the first 500 rows, the Catalogue page's page size), and prints:
 
+- the map floor: the Carte's national map alone (a title, the map, the footer: no sidebar,
+  no widget; drawn by the app's own code, ``MAP_FLOOR_PAGE``, served on ``--port + 3``):
+  map drawn, and its ratio to the bare page; each page with a map is then read against it
+  too (visited after each visit of the page): what the page around the map costs;
 - fresh server: process start -> healthy, then the first visit of Carte -> map drawn;
 - per page, warm (medians of ``--repeat`` visits in new tabs): navigation -> content settled
   (footer drawn, no script running, no element waiting for its code, every table and chart
@@ -33,9 +37,10 @@ floor no Streamlit app can beat; the first 500 rows, the Catalogue page's page s
   first visits (Python websocket clients speaking Streamlit's protocol, not 20 chromium
   tabs), whose median and max time to the script's end are printed.
 
-Layers: ``--geo``, else ``geo/`` if built, else built from the mirror. Ports: ``--port`` and
-``--port + 1`` (the bare page). ``--app DIR`` measures another copy of the app (before/after:
-``git archive <commit> | tar -x -C DIR``); ``--compare DIR`` serves that copy beside this one
+Layers: ``--geo``, else ``geo/`` if built, else built from the mirror. Ports: ``--port``,
+``--port + 1`` (the bare page) and ``--port + 3`` (the map floor). ``--app DIR`` measures
+another copy of the app (before/after: ``git archive <commit> | tar -x -C DIR``);
+``--compare DIR`` serves that copy beside this one
 (``--port + 2``) and visits the pages with a map on each in turn, A then B, so that the
 machine's noise falls on both alike.
 
@@ -90,6 +95,44 @@ cols = [c for c in ini.columns if ini[c].map(lambda v: isinstance(v, (str, int, 
 st.dataframe(ini[cols], hide_index=True)
 st.caption("Sources : ANCT (floor page)")
 '''
+
+#: The map's floor: the Carte's national map alone (a title, the map, the footer; no
+#: sidebar, no widget), drawn by the app's own code, served beside the app. The pages with
+#: a map read against it too: what the map itself costs, apart from what the page around it
+#: costs.
+MAP_FLOOR_PAGE = '''"""Floor of the benchmark's maps: the Carte's national map, nothing else."""
+import streamlit as st
+
+from territoires.analysis import maps
+from territoires.app import ui
+
+st.set_page_config(page_title="Map floor", layout="wide")
+st.title("Carte")
+data = ui.app_data()
+filters = ui.current_filters()
+area = maps.area_from_filters(filters.territories, data.index)
+level = ui.carte_default_level(filters, area)
+ui.carte_map(data, filters, level, ui.CARTE_MEASURE, ui.CARTE_COLOUR,
+             shown=ui.carte_data(data, filters, level))
+st.caption("Sources : ANCT (map floor)")
+'''
+
+
+def map_floor_script(app: Path) -> Path:
+    """The map floor's script in ``bench/out/map_floor/``, beside the app's static folder
+    (a link: Leaflet, the layer files) and Streamlit settings (static serving on)."""
+    folder = OUT / "map_floor"
+    (folder / ".streamlit").mkdir(parents=True, exist_ok=True)
+    static = folder / "static"
+    if static.is_symlink() or static.exists():
+        static.unlink()
+    static.symlink_to((app / "static").resolve(), target_is_directory=True)
+    (folder / ".streamlit" / "config.toml").write_text(
+        (app / ".streamlit" / "config.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    script = folder / "map_floor.py"
+    script.write_text(MAP_FLOOR_PAGE, encoding="utf-8")
+    return script
+
 
 #: The bare page is served as well as Streamlit can (as territoires serve serves the app).
 BARE_OPTIONS = ("--server.fileWatcherType", "none", "--runner.postScriptGC", "false")
@@ -429,7 +472,9 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
           streamlit_server(args.app / "app.py", args.port, env,
                            serve=args.launch == "serve") as (base, proc, healthy),
           streamlit_server(bare, args.port + 1, env, extra=BARE_OPTIONS) as (
-              bare_base, bare_proc, _)):
+              bare_base, bare_proc, _),
+          streamlit_server(map_floor_script(args.app), args.port + 3, env,
+                           extra=BARE_OPTIONS) as (map_floor_base, _mp, _mh)):
         browser, context = offline_browser(p, args.route)
         rss0 = rss_mb(proc.pid)
         first = Visit(context, base + "/carte", need_map=True)
@@ -458,14 +503,25 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
               f"footer alone: {floor_footer:.0f} ms), "
               f"{_kb(floor_runs[-1][1]).strip()} kB over the websocket, largest frame "
               f"{_kb(floor_runs[-1][2]).strip()} kB; server RSS {rss_mb(bare_proc.pid):.0f} MB")
+        Visit(context, map_floor_base + "/", need_map=True).close()  # caches filled
+        map_floor_runs = []
+        for _ in range(args.repeat):
+            v = Visit(context, map_floor_base + "/", need_map=True)
+            map_floor_runs.append(v.map)
+            v.close()
+        map_floor = _median(map_floor_runs) or float("nan")
+        print(f"map floor (the Carte's national map alone: a title, the map, the footer): "
+              f"map drawn {map_floor:.0f} ms, {map_floor / floor:.2f}x the bare page")
 
         print(f"\n{'page (warm, median of ' + str(args.repeat) + ')':<28} {'settled':>7} "
               f"{'ratio':>6} {'map':>7} {'ratio':>6} {'ws kB':>8} {'max kB':>8} "
-              f"{'footer':>7} {'ratio':>6}   floor (bare page between its visits)")
+              f"{'footer':>7} {'ratio':>6}   floor (bare page between its visits)"
+              f"{'map floor':>10} {'ratio':>6}")
         floors_all: list[float] = []
         for name, path, has_map in pages_for(first_id):
             runs = []
             floors: list[float] = []
+            map_floors: list[float | None] = []
             for _ in range(args.repeat):
                 v = Visit(context, base + path, need_map=has_map)
                 runs.append((v.settled, v.map if has_map else None, *v.traffic(), v.footer))
@@ -476,6 +532,10 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
                 if b.settled is not None:
                     floors.append(b.settled)
                 b.close()
+                if has_map:  # and the map's floor
+                    m = Visit(context, map_floor_base + "/", need_map=True)
+                    map_floors.append(m.map)
+                    m.close()
             floor = _median(floors) or floor
             floors_all += floors
             settled = _median(r[0] for r in runs)
@@ -487,9 +547,13 @@ def bench_scale(label: str, env: dict[str, str], first_id: str, args: argparse.N
             ratio_map = f"{drawn / floor:6.2f}" if drawn is not None else "     —"
             never = "" if not has_map or len(drawn_runs) == len(runs) else (
                 f"  no map in {len(runs) - len(drawn_runs)} of {len(runs)} visits")
+            map_floor_here = _median(map_floors)
+            versus_map = (f"   {_fmt_ms(map_floor_here)} {_ratio(drawn, map_floor_here)}"
+                          if drawn is not None and map_floor_here else "")
             print(f"{name:<28} {_fmt_ms(settled)} {_ratio(settled, floor)} {_fmt_ms(drawn)} "
                   f"{ratio_map} {_kb(total)} {_kb(largest)} {_fmt_ms(footer)} "
-                  f"{_ratio(footer, floor_footer)}   {_fmt_ms(floor)}{never}", flush=True)
+                  f"{_ratio(footer, floor_footer)}   {_fmt_ms(floor)}{versus_map}{never}",
+                  flush=True)
         print(f"bare page between the visits: median {_fmt_ms(_median(floors_all))} ms, "
               f"from {_fmt_ms(min(floors_all, default=None))} to "
               f"{_fmt_ms(max(floors_all, default=None))} ms")
