@@ -148,7 +148,8 @@ class MapSpec:
     link_base: str = "/"
     #: Fit the view to the area in the browser, whatever the map's size (small maps).
     fit: bool = False
-    #: Layer control folded into an icon (small maps).
+    #: A small map: layer control folded into an icon, the outlines of the area's communes
+    #: left out beyond :data:`COMPACT_MAX_COMMUNES`.
     compact: bool = False
 
 
