@@ -22,6 +22,7 @@ the app's pages put static text that belongs together into one element.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -57,8 +58,6 @@ def page_source(variant: str, count: int) -> str:
 
 def main() -> None:
     """Serve the three pages, visit them in turn, print the medians."""
-    import os
-
     from playwright.sync_api import sync_playwright
 
     parser = argparse.ArgumentParser(description=__doc__)
