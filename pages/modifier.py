@@ -41,7 +41,7 @@ with ui.guard():
                   if private else " Un modérateur relira votre modification."))
     forms.fiche_form(prefix, data, include_private=private)
     comment = st.text_area("Ce qui change, en une phrase (facultatif)",
-                           key=f"{prefix}comment", max_chars=2000)
+                           key=forms.widget_key(prefix, "comment"), max_chars=2000)
     label = "Publier la modification" if private else "Envoyer la modification"
     if st.button(label, type="primary", key=f"{prefix}send", icon=":material/send:"):
         forms.submit(prefix, lambda: moderation.submit_edit(

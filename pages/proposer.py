@@ -32,7 +32,7 @@ with ui.guard():
                    "catalogue ; suivez-la sur la page « Mes propositions ».")
     forms.fiche_form(PREFIX, data, include_private=True)
     comment = st.text_area("Commentaire pour les modérateurs (facultatif)",
-                           key=f"{PREFIX}comment", max_chars=2000)
+                           key=forms.widget_key(PREFIX, "comment"), max_chars=2000)
     label = "Publier la fiche" if user.at_least("moderateur") else "Envoyer aux modérateurs"
     if st.button(label, type="primary", key=f"{PREFIX}send", icon=":material/send:"):
         st.session_state.pop("fx_last", None)

@@ -219,3 +219,60 @@ def test_two_editors_second_save_refused(servers, chromium) -> None:
     assert title == "Sport à Pau (premier)"
     first_ctx.close()
     second_ctx.close()
+
+
+def test_edit_sent_before_the_form_is_drawn_keeps_the_fiche(servers, chromium) -> None:
+    """A moderator types the title and presses Enter while the server's first run is still
+    drawing the form (as on a cold server): the browser has the title and nothing after it
+    (here, what the server sent after the title is dropped until the page speaks again).
+    Publishing keeps the fiche's themes, maturity and territory; it was refused (« Thèmes »
+    empty), and the maturity drawn was « Émergence »."""
+    base = servers["base"]
+    context = _context(chromium)
+    page = _sign_in(context, base, "mod@ex.org")
+    stream = {"dropping": False, "dropped": 0, "typed": False, "done": False}
+
+    def route(ws) -> None:
+        server = ws.connect_to_server()
+
+        def down(message: str | bytes) -> None:
+            if stream["dropping"]:
+                stream["dropped"] += 1
+                return
+            ws.send(message)
+            if not stream["done"] and isinstance(message, bytes) and \
+                    b"Titre de l'initiative" in message:
+                stream["dropping"] = stream["done"] = True
+
+        def up(message: str | bytes) -> None:
+            if stream["typed"]:  # the rerun asked by Enter, and what follows, go through
+                stream["dropping"] = False
+            server.send(message)
+
+        server.on_message(down)
+        ws.on_message(up)
+
+    page.route_web_socket(re.compile(r".*/_stcore/stream"), route)
+    page.goto(f"{base}/modifier?id=cenon-culture")
+    title = page.get_by_label("Titre de l'initiative", exact=True)
+    title.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)  # the first run ends on the server
+    assert page.get_by_text("Thèmes (au moins un)").count() == 0  # not in this browser
+    title.fill("Culture à Cenon, relue")
+    stream["typed"] = True
+    title.press("Enter")
+    wait_idle(page)
+    assert stream["dropped"] > 10 and not stream["dropping"], stream
+    themes = page.get_by_test_id("stMultiSelect").filter(has_text="Thèmes (au moins un)")
+    themes.wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    assert "Culture" in themes.inner_text()  # what the user sees before publishing
+    page.get_by_role("button", name="Publier la modification").click()
+    expect_text(page, re.compile(r"Fiche publiée \(version \d+\)"), "edit_early")
+    catalogue = servers["store"].load_catalogue()
+    row = catalogue.initiatives.set_index("id").loc["cenon-culture"]
+    assert row["title"] == "Culture à Cenon, relue"
+    assert list(row["themes"]) == ["culture"] and row["maturity"] == "deploiement"
+    places = catalogue.territories[catalogue.territories["initiative_id"] == "cenon-culture"]
+    assert list(zip(places["level"], places["code"], strict=True)) == [("commune", "33119")]
+    context.close()

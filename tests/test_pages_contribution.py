@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_env import make_env
+from apptest_support import drawn_widgets, rerun_with_only
 from territoires.app import forms
 from territoires.catalogue import auth, moderation, storage
 from territoires.catalogue.auth import CLI_USER
@@ -91,14 +92,19 @@ def assert_no_markup(at: AppTest) -> None:
             assert not _RAW.search(str(e.value)), (kind, e.value)
 
 
+def _key(at: AppTest, name: str, prefix: str = "fx_new_") -> str:
+    """Key of a widget of the form as loaded last (each load has its own keys)."""
+    return forms.widget_key(prefix, name, at.session_state)
+
+
 def _fill_new(at: AppTest, title: str) -> None:
     # communes are offered once searched (the list holds régions and départements only)
-    _run(at.text_input(key="fx_new_tsearch").input("33119"))
-    at.text_input(key="fx_new_title").input(title)
-    at.multiselect(key="fx_new_themes").select("culture")
-    at.multiselect(key="fx_new_territories").select(
-        next(o for o in at.multiselect(key="fx_new_territories").options if "33119" in o))
-    at.text_area(key="fx_new_summary").input(XSS)
+    _run(at.text_input(key=_key(at, "tsearch")).input("33119"))
+    at.text_input(key=_key(at, "title")).input(title)
+    at.multiselect(key=_key(at, "themes")).select("culture")
+    territories = at.multiselect(key=_key(at, "territories"))
+    territories.select(next(o for o in territories.options if "33119" in o))
+    at.text_area(key=_key(at, "summary")).input(XSS)
 
 
 def test_without_sign_in_configured_pages_say_how_to_enable(env) -> None:
@@ -124,7 +130,7 @@ def test_contributor_proposes_then_moderator_publishes(env) -> None:
     _fill_new(at, XSS)
     _run(at.button(key="fx_new_send").click())
     assert any("attend la validation" in _plain(s.value) for s in at.success), _texts(at)
-    assert at.text_input(key="fx_new_title").value == ""  # form cleared after success
+    assert at.text_input(key=_key(at, "title")).value == ""  # form cleared after success
     pending = moderation.queue(env, auth.User("mod@ex.org", "moderateur"))
     assert [p.title for p in pending] == [XSS]
     assert XSS not in set(env.load_catalogue().initiatives["title"])  # not published yet
@@ -148,13 +154,13 @@ def test_contributor_proposes_then_moderator_publishes(env) -> None:
 
 def test_validation_messages_next_to_fields_and_typed_values_kept(env) -> None:
     at = _run(_app("alice", "pages/proposer.py"))
-    at.text_area(key="fx_new_summary").input("Mon résumé")
+    at.text_area(key=_key(at, "summary")).input("Mon résumé")
     _run(at.button(key="fx_new_send").click())
     errors = [_plain(e.value) for e in at.error]
     assert any("champ obligatoire vide" in e for e in errors), errors
     assert any("n'est pas enregistrée" in e for e in errors)
     assert any(e.startswith("Champs à corriger") and "Titre" in e for e in errors)
-    assert at.text_area(key="fx_new_summary").value == "Mon résumé"  # kept
+    assert at.text_area(key=_key(at, "summary")).value == "Mon résumé"  # kept
     assert moderation.queue(env, auth.User("m", "moderateur")) == []
 
 
@@ -187,10 +193,11 @@ def test_reject_with_reason_seen_by_author(env) -> None:
 def test_two_editors_second_save_refused_and_typed_text_kept(env) -> None:
     first = _run(_app("mod", "pages/modifier.py", {"id": "pau-sport"}))
     second = _run(_app("mod2", "pages/modifier.py", {"id": "pau-sport"}))
-    key = "fx_edit_pau-sport_title"
-    first.text_input(key=key).input("Titre du premier")
+    prefix = "fx_edit_pau-sport_"
+    first.text_input(key=_key(first, "title", prefix)).input("Titre du premier")
     _run(first.button(key="fx_edit_pau-sport_send").click())
     assert any("Fiche publiée (version 2)" in _plain(s.value) for s in first.success), _texts(first)
+    key = _key(second, "title", prefix)
     second.text_input(key=key).input("Titre du second")
     _run(second.button(key="fx_edit_pau-sport_send").click())
     assert any("Conflit de modification" in _plain(e.value) for e in second.error), _texts(second)
@@ -270,3 +277,25 @@ def test_menu_follows_the_role(env) -> None:
     assert "Mes propositions" in contrib and "Modération" not in contrib
     admin = labels(_run(_app("admin")))
     assert {"Modération", "Administration", "Mes propositions"} <= admin
+
+
+def test_loaded_fiche_survives_a_rerun_before_the_browser_drew_the_form(env) -> None:
+    """A user who types the title and presses Enter before the browser has drawn the rest of
+    the form (its widgets load lazily) makes a rerun that carries the title only. The other
+    fields must still show the fiche when the browser draws them: the fiche's values were
+    pushed to the browser in the first run only, so it drew the themes, the territories empty
+    and the maturity « Émergence »; publishing was then refused (« Thèmes ») or changed the
+    maturity."""
+    at = _run(_app("mod", "pages/modifier.py", {"id": "pau-sport"}))
+    loaded = drawn_widgets(at)
+    assert loaded["multiselect:Thèmes (au moins un)"] == ["Sport"]  # the fiche is in the form
+    assert loaded["selectbox:Maturité"] == "Essaimage / pérennisation"
+    title = next(n for n in at.text_input if n.label == "Titre de l'initiative")
+    title.input("Sport à Pau, relu")
+    at = rerun_with_only(at, [title])  # the browser had drawn the title only
+    assert next(n for n in at.text_input if n.label == title.label).value == \
+        "Sport à Pau, relu"
+    shown = drawn_widgets(at)
+    for values in (shown, loaded):
+        values.pop(f"text_input:{title.label}")  # the browser shows what was typed there
+    assert shown == loaded

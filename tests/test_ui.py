@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_env import make_env
+from apptest_support import drawn_widgets, rerun_with_only
 from territoires.analysis import views
 from territoires.analysis.queries import Filters
 from territoires.app import ui
@@ -145,6 +146,19 @@ def test_pages_run_in_a_script_slot(app_env: dict, monkeypatch: pytest.MonkeyPat
     _run_app()
     assert runs == [("app.py", False), ("accueil.py", True)]
     assert inside == [True, False]
+
+
+def test_shared_filters_survive_a_rerun_before_the_browser_drew_them(app_env: dict) -> None:
+    """A shared link's filters (and the page's choices) stay on screen when the browser
+    reruns before drawing the sidebar (its widgets load lazily): they were pushed in the
+    first run only, so a browser that drew them later showed them empty, and its next rerun
+    dropped them."""
+    at = _run_app({"t": "commune:33119", "themes": "sport", "maturity": "essaimage"})
+    first = drawn_widgets(at)
+    assert first["multiselect:Thèmes"] == ["Sport"], first
+    assert first["multiselect:Territoires"] == ["Cenon (33119) — Commune"], first
+    at = rerun_with_only(at)  # a rerun from a browser that has drawn none of them
+    assert drawn_widgets(at) == first
 
 
 def test_shared_territory_stays_in_the_list(app_env: dict) -> None:

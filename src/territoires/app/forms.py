@@ -10,6 +10,12 @@ source.
 Form state lives in ``st.session_state`` under a prefix (``fx_new_``, ``fx_edit_<id>_``):
 what the user typed survives a refused save (validation problems, edit conflict) so that it
 can be corrected or re-applied.
+
+A loaded fiche reaches the browser as each widget's default, under keys fresh to that load
+(:func:`widget_key`), never by writing the widgets' state: Streamlit pushes a value written
+that way to the browser once, in the run that wrote it, and a browser that reruns before it
+has drawn the widget (the user presses Enter in the title while the rest of the form is still
+loading) would then draw the field empty and send that back.
 """
 
 from __future__ import annotations
@@ -82,8 +88,31 @@ _INT = {"year", "year_start", "year_end"}
 
 
 
+#: Session counter of form loads: each load's widgets get keys no browser has seen.
+_LOADS = "_fx_loads"
+
+
 def _k(prefix: str, name: str) -> str:
     return f"{prefix}{name}"
+
+
+def widget_key(prefix: str, name: str, state: Any = None) -> str:
+    """Key of the form's widget ``name`` for the fiche loaded last under ``prefix`` (in
+    ``state``, by default this session's state)."""
+    state = st.session_state if state is None else state
+    return f"{prefix}{name}@{state.get(_k(prefix, '_load'), 0)}"
+
+
+def _loaded(prefix: str, name: str) -> Any:
+    """The loaded fiche's value of field ``name`` (the widget's default)."""
+    return (st.session_state.get(_k(prefix, "_values")) or {}).get(name)
+
+
+def _value(prefix: str, name: str) -> Any:
+    """What the form's field ``name`` holds: the widget's value once it has been drawn, the
+    loaded value before."""
+    key = widget_key(prefix, name)
+    return st.session_state[key] if key in st.session_state else _loaded(prefix, name)
 
 
 def form_loaded(prefix: str) -> bool:
@@ -93,23 +122,27 @@ def form_loaded(prefix: str) -> bool:
 
 def load_form(prefix: str, payload: dict | None, base_version: int | None,
               index: Any) -> None:
-    """Fill the form's widget state from a payload (None: an empty new fiche)."""
+    """Put a payload in the form (None: an empty new fiche): its values become the widgets'
+    defaults, under widget keys new to this load (what was typed before is forgotten)."""
     clear_form(prefix)
     payload = payload or {name: [] for name in model.TABLE_COLUMNS}
     row = (payload.get("initiatives") or [{}])[0]
     state = st.session_state
-    state[_k(prefix, "title")] = row.get("title") or ""
+    values: dict[str, Any] = {"title": row.get("title") or ""}
     for col, _label in [*TEXT_AREAS, *SHORT_TEXTS, ("contact_email", "")]:
-        state[_k(prefix, col)] = row.get(col) or ""
+        values[col] = row.get(col) or ""
     for col in ("start_date", "end_date"):
         value = row.get(col)
-        state[_k(prefix, col)] = dt.date.fromisoformat(value[:10]) if value else None
-    state[_k(prefix, "scale")] = row.get("scale")
-    state[_k(prefix, "maturity")] = row.get("maturity") or "emergence"
+        values[col] = dt.date.fromisoformat(value[:10]) if value else None
+    values["scale"] = row.get("scale")
+    values["maturity"] = row.get("maturity") or "emergence"
     for col, _label, voc in MULTI:
-        state[_k(prefix, col)] = [v for v in row.get(col) or [] if v in voc.items]
+        values[col] = [v for v in row.get(col) or [] if v in voc.items]
     pairs = [(r.get("level"), r.get("code")) for r in payload.get("territories") or []]
-    state[_k(prefix, "territories")] = [index.label(lvl, code) for lvl, code in pairs]
+    values["territories"] = [index.label(lvl, code) for lvl, code in pairs]
+    state[_LOADS] = state.get(_LOADS, 0) + 1
+    state[_k(prefix, "_load")] = state[_LOADS]
+    state[_k(prefix, "_values")] = values
     for name, cols in EDITOR_COLUMNS.items():
         state[_k(prefix, f"{name}_data")] = _editor_frame(name, payload.get(name) or [], cols)
     state[_k(prefix, "_row")] = row  # fields the form does not edit (source_sheet, id…)
@@ -165,9 +198,13 @@ def _table_problems(prefix: str, table: str) -> None:
 
 
 def _select(prefix: str, col: str, label: str, voc: Vocabulary, optional: bool) -> None:
-    options: list[Any] = ([None] if optional else []) + voc.codes
-    st.selectbox(label, options, key=_k(prefix, col),
-                 format_func=lambda c: "— non renseigné —" if c is None else voc.label_of(c))
+    # "" for "not filled in", not None: Streamlit sends a selectbox holding None to the
+    # browser without its default, as if nothing were chosen
+    options: list[str] = ([""] if optional else []) + voc.codes
+    loaded = _loaded(prefix, col) or ""
+    st.selectbox(label, options, index=options.index(loaded) if loaded in options else 0,
+                 key=widget_key(prefix, col),
+                 format_func=lambda c: voc.label_of(c) if c else "— non renseigné —")
     _field_problems(prefix, f"initiatives.{col}")
 
 
@@ -178,28 +215,30 @@ def fiche_form(prefix: str, data: ui.AppData, *, include_private: bool) -> None:
     general = [k for k in _problems(prefix) if k in ("initiatives", "initiatives.id")]
     for key in general:
         _field_problems(prefix, key)
-    st.text_input("Titre de l'initiative", key=_k(prefix, "title"), max_chars=300)
+    st.text_input("Titre de l'initiative", _loaded(prefix, "title"),
+                  key=widget_key(prefix, "title"), max_chars=300)
     _field_problems(prefix, "initiatives.title")
     left, right = st.columns(2)
     with left:
         _select(prefix, "maturity", "Maturité", MATURITY, optional=False)
         _select(prefix, "scale", "Échelle", SCALES, optional=True)
     with right:
-        st.date_input("Date de début", key=_k(prefix, "start_date"), format="DD/MM/YYYY",
+        st.date_input("Date de début", _loaded(prefix, "start_date"),
+                      key=widget_key(prefix, "start_date"), format="DD/MM/YYYY",
                       min_value=dt.date(1980, 1, 1), max_value=dt.date(2100, 12, 31))
         _field_problems(prefix, "initiatives.start_date")
-        st.date_input("Date de fin (si elle est connue)", key=_k(prefix, "end_date"),
-                      format="DD/MM/YYYY", min_value=dt.date(1980, 1, 1),
-                      max_value=dt.date(2100, 12, 31))
+        st.date_input("Date de fin (si elle est connue)", _loaded(prefix, "end_date"),
+                      key=widget_key(prefix, "end_date"), format="DD/MM/YYYY",
+                      min_value=dt.date(1980, 1, 1), max_value=dt.date(2100, 12, 31))
         _field_problems(prefix, "initiatives.end_date")
     for col, label, voc in MULTI:
-        st.multiselect(label, voc.codes, format_func=voc.label_of, key=_k(prefix, col),
-                       placeholder="Choisissez…")
+        st.multiselect(label, voc.codes, _loaded(prefix, col), format_func=voc.label_of,
+                       key=widget_key(prefix, col), placeholder="Choisissez…")
         _field_problems(prefix, f"initiatives.{col}")
     _territories(prefix, data)
     for col, label in TEXT_AREAS:
-        st.text_area(label, key=_k(prefix, col), max_chars=moderation.MAX_TEXT,
-                     height=100 if col == "summary" else 120)
+        st.text_area(label, _loaded(prefix, col), key=widget_key(prefix, col),
+                     max_chars=moderation.MAX_TEXT, height=100 if col == "summary" else 120)
         _field_problems(prefix, f"initiatives.{col}")
     st.header("Structures (porteurs et partenaires)")
     _editor(prefix, "organisations", {
@@ -246,11 +285,13 @@ def fiche_form(prefix: str, data: ui.AppData, *, include_private: bool) -> None:
     })
     st.header("Source et contact")
     for col, label in SHORT_TEXTS:
-        st.text_input(label, key=_k(prefix, col), max_chars=moderation.MAX_SHORT_TEXT)
+        st.text_input(label, _loaded(prefix, col), key=widget_key(prefix, col),
+                      max_chars=moderation.MAX_SHORT_TEXT)
         _field_problems(prefix, f"initiatives.{col}")
     if include_private:
         st.text_input("Contact : e-mail (privé, vu seulement des modérateurs)",
-                      key=_k(prefix, "contact_email"), max_chars=320)
+                      _loaded(prefix, "contact_email"), key=widget_key(prefix, "contact_email"),
+                      max_chars=320)
         _field_problems(prefix, "initiatives.contact_email")
     elif state.get(_k(prefix, "_base")) is not None:
         st.caption("L'e-mail de contact (privé) n'est visible que des modérateurs : il reste "
@@ -259,22 +300,26 @@ def fiche_form(prefix: str, data: ui.AppData, *, include_private: bool) -> None:
 
 def _territories(prefix: str, data: ui.AppData) -> None:
     options, _lookup = ui._territory_options(data.geo)
-    key = _k(prefix, "territories")
-    chosen = list(st.session_state.get(key) or [])
-    search = st.text_input("Chercher un territoire (nom ou code)", key=_k(prefix, "tsearch"),
+    loaded = list(_loaded(prefix, "territories") or [])
+    chosen = list(_value(prefix, "territories") or [])
+    search = st.text_input("Chercher un territoire (nom ou code)",
+                           key=widget_key(prefix, "tsearch"),
                            placeholder="Cenon, 33119, QN03307M, Gironde…")
     found: list[str] = []
     if search.strip():
         found = [str(x) for x in data.index.search(search.strip(), limit=30)["label"]]
     seen: set[str] = set()
-    everything = [x for x in [*chosen, *found, *options] if not (x in seen or seen.add(x))]
-    st.multiselect("Territoires de l'initiative (au moins un)", everything, key=key,
+    everything = [x for x in [*loaded, *chosen, *found, *options]
+                  if not (x in seen or seen.add(x))]
+    st.multiselect("Territoires de l'initiative (au moins un)", everything, loaded,
+                   key=widget_key(prefix, "territories"),
                    placeholder="Tapez un nom ou un code…")
     _table_problems(prefix, "territories")
 
 
 def _editor(prefix: str, table: str, config: dict[str, Any]) -> None:
-    st.data_editor(st.session_state[_k(prefix, f"{table}_data")], key=_k(prefix, table),
+    st.data_editor(st.session_state[_k(prefix, f"{table}_data")],
+                   key=widget_key(prefix, table),
                    num_rows="dynamic", hide_index=True, width="stretch",
                    column_config=config, column_order=list(config))
     _table_problems(prefix, table)
@@ -286,7 +331,7 @@ def _editor(prefix: str, table: str, config: dict[str, Any]) -> None:
 def _edited(prefix: str, table: str) -> pd.DataFrame:
     """The editor's table with the user's edits applied (added, edited, deleted rows)."""
     base = st.session_state[_k(prefix, f"{table}_data")].copy()
-    edits = st.session_state.get(_k(prefix, table)) or {}
+    edits = st.session_state.get(widget_key(prefix, table)) or {}
     for pos, changes in (edits.get("edited_rows") or {}).items():
         for col, value in changes.items():
             base.loc[base.index[int(pos)], col] = value
@@ -303,22 +348,21 @@ def form_catalogue(prefix: str, data: ui.AppData, initiative_id: str | None,
     state = st.session_state
     _options, lookup = ui._territory_options(data.geo)
     row = dict(state.get(_k(prefix, "_row")) or {})
-    title = str(state.get(_k(prefix, "title")) or "").strip()
+    title = str(_value(prefix, "title") or "").strip()
     iid = initiative_id or moderation.new_id(
         title, {*data.catalogue.initiatives["id"], *(taken or ())})
     row.update({"id": iid, "title": title or None,
-                "maturity": state.get(_k(prefix, "maturity")),
-                "scale": state.get(_k(prefix, "scale"))})
+                "maturity": _value(prefix, "maturity") or None,
+                "scale": _value(prefix, "scale") or None})
     for col in ("start_date", "end_date"):
-        row[col] = state.get(_k(prefix, col))
+        row[col] = _value(prefix, col)
     for col, _label, _voc in MULTI:
-        row[col] = list(state.get(_k(prefix, col)) or [])
+        row[col] = list(_value(prefix, col) or [])
     for col, _label in [*TEXT_AREAS, *SHORT_TEXTS, ("contact_email", "")]:
-        row[col] = str(state.get(_k(prefix, col)) or "").strip() or None
+        row[col] = str(_value(prefix, col) or "").strip() or None
     for col in ("created_at", "updated_at", "version"):
         row[col] = None
-    territories = [lookup[x] for x in state.get(_k(prefix, "territories")) or []
-                   if x in lookup]
+    territories = [lookup[x] for x in _value(prefix, "territories") or [] if x in lookup]
     tables: dict[str, pd.DataFrame] = {
         "initiatives": pd.DataFrame([row], columns=model.INITIATIVE_COLUMNS).astype(object),
         "territories": pd.DataFrame([{"initiative_id": iid, "level": lvl, "code": code}

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import folium
 import geopandas as gpd
@@ -582,8 +582,7 @@ def render_filters_sidebar() -> Filters:
     label_of = _territory_labels(data.geo)
     expected = widget_values(filters, label_of)
     for key, value in expected.items():
-        if st.session_state.get(key) != value:
-            st.session_state[key] = value
+        _from_url(key, value)
     with st.sidebar:
         st.markdown("### Filtres")
         search = st.text_input(
@@ -652,6 +651,15 @@ def more_filters_active(filters: Filters) -> int:
             + (filters.years is not None) + (filters.amount is not None))
 
 
+def _from_url(key: str, value: Any) -> None:
+    """Give widget ``key`` the value the URL holds, on every run and not only when it
+    differs: Streamlit sends a value written to a widget's state to the browser in that run
+    only, and a browser that reruns before it has drawn the widget (widgets load lazily; a
+    fast user, a slow machine) would draw the widget's default instead and send it back,
+    dropping a shared link's filters or setting « Montant max. » to 0 €."""
+    st.session_state[key] = value
+
+
 def param_select(label: str, name: str, options: Mapping[str, str], default: str,
                  horizontal: bool = True) -> str:
     """A radio choice kept in the URL as ``?name=code`` (page state)."""
@@ -659,8 +667,7 @@ def param_select(label: str, name: str, options: Mapping[str, str], default: str
     if value not in options:
         value = default
     key = f"prm_{name}"
-    if st.session_state.get(key) != value:
-        st.session_state[key] = value
+    _from_url(key, value)
 
     def changed() -> None:
         st.query_params[name] = st.session_state[key]
@@ -702,8 +709,7 @@ def table_page(total: int, page_size: int, name: str = "page") -> int:
     if pages == 1:
         return 0
     key = f"prm_{name}"
-    if st.session_state.get(key) != number:
-        st.session_state[key] = number
+    _from_url(key, number)
 
     def changed() -> None:
         st.query_params[name] = str(st.session_state[key])
@@ -1141,8 +1147,7 @@ def url_territories_picker(label: str, name: str, max_selections: int = 4,
     chosen = chosen[:max_selections]
     key = f"prm_{name}"
     expected = [label_of[t] for t in chosen]
-    if st.session_state.get(key) != expected:
-        st.session_state[key] = expected
+    _from_url(key, expected)
 
     def changed() -> None:
         pairs = [lookup[x] for x in st.session_state[key] if x in lookup]
@@ -1168,8 +1173,7 @@ def url_ids_picker(label: str, name: str, options: Mapping[str, str],
     wanted = [x for x in (st.query_params.get(name) or "").split(",") if x in options]
     wanted = list(dict.fromkeys(wanted))[:max_selections]
     key = f"prm_{name}"
-    if st.session_state.get(key) != wanted:
-        st.session_state[key] = wanted
+    _from_url(key, wanted)
 
     def changed() -> None:
         ids = list(st.session_state[key])
