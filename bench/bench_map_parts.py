@@ -1,0 +1,142 @@
+"""What the parts of the Carte page around its map cost the map's first view in the browser.
+
+Usage: ``.venv/bin/python bench/bench_map_parts.py [--repeat 7] [--port 8680]``
+
+``bench_browser`` reads each page with a map against the map floor (the Carte's national
+map alone: a title, the map, the footer). This script splits the gap between the floor and
+the Carte page: it serves, side by side, at seed scale,
+
+- ``bare``: ``bench_browser``'s bare page (the catalogue table; the issue's reference);
+- ``floor``: ``bench_browser``'s map floor;
+- ``floor + choices``: the floor with the Carte's three choices above the map (level,
+  measure and colour: ``ui.param_select``, three ``st.radio``);
+- ``floor + filters``: the floor with the shared filters in the sidebar
+  (``ui.render_filters_sidebar``: two text inputs, two multiselects, a button);
+- ``floor + both``;
+- ``carte``: the app's Carte page (``territoires serve``: the menu, the account block, the
+  filters, the choices, the captions and the table's expander around the same map).
+
+Each part is drawn by the app's own functions, not a copy of them. The pages are visited in
+turn (bare, floor, …, carte, bare, …: the machine's noise falls on all alike) in new tabs of
+one offline chromium that keeps its HTTP cache, and the script prints each page's median
+time from navigation to the map drawn (``bench_browser.TIMES_JS``; the bare page: to its
+content settled), its ratio to the bare page and to the floor, and the websocket messages
+it received. What the differences measure is the browser's work for the part added, on the
+page's main thread: Streamlit's frontend loads the code of most elements (every widget, the
+map's component) when it first draws one, shows a skeleton meanwhile, and React reveals the
+elements that waited for their code together, once all of them have it and are drawn; the
+map's frame is created then, with the widgets drawn in the same first view.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from bench_browser import (
+    BARE_OPTIONS,
+    BARE_PAGE,
+    MAP_FLOOR_PAGE,
+    OUT,
+    REPO,
+    Visit,
+    map_floor_script,
+    offline_browser,
+    streamlit_server,
+)
+from common import built_geo_dir, seed_db
+
+#: The floor's lines that the variants change
+LEVEL_LINE = "level = ui.carte_default_level(filters, area)\n"
+FILTERS_LINE = "filters = ui.current_filters()\n"
+
+#: The Carte page's three choices, as the page draws them (``pages/carte.py``)
+CHOICES = '''cols = st.columns(3)
+with cols[0]:
+    level = ui.param_select("Carte choroplèthe par", "niveau", maps.CHOROPLETH_LEVELS, level)
+with cols[1]:
+    ui.param_select("Mesure", "mesure", maps.MEASURES, ui.CARTE_MEASURE)
+with cols[2]:
+    ui.param_select("Couleur des initiatives", "couleur", maps.COLOUR_BY, ui.CARTE_COLOUR)
+'''
+
+VARIANTS = ("floor", "floor + choices", "floor + filters", "floor + both")
+
+
+def variant_source(variant: str) -> str:
+    """The map floor's script with the parts ``variant`` names."""
+    source = MAP_FLOOR_PAGE
+    for line in (LEVEL_LINE, FILTERS_LINE):
+        if source.count(line) != 1:
+            raise RuntimeError(f"map floor page changed: {line.strip()!r} not found once")
+    if variant in ("floor + choices", "floor + both"):
+        source = source.replace(LEVEL_LINE, LEVEL_LINE + CHOICES)
+    if variant in ("floor + filters", "floor + both"):
+        source = source.replace(FILTERS_LINE, "filters = ui.render_filters_sidebar()\n")
+    return source
+
+
+def main() -> None:
+    """Serve the pages, visit them in turn, print the medians."""
+    from playwright.sync_api import sync_playwright
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--port", type=int, default=8680)
+    args = parser.parse_args()
+    url = seed_db(Path(tempfile.mkdtemp(prefix="territoires-bm-")) / "seed.sqlite")
+    env = {**os.environ, "TERRITOIRES_DATABASE_URL": url,
+           "TERRITOIRES_GEO_DIR": str(built_geo_dir()), "TERRITOIRES_HOME": str(REPO)}
+    OUT.mkdir(exist_ok=True)
+    folder = map_floor_script(REPO).parent  # the app's static files and settings
+    bare = OUT / "bare_page.py"
+    bare.write_text(BARE_PAGE, encoding="utf-8")
+    with ExitStack() as stack:
+        bases = {"bare": stack.enter_context(streamlit_server(
+            bare, args.port, env, extra=BARE_OPTIONS))[0]}
+        for i, variant in enumerate(VARIANTS):
+            script = folder / f"map_parts_{i}.py"
+            script.write_text(variant_source(variant), encoding="utf-8")
+            bases[variant] = stack.enter_context(streamlit_server(
+                script, args.port + 1 + i, env, extra=BARE_OPTIONS))[0]
+        bases["carte"] = stack.enter_context(streamlit_server(
+            REPO / "app.py", args.port + 1 + len(VARIANTS), env, serve=True))[0] + "/carte"
+        p = stack.enter_context(sync_playwright())
+        browser, context = offline_browser(p)
+        for name, base in bases.items():  # caches filled, unmeasured
+            Visit(context, base, need_map=name != "bare").close()
+        times: dict[str, list[float]] = {name: [] for name in bases}
+        messages: dict[str, int] = {}
+        for _ in range(args.repeat):
+            for name, base in bases.items():
+                visit = Visit(context, base, need_map=name != "bare")
+                value = visit.settled if name == "bare" else visit.map
+                if value is not None:
+                    times[name].append(value)
+                messages[name] = len(visit.frames)
+                visit.close()
+        context.close()
+        browser.close()
+    medians = {name: statistics.median(values) for name, values in times.items() if values}
+    print(f"{'page (median of ' + str(args.repeat) + ')':<24} {'map drawn':>9} "
+          f"{'/ bare':>7} {'/ floor':>8} {'messages':>9}")
+    for name in bases:
+        if name not in medians:
+            print(f"{name:<24} {'—':>9}")
+            continue
+        value = medians[name]
+        label = "bare (settled)" if name == "bare" else name
+        print(f"{label:<24} {value:9.0f} {value / medians['bare']:7.2f} "
+              f"{value / medians['floor']:8.2f} {messages[name]:9d}")
+
+
+if __name__ == "__main__":
+    main()
