@@ -41,17 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bench_browser import (
-    BARE_OPTIONS,
-    BARE_PAGE,
-    MAP_FLOOR_PAGE,
-    OUT,
-    REPO,
-    Visit,
-    map_floor_script,
-    offline_browser,
-    streamlit_server,
-)
+import bench_browser as bb
 from common import built_geo_dir, seed_db
 
 #: The floor's lines that the variants change
@@ -73,7 +63,7 @@ VARIANTS = ("floor", "floor + choices", "floor + filters", "floor + both")
 
 def variant_source(variant: str) -> str:
     """The map floor's script with the parts ``variant`` names."""
-    source = MAP_FLOOR_PAGE
+    source = bb.MAP_FLOOR_PAGE
     for line in (LEVEL_LINE, FILTERS_LINE):
         if source.count(line) != 1:
             raise RuntimeError(f"map floor page changed: {line.strip()!r} not found once")
@@ -94,30 +84,30 @@ def main() -> None:
     args = parser.parse_args()
     url = seed_db(Path(tempfile.mkdtemp(prefix="territoires-bm-")) / "seed.sqlite")
     env = {**os.environ, "TERRITOIRES_DATABASE_URL": url,
-           "TERRITOIRES_GEO_DIR": str(built_geo_dir()), "TERRITOIRES_HOME": str(REPO)}
-    OUT.mkdir(exist_ok=True)
-    folder = map_floor_script(REPO).parent  # the app's static files and settings
-    bare = OUT / "bare_page.py"
-    bare.write_text(BARE_PAGE, encoding="utf-8")
+           "TERRITOIRES_GEO_DIR": str(built_geo_dir()), "TERRITOIRES_HOME": str(bb.REPO)}
+    bb.OUT.mkdir(exist_ok=True)
+    folder = bb.map_floor_script(bb.REPO).parent  # the app's static files and settings
+    bare = bb.OUT / "bare_page.py"
+    bare.write_text(bb.BARE_PAGE, encoding="utf-8")
     with ExitStack() as stack:
-        bases = {"bare": stack.enter_context(streamlit_server(
-            bare, args.port, env, extra=BARE_OPTIONS))[0]}
+        bases = {"bare": stack.enter_context(bb.streamlit_server(
+            bare, args.port, env, extra=bb.BARE_OPTIONS))[0]}
         for i, variant in enumerate(VARIANTS):
             script = folder / f"map_parts_{i}.py"
             script.write_text(variant_source(variant), encoding="utf-8")
-            bases[variant] = stack.enter_context(streamlit_server(
-                script, args.port + 1 + i, env, extra=BARE_OPTIONS))[0]
-        bases["carte"] = stack.enter_context(streamlit_server(
-            REPO / "app.py", args.port + 1 + len(VARIANTS), env, serve=True))[0] + "/carte"
+            bases[variant] = stack.enter_context(bb.streamlit_server(
+                script, args.port + 1 + i, env, extra=bb.BARE_OPTIONS))[0]
+        bases["carte"] = stack.enter_context(bb.streamlit_server(
+            bb.REPO / "app.py", args.port + 1 + len(VARIANTS), env, serve=True))[0] + "/carte"
         p = stack.enter_context(sync_playwright())
-        browser, context = offline_browser(p)
+        browser, context = bb.offline_browser(p)
         for name, base in bases.items():  # caches filled, unmeasured
-            Visit(context, base, need_map=name != "bare").close()
+            bb.Visit(context, base, need_map=name != "bare").close()
         times: dict[str, list[float]] = {name: [] for name in bases}
         messages: dict[str, int] = {}
         for _ in range(args.repeat):
             for name, base in bases.items():
-                visit = Visit(context, base, need_map=name != "bare")
+                visit = bb.Visit(context, base, need_map=name != "bare")
                 value = visit.settled if name == "bare" else visit.map
                 if value is not None:
                     times[name].append(value)
