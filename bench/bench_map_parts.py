@@ -9,7 +9,7 @@ the Carte page: it serves, side by side, at seed scale,
 - ``bare``: ``bench_browser``'s bare page (the catalogue table; the issue's reference);
 - ``floor``: ``bench_browser``'s map floor;
 - ``floor + choices``: the floor with the Carte's three choices above the map (level,
-  measure and colour: ``ui.param_select``, three ``st.radio``);
+  measure and colour: ``ui.carte_choices``, three ``st.radio``);
 - ``floor + filters``: the floor with the shared filters in the sidebar
   (``ui.render_filters_sidebar``: two text inputs, two multiselects, a button);
 - ``floor + both``;
@@ -48,15 +48,8 @@ from common import built_geo_dir, seed_db
 LEVEL_LINE = "level = ui.carte_default_level(filters, area)\n"
 FILTERS_LINE = "filters = ui.current_filters()\n"
 
-#: The Carte page's three choices, as the page draws them (``pages/carte.py``)
-CHOICES = '''cols = st.columns(3)
-with cols[0]:
-    level = ui.param_select("Carte choroplèthe par", "niveau", maps.CHOROPLETH_LEVELS, level)
-with cols[1]:
-    ui.param_select("Mesure", "mesure", maps.MEASURES, ui.CARTE_MEASURE)
-with cols[2]:
-    ui.param_select("Couleur des initiatives", "couleur", maps.COLOUR_BY, ui.CARTE_COLOUR)
-'''
+#: The Carte page's three choices, drawn by the page's own function
+CHOICES = "level = ui.carte_choices(filters, area)[0]\n"
 
 VARIANTS = ("floor", "floor + choices", "floor + filters", "floor + both")
 
@@ -124,8 +117,9 @@ def main() -> None:
             continue
         value = medians[name]
         label = "bare (settled)" if name == "bare" else name
-        print(f"{label:<24} {value:9.0f} {value / medians['bare']:7.2f} "
-              f"{value / medians['floor']:8.2f} {messages[name]:9d}")
+        ratios = " ".join(f"{value / medians[base]:7.2f}" if base in medians else "      —"
+                          for base in ("bare", "floor"))
+        print(f"{label:<24} {value:9.0f} {ratios} {messages[name]:9d}")
 
 
 if __name__ == "__main__":

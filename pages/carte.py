@@ -16,15 +16,7 @@ st.title("Carte")
 def view(data: ui.AppData, filters: ui.Filters, area: maps.Area) -> None:
     """The map and its table: a change of level, measure or colour reruns only this."""
     with ui.guard():  # a rerun of this part alone runs outside the page's guard
-        cols = st.columns(3)
-        with cols[0]:
-            level = ui.param_select("Carte choroplèthe par", "niveau", maps.CHOROPLETH_LEVELS,
-                                    ui.carte_default_level(filters, area))
-        with cols[1]:
-            measure = ui.param_select("Mesure", "mesure", maps.MEASURES, ui.CARTE_MEASURE)
-        with cols[2]:
-            colour_by = ui.param_select("Couleur des initiatives", "couleur", maps.COLOUR_BY,
-                                        ui.CARTE_COLOUR)
+        level, measure, colour_by = ui.carte_choices(filters, area)
         shown = ui.carte_data(data, filters, level)
         if len(shown.selection.catalogue) == 0:
             ui.empty_selection_info()

@@ -860,6 +860,21 @@ def carte_default_level(filters: Filters, area: maps.Area) -> str:
         return "qpv"
     return "commune"
 
+
+def carte_choices(filters: Filters, area: maps.Area) -> tuple[str, str, str]:
+    """The Carte page's three choices, side by side, kept in the URL: (choropleth level,
+    measure, colour of the initiatives)."""
+    cols = st.columns(3)
+    with cols[0]:
+        level = param_select("Carte choroplèthe par", "niveau", maps.CHOROPLETH_LEVELS,
+                             carte_default_level(filters, area))
+    with cols[1]:
+        measure = param_select("Mesure", "mesure", maps.MEASURES, CARTE_MEASURE)
+    with cols[2]:
+        colour_by = param_select("Couleur des initiatives", "couleur", maps.COLOUR_BY,
+                                 CARTE_COLOUR)
+    return level, measure, colour_by
+
 #: Characters of rendered maps kept per process (:func:`carte_map`): ~0.5 M per national
 #: view at seed scale, so a hundred views; the least recently drawn go first.
 MAP_CACHE_CHARS = 64_000_000
