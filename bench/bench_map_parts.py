@@ -24,8 +24,9 @@ content settled), its ratio to the bare page and to the floor, and the websocket
 it received. What the differences measure is the browser's work for the part added, on the
 page's main thread: Streamlit's frontend loads the code of most elements (every widget, the
 map's component) when it first draws one, shows a skeleton meanwhile, and React reveals the
-elements that waited for their code together, once all of them have it and are drawn; the
-map's frame is created then, with the widgets drawn in the same first view.
+elements that waited for their code together, in one more render split into 5 ms slices
+between the browser's frames; the map's frame is created then, with the widgets drawn in
+the same first view (``bench_first_view.py`` prints a visit's commits one by one).
 """
 
 from __future__ import annotations

@@ -629,10 +629,13 @@ def lazy_expander(label: str, key: str, opened: bool = False,
                   icon: str | None = None) -> DeltaGenerator | None:
     """An expander whose content is drawn only while it is open: the expander when open,
     else ``None`` (the caller draws nothing). Its widgets, tables and charts then cost the
-    first view nothing: in the browser, each kind of element loads its code when first
-    shown, and React reveals what waited for code at most every 300 ms, so a table drawn
-    late delays the whole page's reveal (issue 13). Opening or closing it reruns the script
-    (the fragment it is in). ``opened``: open at its first drawing in the session."""
+    first view nothing: in the browser, Streamlit's frontend loads each kind of element's
+    code when it first draws one and shows a skeleton meanwhile; React then draws all the
+    elements that waited in one more render, split into 5 ms slices between the browser's
+    frames, and shows them together: one more element there delays them all, the map's
+    frame among them (issue 13, ``bench/bench_first_view.py``). Opening or closing it
+    reruns the script (the fragment it is in). ``opened``: open at its first drawing in
+    the session."""
     if opened and key not in st.session_state:
         st.session_state[key] = True
     box = st.expander(label, key=key, on_change="rerun", icon=icon)
