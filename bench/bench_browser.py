@@ -71,7 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO / "tests"))
 
 from browser_support import ARGS, CHROMIUM, process  # noqa: E402
-from common import built_geo_dir, seed_db, synthetic_db  # noqa: E402
+from common import SEED_FIRST_ID, built_geo_dir, seed_db, synthetic_db  # noqa: E402
 from territoires.app.serve import rss_mb  # noqa: E402
 
 BARE_PAGE = '''"""Floor of the benchmark: the catalogue table (its first 500 rows, one page of the
@@ -728,7 +728,7 @@ def main() -> None:
             url = seed_db(Path(tempfile.mkdtemp(prefix="territoires-bb-")) / "seed.sqlite")
             run("seed catalogue (12 fiches)",
                         {**common_env, "TERRITOIRES_DATABASE_URL": url},
-                        "cenon-erasmus-plus", args)
+                        SEED_FIRST_ID, args)
         elif scale == "50k":
             path = OUT / f"synthetic-{args.initiatives}-{args.funding}.sqlite"
             url, first_id = synthetic_db(path, geo, args.initiatives, args.funding)

@@ -43,10 +43,8 @@ drawn 1.40x against 1.39x the bare page, medians of 7).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -55,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import bench_browser as bb
 import bench_map_parts as bm
-from common import built_geo_dir, seed_db
+from common import SEED_FIRST_ID
 
 #: JS run before the page's scripts (top document only): records, in
 #: ``window.__firstView``, [ms since navigation start, kind, detail] of the websocket's
@@ -158,14 +156,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8690)
     args = parser.parse_args()
     names = [n.strip() for n in args.pages.split(",") if n.strip()]
-    first_id = "cenon-erasmus-plus"
-    in_app = app_pages(first_id)
+    in_app = app_pages(SEED_FIRST_ID)
     unknown = [n for n in names if n not in in_app and n not in bm.VARIANTS]
     if unknown:
         parser.error(f"unknown page(s): {', '.join(unknown)}")
-    url = seed_db(Path(tempfile.mkdtemp(prefix="territoires-fv-")) / "seed.sqlite")
-    env = {**os.environ, "TERRITOIRES_DATABASE_URL": url,
-           "TERRITOIRES_GEO_DIR": str(built_geo_dir()), "TERRITOIRES_HOME": str(bb.REPO)}
+    env = bm.seed_env("territoires-fv-")
     bb.OUT.mkdir(exist_ok=True)
     folder = bb.map_floor_script(bb.REPO).parent
     with ExitStack() as stack:
@@ -178,10 +173,8 @@ def main() -> None:
                         bb.REPO / "app.py", args.port, env, serve=True))[0]
                 urls[name] = app_base + in_app[name]
                 continue
-            script = folder / f"first_view_{i}.py"
-            script.write_text(bm.variant_source(name), encoding="utf-8")
-            urls[name] = stack.enter_context(bb.streamlit_server(
-                script, args.port + 1 + i, env, extra=bb.BARE_OPTIONS))[0]
+            urls[name] = bm.serve_variant(stack, name, folder / f"first_view_{i}.py",
+                                          args.port + 1 + i, env)
         p = stack.enter_context(sync_playwright())
         browser, context = bb.offline_browser(p)
         context.add_init_script(TIMELINE_JS)

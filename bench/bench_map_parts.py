@@ -68,6 +68,23 @@ def variant_source(variant: str) -> str:
     return source
 
 
+def seed_env(prefix: str) -> dict[str, str]:
+    """The environment of servers of the app or of its floor pages on a new SQLite
+    catalogue of the seed fiches (in a temporary folder named ``prefix``...)."""
+    url = seed_db(Path(tempfile.mkdtemp(prefix=prefix)) / "seed.sqlite")
+    return {**os.environ, "TERRITOIRES_DATABASE_URL": url,
+            "TERRITOIRES_GEO_DIR": str(built_geo_dir()), "TERRITOIRES_HOME": str(bb.REPO)}
+
+
+def serve_variant(stack: ExitStack, variant: str, script: Path, port: int,
+                  env: dict[str, str]) -> str:
+    """Serve the map floor's ``variant`` from ``script`` (beside the floor's script, see
+    ``bench_browser.map_floor_script``) on ``port`` until ``stack`` closes; its base URL."""
+    script.write_text(variant_source(variant), encoding="utf-8")
+    return stack.enter_context(bb.streamlit_server(script, port, env,
+                                                   extra=bb.BARE_OPTIONS))[0]
+
+
 def main() -> None:
     """Serve the pages, visit them in turn, print the medians."""
     from playwright.sync_api import sync_playwright
@@ -76,9 +93,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--port", type=int, default=8680)
     args = parser.parse_args()
-    url = seed_db(Path(tempfile.mkdtemp(prefix="territoires-bm-")) / "seed.sqlite")
-    env = {**os.environ, "TERRITOIRES_DATABASE_URL": url,
-           "TERRITOIRES_GEO_DIR": str(built_geo_dir()), "TERRITOIRES_HOME": str(bb.REPO)}
+    env = seed_env("territoires-bm-")
     bb.OUT.mkdir(exist_ok=True)
     folder = bb.map_floor_script(bb.REPO).parent  # the app's static files and settings
     bare = bb.OUT / "bare_page.py"
@@ -87,10 +102,8 @@ def main() -> None:
         bases = {"bare": stack.enter_context(bb.streamlit_server(
             bare, args.port, env, extra=bb.BARE_OPTIONS))[0]}
         for i, variant in enumerate(VARIANTS):
-            script = folder / f"map_parts_{i}.py"
-            script.write_text(variant_source(variant), encoding="utf-8")
-            bases[variant] = stack.enter_context(bb.streamlit_server(
-                script, args.port + 1 + i, env, extra=bb.BARE_OPTIONS))[0]
+            bases[variant] = serve_variant(stack, variant, folder / f"map_parts_{i}.py",
+                                           args.port + 1 + i, env)
         bases["carte"] = stack.enter_context(bb.streamlit_server(
             bb.REPO / "app.py", args.port + 1 + len(VARIANTS), env, serve=True))[0] + "/carte"
         p = stack.enter_context(sync_playwright())

@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import built_geo_dir, seed_db, synthetic_db  # noqa: E402
+from common import SEED_FIRST_ID, built_geo_dir, seed_db, synthetic_db  # noqa: E402
 from synthetic import make_synthetic  # noqa: E402
 from territoires.analysis import queries, views  # noqa: E402
 from territoires.pipeline import layers as layers_mod  # noqa: E402
@@ -159,7 +159,7 @@ def main() -> None:
     scales = set(args.scales.split(","))
     if not args.skip_pages and "seed" in scales:
         os.environ["TERRITOIRES_DATABASE_URL"] = seed_db(tmp / "seeds.sqlite")
-        problems += bench_pages(timer, "seed scale (12 fiches)", "cenon-erasmus-plus",
+        problems += bench_pages(timer, "seed scale (12 fiches)", SEED_FIRST_ID,
                                 args.repeat)
 
     if not args.skip_pages and "national" in scales:

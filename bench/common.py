@@ -13,6 +13,8 @@ from territoires.errors import LayersMissingError
 from territoires.pipeline.layers import load_layers
 
 REPO = Path(__file__).resolve().parents[1]
+#: A seed fiche with a map (the Fiche page of the seed catalogue)
+SEED_FIRST_ID = "cenon-erasmus-plus"
 
 
 def built_geo_dir() -> Path:

@@ -878,6 +878,7 @@ def carte_choices(filters: Filters, area: maps.Area) -> tuple[str, str, str]:
                                  CARTE_COLOUR)
     return level, measure, colour_by
 
+
 #: Characters of rendered maps kept per process (:func:`carte_map`): ~0.5 M per national
 #: view at seed scale, so a hundred views; the least recently drawn go first.
 MAP_CACHE_CHARS = 64_000_000
