@@ -40,4 +40,4 @@ try:
     table = views.layer_status_table(read_status())
     st.dataframe(table, hide_index=True, width="stretch")
 except TerritoiresError as exc:
-    st.info(str(exc))
+    st.info(views.md_text(str(exc)))

@@ -339,3 +339,14 @@ def _csv_zip(cat: model.Catalogue, tmp_path: Path) -> Path:
     path = tmp_path / "all.zip"
     path.write_bytes(export_bytes(cat, "csv"))
     return path
+
+
+def test_tables_offer_no_csv_download_of_raw_text() -> None:
+    """Streamlit's table toolbar writes catalogue text to CSV as is (a cell =HYPERLINK(...)
+    would be a formula): the app turns that download off; the Exporter page's files
+    neutralise such cells."""
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml")
+                           .read_text(encoding="utf-8"))
+    assert config["client"]["disableDataExport"] is True

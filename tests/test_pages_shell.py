@@ -209,3 +209,17 @@ def test_carte_share_of_qpv_population_reached(app_env: dict) -> None:
     assert table.loc["33", "qpv_share_reached"] > 0  # as a percentage
     assert "Part de la population des QPV touch" in str(at.dataframe[0].proto.columns)
 
+
+
+def test_error_from_a_shared_link_shows_as_text(app_env: dict) -> None:
+    """An unknown territory's code is repeated in the error: a link, an image or an icon
+    written there in the URL stays text (it was Markdown in the error box)."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["t"] = ("commune:[Reconnectez-vous](https://evil.test/login) "
+                            "![x](https://evil.test/p.png) :material/warning:")
+    at.switch_page("pages/carte.py")
+    at.run()
+    shown = [e.value for e in at.error]
+    assert len(shown) == 1 and "Filtre de territoire inconnu" in shown[0]
+    assert "\\[Reconnectez-vous\\]\\(https:\u200b//evil.test" in shown[0]
+    assert "](https://" not in shown[0] and ":material/" not in shown[0]

@@ -334,6 +334,28 @@ def test_md_text_breaks_autolinks() -> None:
     assert out.replace("\u200b", "").replace("\\", "").startswith("<script>x</script>")
 
 
+@pytest.mark.parametrize("text", [
+    ":material/home:", "a :material/warning: b", ":smile:", ":+1:", ":streamlit:",
+    ":red[alerte]", "x:red y", ":help", "a:help b", ":small", "::before", ":::note",
+])
+def test_md_text_breaks_icons_emoji_and_directives(text: str) -> None:
+    """Streamlit reads icons, emoji and directives after parsing the Markdown, escaped or
+    not (checked with Streamlit 1.67's own Markdown code): every colon before a name
+    character or a colon gets a zero-width space after it."""
+    out = views.md_text(text)
+    assert re.search(r":\\?[A-Za-z0-9_+:-]", out) is None
+    assert out.replace("\u200b", "").replace("\\", "") == text
+
+
+def test_md_text_breaks_www_in_any_case_and_keeps_lists_out() -> None:
+    for text in ("WWW.e.com", "Www.e.com", "wWw.evil.com/x"):
+        assert views.md_text(text) == text[:3] + "\u200b" + text[3:]
+    assert views.md_text("- ---") == "- \\---"  # a bullet, not a rule
+    assert views.md_text("- 1. x") == "- 1\\. x"
+    assert views.md_text("2024.") == "2024\\."  # not an empty numbered list
+    assert views.md_text("10:30") == "10:\u200b30" and views.md_text("a : b") == "a : b"
+
+
 def test_population_texts_never_show_zero_for_unknown(cat: Catalogue, index: TerritoryIndex):
     sel = queries.select(cat, index, Filters(territories=(("departement", "33"),)))
     value, help_text = views.qpv_inhabitants_metric(queries.key_figures(sel, index))

@@ -64,6 +64,12 @@ MAX_HIGHLIGHTS = 400
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~$>])")
 HIGHLIGHT_COLOUR = "#d7301f"
 _ZWSP = "\u200b"
+#: A colon that Streamlit's Markdown may read as the start of an icon, an emoji or a
+#: directive (":material/home:", ":smile:", ":red[", ":help", "::x"): before a name
+#: character or a colon, backslash-escaped or not
+_MD_COLON = re.compile(r":(?=\\?[A-Za-z0-9_+\-:])")
+#: "www." in any case (Streamlit's Markdown links "WWW.example.fr" too)
+_MD_WWW = re.compile(r"(?i)\b(www)\.")
 
 
 # ----------------------------------------------------------------------------- basics
@@ -102,10 +108,12 @@ def labels(value: object, vocab: Vocabulary) -> list[str]:
 
 def md_text(value: object) -> str:
     """Catalogue text made safe for ``st.markdown``: markup characters are backslash-escaped
-    (so no link, image, HTML or formula can be injected); bare URLs, ``www.`` names and e-mail
-    addresses are broken by a zero-width space, because Streamlit's Markdown links them even
-    when escaped (seen in chromium); line breaks and "- " list items are kept.
-    Missing -> "—"."""
+    (so no link, image, HTML or formula can be injected); bare URLs, ``www.`` names (any
+    case) and e-mail addresses are broken by a zero-width space, because Streamlit's
+    Markdown links them even when escaped (seen in chromium); so is every colon before a
+    letter, digit, ``_``, ``+`` or ``-``, because Streamlit reads ``:material/…:`` icons,
+    ``:smile:`` emoji, ``:streamlit:`` and ``:red[…]``-like directives after the Markdown is
+    parsed, escapes or not; line breaks and "- " list items are kept. Missing -> "—"."""
     if is_missing(value):
         return MISSING
     lines = []
@@ -114,9 +122,10 @@ def md_text(value: object) -> str:
         bullet = stripped.startswith(("- ", "• "))
         body = _MD_SPECIAL.sub(r"\\\1", stripped[2:] if bullet else stripped)
         body = body.replace("&", "&amp;")
-        if not bullet and re.match(r"^\d+[.)]\s", body):
+        # what would start a list or a rule, also after a kept bullet ("- ---", "- 1. x")
+        if re.match(r"^\d+[.)](\s|$)", body):
             body = re.sub(r"^(\d+)([.)])", r"\1\\\2", body)
-        if not bullet and body.startswith(("-", "=")):
+        if body.startswith(("-", "=")):
             body = "\\" + body
         lines.append(f"- {body}" if bullet else body)
     # a single newline is a soft break in Markdown: make it a real one
@@ -128,8 +137,8 @@ def md_text(value: object) -> str:
         else:
             out.append(line)
     text = "\n".join(out).strip()
-    return (text.replace("://", f":{_ZWSP}//").replace("www.", f"www{_ZWSP}.")
-            .replace("@", f"{_ZWSP}@"))
+    text = _MD_COLON.sub(f":{_ZWSP}", text.replace("://", f":{_ZWSP}//"))
+    return _MD_WWW.sub(f"\\1{_ZWSP}.", text).replace("@", f"{_ZWSP}@")
 
 
 def md_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -363,11 +363,13 @@ def page_title(title: str) -> str:
 
 @contextmanager
 def guard() -> Iterator[None]:
-    """Show a TerritoiresError as ``st.error`` (its message is meant for users)."""
+    """Show a TerritoiresError as ``st.error`` (its message is meant for users), as text:
+    a message may repeat what the URL or a file holds (an unknown territory's code), which
+    must not become a link or an image."""
     try:
         yield
     except TerritoiresError as exc:
-        st.error(str(exc))
+        st.error(views.md_text(str(exc)))
 
 
 def empty_selection_info() -> None:
