@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from territoires.catalogue import auth
@@ -74,6 +76,69 @@ def test_role_management_needs_admin(store_factory, who: User) -> None:
         with pytest.raises(PermissionDeniedError):
             call()
     assert auth.list_users(store, CLI_USER) == before
+
+
+def _admins(store) -> list[str]:
+    return [u["key"] for u in auth.list_users(store, CLI_USER) if u["role"] == "admin"]
+
+
+def test_demoted_admin_acting_on_a_stale_snapshot_is_refused(store_factory) -> None:
+    """The actor's role is read again in the transaction: an admin demoted (or revoked)
+    since its page run resolved its role can no longer demote the admin who did it."""
+    store = store_factory()
+    store.create_or_upgrade()
+    for key in ("a@ex.fr", "b@ex.fr", "c@ex.fr"):
+        auth.grant(store, CLI_USER, key, "admin")
+    a, b, c = (auth.resolve_user(store, email=key, subject=None)
+               for key in ("a@ex.fr", "b@ex.fr", "c@ex.fr"))
+    assert a.role == b.role == c.role == "admin"
+    auth.grant(store, a, "b@ex.fr", "contributeur")  # A demotes B
+    auth.revoke(store, a, "c@ex.fr")  # and revokes C (its row is gone)
+    before = auth.list_users(store, CLI_USER)
+    with pytest.raises(PermissionDeniedError, match=r"Contributeur.*administrateur"):
+        auth.grant(store, b, "a@ex.fr", "contributeur")  # B's click, same page run
+    with pytest.raises(PermissionDeniedError, match="administrateur"):
+        auth.revoke(store, c, "a@ex.fr")
+    with pytest.raises(PermissionDeniedError):
+        auth.grant(store, c, "c@ex.fr", "admin")
+    assert auth.list_users(store, CLI_USER) == before
+    assert _admins(store) == ["a@ex.fr"]
+
+
+def test_two_admins_revoking_themselves_at_once_leave_one(store_factory,
+                                                          monkeypatch) -> None:
+    """B revokes itself right after A's "another admin is left" check passed, while A
+    revokes itself: B waits for A's transaction, then sees it is the last admin."""
+    store = store_factory()
+    store.create_or_upgrade()
+    auth.grant(store, CLI_USER, "a@ex.fr", "admin")
+    auth.grant(store, CLI_USER, "b@ex.fr", "admin")
+    a = auth.resolve_user(store, email="a@ex.fr", subject=None)
+    b = auth.resolve_user(store, email="b@ex.fr", subject=None)
+    outcome: dict[str, object] = {}
+
+    def b_revokes_itself() -> None:
+        try:
+            outcome["b"] = auth.revoke(store, b, "b@ex.fr")
+        except Exception as exc:  # checked below
+            outcome["b"] = exc
+
+    other = threading.Thread(target=b_revokes_itself)
+    check = auth._keep_one_admin
+
+    def interleaved(conn, st, key) -> None:
+        check(conn, st, key)  # A's check passes: B is still an admin
+        if threading.current_thread() is not other and not other.is_alive() \
+                and "b" not in outcome:
+            other.start()
+            other.join(timeout=1.5)  # B runs meanwhile (or waits for A's lock)
+
+    monkeypatch.setattr(auth, "_keep_one_admin", interleaved)
+    assert "retiré" in auth.revoke(store, a, "a@ex.fr")
+    other.join(timeout=30)
+    assert isinstance(outcome["b"], PermissionDeniedError), outcome
+    assert "seul administrateur" in str(outcome["b"])
+    assert _admins(store) == ["b@ex.fr"]
 
 
 def test_users_cli(tmp_path, capsys) -> None:

@@ -252,6 +252,38 @@ def test_fiche_history_diff_restore_and_private_email(env) -> None:
     assert moderation.versions(env, "lac-lecture")[-1].kind == "restore"
 
 
+def test_restore_refused_when_a_version_was_published_after_the_history_was_shown(
+        env) -> None:
+    """The restore's base version is the latest one the moderator was shown, not the latest
+    one when the click's run reads the history again: a version published meanwhile gives
+    the conflict message and is kept; once shown, the restore goes through."""
+    mod2 = auth.User("mod2@ex.org", "moderateur")
+
+    def publish_summary(text: str) -> None:
+        payload, version = moderation.published(env, "lac-lecture")
+        cat = storage.payload_catalogue(payload)
+        cat.initiatives.loc[0, "summary"] = text
+        moderation.submit_edit(env, mod2, cat, version)
+
+    publish_summary("Deuxième version")
+    at = _open_history(_run(_app("mod", "pages/fiche.py", {"id": "lac-lecture"})))
+    history = next(d.value for d in at.dataframe if "Version" in d.value.columns)
+    assert list(history["Version"]) == [2, 1]  # what the moderator is looking at
+    _run(at.selectbox(key="hist_restore").select(1))
+    publish_summary("Troisième version, jamais montrée")  # published meanwhile
+    _run(at.button(key="hist_restore_btn").click())
+    assert any("Conflit de modification" in _plain(e.value) for e in at.error), _texts(at)
+    assert [(v.version, v.kind) for v in moderation.versions(env, "lac-lecture")][-1] == (
+        3, "edit")  # version 3 kept, nothing restored over it
+    history = next(d.value for d in at.dataframe if "Version" in d.value.columns)
+    assert list(history["Version"]) == [3, 2, 1]  # now shown: restoring starts from it
+    _run(at.selectbox(key="hist_restore").select(1))
+    _run(at.button(key="hist_restore_btn").click())
+    assert any("Version 1 restaurée (nouvelle version 4)" in _plain(s.value)
+               for s in at.success), _texts(at)
+    assert moderation.versions(env, "lac-lecture")[-1].kind == "restore"
+
+
 def test_administration_roles_and_audit_log(env) -> None:
     at = _run(_app("mod", "pages/administration.py"))
     assert any("réservée" in w.value for w in at.warning)

@@ -566,6 +566,22 @@ def fiche_history(data: ui.AppData, initiative_id: str) -> None:
 
 #: Key of the Fiche's history expander (its tables are drawn only when open)
 HISTORY_KEY = "hist_open"
+#: Prefix of the session key (followed by the initiative id) keeping the latest version the
+#: history showed: the base version of a restore clicked in the next run
+SHOWN_VERSION_KEY = "hist_shown_"
+
+
+def shown_version(initiative_id: str, latest: int) -> int | None:
+    """The latest version the previous run's history showed for ``initiative_id`` (None if
+    it was not drawn), and remember ``latest``, the one this run shows.
+
+    A restore clicked in this run starts from what the moderator was looking at: the
+    history read again in the click's run may already hold a version published meanwhile,
+    which :func:`moderation.restore` must refuse rather than silently replace."""
+    key = SHOWN_VERSION_KEY + initiative_id
+    seen = st.session_state.get(key)
+    st.session_state[key] = latest
+    return seen
 
 
 def _history_tabs(history: list[moderation.Version], user: auth.User, store: Store,
@@ -578,6 +594,7 @@ def _history_tabs(history: list[moderation.Version], user: auth.User, store: Sto
                      column_config={"Publiée le": st.column_config.DatetimeColumn(
                          "Publiée le", format="DD/MM/YYYY HH:mm")})
     numbers = [v.version for v in history]
+    seen = shown_version(initiative_id, numbers[-1])
     private = user.at_least("moderateur")
     with compare_tab:
         if len(numbers) < 2:
@@ -599,8 +616,9 @@ def _history_tabs(history: list[moderation.Version], user: auth.User, store: Sto
                                                 key="hist_restore_btn",
                                                 icon=":material/history:"):
                 try:
-                    new_version = moderation.restore(store, user, initiative_id, chosen,
-                                                     base_version=numbers[-1])
+                    new_version = moderation.restore(
+                        store, user, initiative_id, chosen,
+                        base_version=numbers[-1] if seen is None else seen)
                 except TerritoiresError as exc:
                     st.error(views.md_text(str(exc)))
                 else:

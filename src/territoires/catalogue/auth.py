@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
@@ -151,6 +151,7 @@ def grant(store: Store, actor: User, key: str, role: str) -> str:
     users = store.t["users"]
 
     def write(conn: sa.Connection) -> str:
+        _lock_roles(conn, store, actor)
         old = conn.execute(sa.select(users.c.role).where(users.c.key == key)).scalar()
         if old == role:
             return f"{key} a déjà le rôle {role}."
@@ -169,6 +170,34 @@ def grant(store: Store, actor: User, key: str, role: str) -> str:
     return store.transaction("l'attribution d'un rôle", write)
 
 
+def _lock_roles(conn: sa.Connection, store: Store, actor: User) -> None:
+    """Serialise role changes, then check that ``actor`` is still an admin in the database.
+
+    First a write that changes nothing (each admin row set to itself): SQLite reserves its
+    write lock, PostgreSQL locks the admin rows until the end of the transaction, so two
+    role changes never both pass their checks on the same admins; the one that waits reads
+    what the other wrote. Then the actor's role is read again: the :class:`User` was
+    resolved when the page run began and may have been demoted since. A role change leaves
+    the catalogue revision alone (no catalogue cache to reload).
+
+    The command line acts as admin without a row. An actor without a row is refused once
+    an admin exists (a revoked admin's row is deleted); before that (a fresh database) the
+    caller's role is trusted.
+    """
+    users = store.t["users"]
+    conn.execute(users.update().where(users.c.role == "admin").values(role=users.c.role))
+    if actor.key == CLI_USER.key:
+        return
+    role = conn.execute(sa.select(users.c.role).where(users.c.key == actor.key)).scalar()
+    if role is None:
+        admins = conn.execute(sa.select(sa.func.count()).select_from(users).where(
+            users.c.role == "admin")).scalar()
+        if not admins:
+            return
+        role = "contributeur" if _open_contribution() else ANONYMOUS_ROLE
+    require(replace(actor, role=role), "admin")
+
+
 def _keep_one_admin(conn: sa.Connection, store: Store, key: str) -> None:
     users = store.t["users"]
     others = conn.execute(sa.select(sa.func.count()).select_from(users).where(
@@ -185,6 +214,7 @@ def revoke(store: Store, actor: User, key: str) -> str:
     users = store.t["users"]
 
     def write(conn: sa.Connection) -> str:
+        _lock_roles(conn, store, actor)
         old = conn.execute(sa.select(users.c.role).where(users.c.key == key)).scalar()
         if old is None:
             return f"{key} n'a aucun rôle enregistré."
