@@ -76,8 +76,40 @@ def test_seed_idempotent(seeded: str, tmp_path: Path, capsys: pytest.CaptureFixt
     capsys.readouterr()
     assert main(["catalogue", "seed", "--db", seeded, "--seeds", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "0 ajoutée(s), 0 modifiée(s), 2 inchangée(s)" in out
+    assert "0 ajoutée(s), 2 déjà présente(s) laissée(s) telle(s) quelle(s)" in out
+    assert "diffère" not in out
     assert _snapshot(seeded) == before
+
+
+def test_seed_again_keeps_what_was_edited_in_the_app(seeded: str, tmp_path: Path) -> None:
+    """Re-running the seed (as ``territoires setup`` does) never reverts a fiche published
+    since in the app: it is left as it is, and the summary names it; a missing fiche (and
+    its funding lines) is added again."""
+    from territoires.catalogue import moderation
+    from territoires.catalogue.auth import User
+
+    store = Store(seeded)
+    _payload, version = moderation.published(store, "cite-cenon")
+    fiche = store.load_catalogue().subset(["cite-cenon"])
+    fiche.initiatives.loc[fiche.initiatives.index[0], "summary"] = "Corrigé par un modérateur"
+    moderation.submit_edit(store, User(key="m@ex.org", role="moderateur"), fiche, version)
+    assert store.delete_initiatives(["mireuil"]) == 1
+    history = [(v.version, v.author) for v in moderation.versions(store, "cite-cenon")]
+    out = catalogue_ops.seed(tmp_path, seeded)
+    assert "Initiatives : 1 ajoutée(s), 1 déjà présente(s) laissée(s) telle(s) quelle(s)" in out
+    assert "1 fiche(s) déjà présente(s) diffère(nt) de leur fichier" in out
+    assert "« cite-cenon »" in out
+    ini = store.load_catalogue().initiatives.set_index("id")
+    assert ini.loc["cite-cenon", "summary"] == "Corrigé par un modérateur"
+    assert int(ini.loc["cite-cenon", "version"]) == 2
+    assert [(v.version, v.author) for v in moderation.versions(store, "cite-cenon")] == (
+        history) == [(1, "import"), (2, "m@ex.org")]
+    assert "mireuil" in ini.index
+    again = catalogue_ops.seed(tmp_path, seeded)
+    assert "0 ajoutée(s), 2 déjà présente(s)" in again and "« cite-cenon »" in again
+    assert store.load_catalogue().initiatives.set_index("id").loc[
+        "cite-cenon", "summary"] == "Corrigé par un modérateur"
+    store.dispose()
 
 
 def test_seed_warns_without_layers(url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

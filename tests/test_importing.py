@@ -166,3 +166,101 @@ def test_streamlit_upload_limit_is_the_importers() -> None:
     config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml")
                            .read_text(encoding="utf-8"))
     assert config["server"]["maxUploadSize"] * 1024 * 1024 == importing.MAX_UPLOAD_BYTES
+
+
+# ------------------------------------------------- no lost update between check and write
+
+OTHER = User(key="bob@ex.org", role="moderateur")
+
+
+def _publish_edit(store: Store, iid: str, title: str) -> int:
+    """Another moderator publishes a new title for ``iid`` in the app; the new version."""
+    _payload, version = moderation.published(store, iid)
+    fiche = store.load_catalogue().subset([iid])
+    fiche.initiatives.loc[fiche.initiatives.index[0], "title"] = title
+    submission = moderation.submit_edit(store, OTHER, fiche, version)
+    assert submission.version is not None
+    return submission.version
+
+
+def _history(store: Store, iid: str) -> list[tuple[int, str, str]]:
+    return [(v.version, v.author, v.payload["initiatives"][0]["title"])
+            for v in moderation.versions(store, iid)]
+
+
+def test_moderator_import_refused_if_a_changed_fiche_was_published_since(
+        store: Store, tmp_path: Path) -> None:
+    plan = importing.plan_import(_workbook(store, tmp_path), store, None, file_name="lot.xlsx")
+    assert plan.report.changed_versions == {"cenon-culture": 1}
+    assert _publish_edit(store, "cenon-culture", "Titre de Bob") == 2
+    before, history, revision = _titles(store), _history(store, "cenon-culture"), \
+        store.revision()
+    with pytest.raises(ConflictError) as exc:
+        importing.apply_import(store, MOD, plan)
+    message = str(exc.value)
+    assert "« lot.xlsx »" in message and "« cenon-culture »" in message
+    assert "modifiée depuis la vérification du fichier : relancez la vérification" in message
+    assert "Rien n'a été écrit" in message
+    # nothing written: Bob's version stays the last one, the new fiche was not added either
+    assert _titles(store) == before and "lormont-lecture" not in before
+    assert _history(store, "cenon-culture") == history == [
+        (1, "import", "Culture à Cenon"), (2, OTHER.key, "Titre de Bob")]
+    assert store.revision() == revision
+    # checked again, the file (exported at version 1) is now a stale export: refused too
+    again = importing.plan_import(tmp_path / "lot.xlsx", store, None)
+    assert not again.ok
+    (problem,) = again.problems
+    assert (problem.file, problem.sheet, problem.line, problem.column, problem.value) == (
+        "lot.xlsx", "initiatives", 2, "version", 1)
+    assert "cenon-culture" in problem.message and "version 2" in problem.message
+
+
+def test_moderator_import_refused_if_an_unchanged_fiche_was_published_since(
+        store: Store, tmp_path: Path) -> None:
+    """A fiche found unchanged when checked, edited since: writing the file would revert it."""
+    plan = importing.plan_import(_workbook(store, tmp_path), store, None)
+    assert plan.report.unchanged_versions == {"pau-sport": 1}
+    _publish_edit(store, "pau-sport", "Sport à Pau, corrigé")
+    with pytest.raises(ConflictError, match="« pau-sport »"):
+        importing.apply_import(store, MOD, plan)
+    assert _titles(store)["pau-sport"] == "Sport à Pau, corrigé"
+    assert _titles(store)["cenon-culture"] == "Culture à Cenon"
+
+
+def test_moderator_import_refused_if_a_new_fiche_was_published_since(
+        store: Store, tmp_path: Path) -> None:
+    plan = importing.plan_import(_workbook(store, tmp_path), store, None)
+    assert plan.report.added_ids == ["lormont-lecture"]
+    mine = make_catalogue([initiative("lormont-lecture", [("commune", "33249")],
+                                      title="Lecture à Lormont, par Bob")])
+    moderation.submit_new(store, OTHER, mine)
+    with pytest.raises(ConflictError, match="publiée entre-temps en version 1"):
+        importing.apply_import(store, MOD, plan)
+    assert _titles(store)["lormont-lecture"] == "Lecture à Lormont, par Bob"
+    assert [v.author for v in moderation.versions(store, "lormont-lecture")] == [OTHER.key]
+
+
+def test_stale_export_is_refused_when_checked(store: Store, tmp_path: Path) -> None:
+    """A file exported before a fiche's last publication would revert it: refused with the
+    file, sheet, line, column « version » and value; the other fiches are not in question."""
+    path = _workbook(store, tmp_path, new=False)  # exported at version 1, Cenon's title edited
+    _publish_edit(store, "pau-sport", "Sport à Pau, corrigé")
+    for user in (MOD, CONTRIB):
+        plan = importing.plan_import(path, store, None, file_name="vieux.xlsx")
+        assert not plan.ok and plan.report is None
+        (problem,) = plan.problems
+        assert (problem.file, problem.sheet, problem.line, problem.column, problem.value) == (
+            "vieux.xlsx", "initiatives", 3, "version", 1)
+        assert "« pau-sport » exportée en version 1" in str(problem)
+        with pytest.raises(ImportRefusedError):
+            importing.apply_import(store, user, plan)
+    assert _titles(store)["pau-sport"] == "Sport à Pau, corrigé"
+    assert moderation.queue(store, MOD) == []
+    # the same file with its version cells emptied (not an export) is compared as before
+    wb = openpyxl.load_workbook(path)
+    ws = wb["initiatives"]
+    col = [c.value for c in ws[1]].index("version") + 1
+    for row in range(2, ws.max_row + 1):
+        ws.cell(row, col).value = None
+    wb.save(path)
+    assert importing.plan_import(path, store, None).ok

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from territoires.catalogue import model, storage
 from territoires.catalogue.storage import Migration, Store
-from territoires.errors import StorageError
+from territoires.errors import ConflictError, StorageError
 
 
 def sample_catalogue() -> model.Catalogue:
@@ -337,6 +337,53 @@ def test_every_write_bumps_revision_and_keeps_versions(store_factory) -> None:
     # re-created after a delete: the version continues after the recorded history
     store.upsert(sample_catalogue())
     assert int(store.load_catalogue().initiatives.set_index("id").loc[iid, "version"]) == 3
+
+
+def test_upsert_refuses_versions_changed_since_checked(store_factory) -> None:
+    """``expected_versions`` (the versions seen when the file was checked): any initiative
+    published, changed or deleted since makes the whole write a ConflictError naming the
+    file and the ids; nothing is written, not even the revision."""
+    store = store_factory()
+    store.create_or_upgrade()
+    store.upsert(sample_catalogue())
+    mine = sample_catalogue()
+    mine.initiatives.loc[0, "title"] = "Titre du fichier"
+    checked = store.upsert(mine, dry_run=True)
+    assert checked.changed_versions == {"cite-cenon": 1}
+    assert checked.unchanged_versions == {"mireuil": 1}
+    theirs = sample_catalogue()
+    theirs.initiatives.loc[1, "title"] = "Titre publié entre-temps"
+    store.upsert(theirs, author="autre")  # mireuil: version 2
+    before = store.load_catalogue().initiatives.set_index("id")
+    revision = store.revision()
+    expected = {"cite-cenon": 1, "mireuil": 1, "ghost": 3, "nouvelle": None}
+    with store.engine.begin() as conn:  # "nouvelle" published since, "ghost" deleted since
+        conn.execute(store.t["initiatives"].insert().values(
+            id="nouvelle", title="N", themes="[]", publics="[]", alliance_levels="[]",
+            maturity="emergence", created_at=dt.datetime.now(dt.UTC),
+            updated_at=dt.datetime.now(dt.UTC), version=1))
+    with pytest.raises(ConflictError) as exc:
+        store.upsert(mine, author="moi", expected_versions=expected, source="lot.xlsx")
+    message = str(exc.value)
+    assert message.startswith("Import de « lot.xlsx » refusé : 3 fiches (")
+    assert "« mireuil » (version 1 vérifiée, version 2 publiée depuis)" in message
+    assert "« ghost » (version 3 vérifiée, supprimée depuis)" in message
+    assert "« nouvelle » (publiée entre-temps en version 1)" in message
+    assert "cite-cenon" not in message
+    assert message.endswith("depuis la vérification du fichier : relancez la vérification. "
+                            "Rien n'a été écrit.")
+    after = store.load_catalogue().initiatives.set_index("id")
+    assert after.loc[["cite-cenon", "mireuil"], ["title", "version"]].equals(
+        before.loc[["cite-cenon", "mireuil"], ["title", "version"]])
+    assert store.revision() == revision
+    # the versions as they are now: written
+    report = store.upsert(mine, author="moi", expected_versions={"cite-cenon": 1,
+                                                                   "mireuil": 2})
+    assert (report.updated, set(report.changed_versions)) == (2, {"cite-cenon", "mireuil"})
+    # a write that changes nothing takes the write lock but leaves the revision as it is
+    revision = store.revision()
+    store.upsert(model.Catalogue(), expected_versions={})
+    assert store.revision() == revision
 
 
 def test_payload_round_trip(store_factory) -> None:

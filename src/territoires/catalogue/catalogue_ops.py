@@ -7,6 +7,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from territoires import config
 from territoires.catalogue import export, funding, importing, model, validation
 from territoires.catalogue.auth import CLI_USER
@@ -66,8 +68,11 @@ def _refuse(problems: list, what: str) -> ImportRefusedError:
 
 
 def seed(seeds_dir: Path, url: str) -> str:
-    """Load the seed fiches of ``seeds_dir`` into the database (idempotent: unchanged fiches
-    keep their version)."""
+    """Load the seed fiches of ``seeds_dir`` into the database: only those not there yet
+    (with their funding lines, and the unattached lines not there yet). A fiche already in
+    the catalogue is left as it is, even if it differs from its seed file (it may have been
+    edited in the app since: a seed never reverts it); the summary says how many were left,
+    and names those that differ. Idempotent."""
     from territoires.catalogue.seeds import load_seed_dir
 
     catalogue = load_seed_dir(Path(seeds_dir))
@@ -81,14 +86,48 @@ def seed(seeds_dir: Path, url: str) -> str:
                                                  file=str(seeds_dir))
         if problems:
             raise _refuse(problems, f"Chargement des fiches de {seeds_dir}")
-        report = store.upsert(catalogue)
+        fund = catalogue.funding
+        loose = fund[fund["initiative_id"].map(validation.is_missing)]
+        ids = [str(i) for i in catalogue.initiatives["id"]]
+        present, present_funding = _present_ids(store, ids, [str(i) for i in loose["id"]])
+        kept = [i for i in ids if i in present]
+        missing = [i for i in ids if i not in present]
+        new = catalogue.subset(missing)
+        loose = loose[~loose["id"].astype(str).isin(present_funding)]
+        new.funding = pd.concat([new.funding, loose]) if len(loose) else new.funding
+        # absent at the read above: refused (not overwritten) if created in between
+        report = store.upsert(new, expected_versions=dict.fromkeys(missing),
+                              source=str(seeds_dir))
+        differ = (list(store.upsert(catalogue.subset(kept), dry_run=True).changed_versions)
+                  if kept else [])
     finally:
         store.dispose()
     lines = [f"Fiches chargées depuis {seeds_dir} : {len(catalogue)} fiche(s).",
-             report.describe()]
+             f"Initiatives : {report.inserted} ajoutée(s), {len(kept)} déjà présente(s) "
+             f"laissée(s) telle(s) quelle(s). Financements : {report.funding_inserted} "
+             f"ligne(s) ajoutée(s), {report.funding_replaced} remplacée(s)."]
+    if differ:
+        names = ", ".join(f"« {i} »" for i in differ[:10])
+        more = f" et {len(differ) - 10} autre(s)" if len(differ) > 10 else ""
+        lines.append(f"{len(differ)} fiche(s) déjà présente(s) diffère(nt) de leur fichier, "
+                     "non remplacée(s) pour ne pas effacer ce qui a été publié depuis dans "
+                     f"l'application : {names}{more}.")
     if warning:
         lines.append(warning)
     return "\n".join(lines)
+
+
+def _present_ids(store: Store, initiative_ids: list[str],
+                 funding_ids: list[str]) -> tuple[set[str], set[str]]:
+    """(those of ``initiative_ids``, those of ``funding_ids``) stored at ``store``."""
+    import sqlalchemy as sa
+
+    ini, fund = store.t["initiatives"], store.t["funding"]
+    with store.engine.connect() as conn:
+        return ({str(r[0]) for r in conn.execute(
+                    sa.select(ini.c.id).where(ini.c.id.in_(initiative_ids)))},
+                {str(r[0]) for r in conn.execute(
+                    sa.select(fund.c.id).where(fund.c.id.in_(funding_ids)))})
 
 
 def _national_funding_ids(store: Store) -> set[str]:

@@ -9,6 +9,15 @@
    import is published at once, in one transaction (:meth:`Store.upsert`); a contributor's
    becomes one proposal per new or changed initiative in the moderation queue, also in one
    transaction. The role is checked here, not only in the page.
+
+No lost update, at either step: a fiche whose ``version`` column is older than the published
+version and whose content differs is refused by :func:`plan_import` (a stale export would
+revert what was published since). A moderator's :func:`apply_import` writes only if every
+initiative of the file, those found unchanged included, is still at the version
+:func:`plan_import` saw (still absent for a new one), checked under the write lock; else
+:class:`~territoires.errors.ConflictError` and nothing is written: the file must be checked
+again. A contributor's proposals carry the versions seen, checked likewise
+(:func:`~territoires.catalogue.moderation.submit_batch`).
 """
 
 from __future__ import annotations
@@ -112,9 +121,43 @@ def plan_import(path: Path, store: Store, index: Any | None, *, file_name: str |
         progress(1.0, "Vérification terminée : des problèmes empêchent l'import.")
         return plan
     progress(0.7, "Comparaison avec le catalogue publié…")
-    plan.report = _fresh_report(catalogue) if empty else store.upsert(catalogue, dry_run=True)
+    report = _fresh_report(catalogue) if empty else store.upsert(catalogue, dry_run=True)
+    plan.problems = _stale_versions(catalogue, report.changed_versions, name)
+    if plan.problems:
+        progress(1.0, "Vérification terminée : des problèmes empêchent l'import.")
+        return plan
+    plan.report = report
     progress(1.0, "Vérification terminée.")
     return plan
+
+
+def _stale_versions(catalogue: model.Catalogue, published: dict[str, int],
+                    file: str) -> list[Problem]:
+    """A problem per changed initiative whose ``version`` cell is older than its
+    ``published`` version: the file was exported before that version was published, and
+    importing it would revert it. An empty cell (a file not made from an export) is not
+    checked."""
+    df = catalogue.initiatives
+    if not published or "version" not in df.columns or not len(df):
+        return []
+    sheet = df.attrs.get("sheet") or model.TABLE_LABELS["initiatives"]
+    raw = df.attrs.get("raw") or validation.RawCells()
+    lines = ([int(i) for i in df.index] if df.attrs.get("line_index")
+             else list(range(2, len(df) + 2)))
+    problems = []
+    for line, iid, cell in zip(lines, df["id"].astype(object), df["version"].astype(object),
+                               strict=True):
+        current = published.get(str(iid))
+        version = None if validation.is_missing(cell) else validation.parse_int(cell)
+        if current is None or version is None or version >= current:
+            continue
+        problems.append(Problem(
+            f"fiche « {iid} » exportée en version {version}, mais la version {current} a été "
+            "publiée depuis : l'importer effacerait ces changements. Exportez de nouveau la "
+            "fiche publiée et reportez-y les vôtres (ou videz cette case pour remplacer "
+            "sciemment la version publiée)", file=file, sheet=sheet, line=line,
+            column="version", value=raw.typed("version", line, cell)))
+    return problems
 
 
 def _with_file(problem: Problem, name: str) -> Problem:
@@ -122,20 +165,33 @@ def _with_file(problem: Problem, name: str) -> Problem:
                    column=problem.column, value=problem.value)
 
 
+def expected_versions(report: UpsertReport) -> dict[str, int | None]:
+    """The published version each initiative of a checked file had (None: absent), for
+    :meth:`Store.upsert`'s ``expected_versions``."""
+    expected: dict[str, int | None] = dict.fromkeys(report.added_ids)
+    expected.update(report.changed_versions)
+    expected.update(report.unchanged_versions)
+    return expected
+
+
 def apply_import(store: Store, user: User, plan: ImportPlan, *, comment: str | None = None,
                  progress: Progress = _no_progress) -> str:
     """Write a checked import, all or nothing; French summary. Moderators (and the command
     line) publish it; contributors get one proposal per new or changed initiative. Refused
-    (nothing written) if the plan has problems or the user may not contribute."""
+    (nothing written) if the plan has problems or the user may not contribute, and with
+    :class:`~territoires.errors.ConflictError` if a fiche of the file was published, changed
+    or deleted since :func:`plan_import` checked it."""
     require(user, "contributeur")
     if not plan.ok:
         raise ImportRefusedError(plan.problems, summary=plan.summary())
     progress(0.1, "Écriture dans le catalogue…")
+    assert plan.report is not None
     if user.at_least("moderateur"):
-        report = store.upsert(plan.catalogue, author=user.key or "import", comment=comment)
+        report = store.upsert(plan.catalogue, author=user.key or "import", comment=comment,
+                              expected_versions=expected_versions(plan.report),
+                              source=plan.file)
         progress(1.0, "Import terminé.")
         return f"Import de « {plan.file} » publié. {report.describe()}"
-    assert plan.report is not None
     unattached = plan.catalogue.funding["initiative_id"].map(validation.is_missing)
     if unattached.any():
         lines = [int(i) for i in plan.catalogue.funding.index[unattached]][:20]

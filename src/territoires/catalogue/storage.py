@@ -45,7 +45,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from territoires.catalogue import model
-from territoires.errors import StorageError
+from territoires.errors import ConflictError, StorageError
 
 #: Latest schema version this code knows.
 SCHEMA_VERSION = 3
@@ -352,6 +352,8 @@ class UpsertReport:
     #: ids of the initiatives added and of those changed (with their published version)
     added_ids: list[str] = field(default_factory=list)
     changed_versions: dict[str, int] = field(default_factory=dict)
+    #: ids of the initiatives left as they were, with their published version
+    unchanged_versions: dict[str, int] = field(default_factory=dict)
 
     def describe(self) -> str:
         """French summary."""
@@ -776,6 +778,14 @@ class Store:
             return 0
         return int(value or 0)
 
+    def lock_writes(self, conn: Connection) -> None:
+        """Take the catalogue's write lock inside the caller's transaction, without moving the
+        revision: a write to the revision row, as :meth:`bump_revision` (SQLite reserves its
+        write lock, PostgreSQL locks the row), so that what the caller reads next cannot go
+        stale before it writes (publishers bump the revision first, under the same lock)."""
+        rev = self.t["catalogue_revision"]
+        conn.execute(rev.update().where(rev.c.id == 1).values(revision=rev.c.revision))
+
     def bump_revision(self, conn: Connection) -> int:
         """Increment the catalogue revision inside the caller's transaction."""
         rev = self.t["catalogue_revision"]
@@ -867,13 +877,22 @@ class Store:
     # ------------------------------------------------------------------ writing
 
     def upsert(self, catalogue: model.Catalogue, *, author: str = "import",
-               comment: str | None = None, dry_run: bool = False) -> UpsertReport:
+               comment: str | None = None, dry_run: bool = False,
+               expected_versions: Mapping[str, int | None] | None = None,
+               source: str | None = None) -> UpsertReport:
         """Insert or replace initiatives (with their child rows) and funding lines, all in one
         transaction. A changed initiative gets ``version + 1`` and a new ``updated_at``; an
         unchanged one is left as is; ``created_at`` is kept. Every new or changed initiative
         is kept in the history (``initiative_versions``, by ``author``), the catalogue
         revision is bumped and the audit log records the import. With ``dry_run`` nothing is
-        written: the report says what the import would do (same comparison)."""
+        written: the report says what the import would do (same comparison).
+
+        ``expected_versions`` (no lost update): the published version each initiative must
+        still have (None: must not exist), usually the versions seen when the file was
+        checked (:attr:`UpsertReport.changed_versions`, ``unchanged_versions``, None for
+        ``added_ids``). Checked in the same transaction, under the catalogue's write lock,
+        before anything is written; if any differs, :class:`ConflictError` names them (and
+        ``source``, the file) and nothing is written."""
         now = dt.datetime.now(dt.UTC)
         ini_rows = [_initiative_row(r) for r in _records(catalogue.initiatives)]
         children: dict[str, dict[str, list[dict]]] = {}
@@ -887,6 +906,8 @@ class Store:
 
         def write(conn: Connection) -> UpsertReport:
             self._require_schema(conn)
+            if not dry_run:
+                self.lock_writes(conn)  # the versions read below stay current until written
             self._analyze(conn)
             report = UpsertReport()
             ini = self.t["initiatives"]
@@ -908,6 +929,8 @@ class Store:
                         existing_children[name].setdefault(r.initiative_id, []).append(
                             dict(r._mapping)
                         )
+            if expected_versions is not None:
+                self._check_versions(conn, expected_versions, existing_rows, source)
             recorded_versions: dict[str, int] = {}
             new_ids = [i for i in ids if i not in existing_rows]
             if had_history:
@@ -938,6 +961,7 @@ class Store:
                     old_norm = _initiative_row(_decode_initiative(old))
                     if _canon_initiative(old_norm, old_kids) == _canon_initiative(row, new_kids):
                         report.unchanged += 1
+                        report.unchanged_versions[iid] = int(old["version"] or 1)
                         continue
                     report.changed_versions[iid] = int(old["version"] or 1)
                     row = {**row, "created_at": old["created_at"] or now,
@@ -1001,6 +1025,21 @@ class Store:
 
         return self._run("l'enregistrement du catalogue", write)
 
+    def _check_versions(self, conn: Connection, expected: Mapping[str, int | None],
+                        existing_rows: dict[str, dict], source: str | None) -> None:
+        """Raise :class:`ConflictError` if an initiative of ``expected`` is no longer at the
+        version expected (``existing_rows``: the stored rows already read, by id)."""
+        ini = self.t["initiatives"]
+        current = {iid: int(row["version"] or 1) for iid, row in existing_rows.items()}
+        others = [iid for iid in expected if iid not in existing_rows]
+        for chunk in _chunks(others, 500):
+            current.update({r[0]: int(r[1] or 1) for r in conn.execute(
+                sa.select(ini.c.id, ini.c.version).where(ini.c.id.in_(chunk)))})
+        stale = {iid: (want, current.get(iid)) for iid, want in expected.items()
+                 if current.get(iid) != want}
+        if stale:
+            raise _versions_conflict(stale, source)
+
     def replace_funding_source(self, prefix: str, funding: pd.DataFrame) -> int:
         """Delete funding lines whose ``source`` starts with ``prefix`` and insert ``funding``,
         in one transaction. Returns the number of lines inserted."""
@@ -1032,6 +1071,28 @@ class Store:
             return n
 
         return self._run("la suppression d'initiatives", write)
+
+
+def _versions_conflict(stale: Mapping[str, tuple[int | None, int | None]],
+                       source: str | None) -> ConflictError:
+    """French refusal of a write whose initiatives changed since the file was checked."""
+
+    def what(want: int | None, got: int | None) -> str:
+        if want is None:
+            return f"publiée entre-temps en version {got}"
+        if got is None:
+            return f"version {want} vérifiée, supprimée depuis"
+        return f"version {want} vérifiée, version {got} publiée depuis"
+
+    shown = [f"« {iid} » ({what(*pair)})" for iid, pair in list(stale.items())[:20]]
+    more = f" et {len(stale) - 20} autre(s)" if len(stale) > 20 else ""
+    head = f"Import de « {source} » refusé" if source else "Écriture refusée"
+    if len(stale) == 1:
+        body = f"la fiche {shown[0]} a été modifiée"
+    else:
+        body = f"{len(stale)} fiches ({', '.join(shown)}{more}) ont été modifiées"
+    return ConflictError(f"{head} : {body} depuis la vérification du fichier : relancez la "
+                         "vérification. Rien n'a été écrit.")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
