@@ -19,7 +19,7 @@ from exchange_helpers import LayerIndex, _one
 from territoires.catalogue import model
 from territoires.catalogue.export import export_bytes, export_filename, write_template
 from territoires.catalogue.reading import read_exchange
-from territoires.catalogue.validation import is_missing, validate
+from territoires.catalogue.validation import MAX_TEXT_CHARS, is_missing, validate
 from territoires.pipeline.layers import Layers
 
 
@@ -282,9 +282,9 @@ def test_geo_export_with_territory_index(tiny_layers: Layers) -> None:
 
 # ------------------------------------------------------------ lossless round trips
 
-#: Texts an export must give back unchanged: Excel's longest cell, formula-like starts
-#: (after white space too), tabs and line breaks, an amount that reads two ways.
-LONG = "Début " + "é" * 32_756 + " fin."  # 32,767 characters
+#: Texts an export must give back unchanged: the longest text a fiche may hold, formula-like
+#: starts (after white space too), tabs and line breaks, an amount that reads two ways.
+LONG = "Début " + "é" * 19_989 + " fin."  # 20,000 characters (validation.MAX_TEXT_CHARS)
 
 
 def _texts_catalogue() -> model.Catalogue:
@@ -301,7 +301,7 @@ def test_own_export_round_trip_is_lossless(fmt: str, tmp_path: Path) -> None:
     from territoires.catalogue.storage import Store
 
     cat = _texts_catalogue()
-    assert len(LONG) == 32_767 and validate(cat, None) == []
+    assert len(LONG) == MAX_TEXT_CHARS and validate(cat, None) == []
     store = Store(f"sqlite:///{tmp_path / 'c.sqlite'}")
     store.create_or_upgrade()
     store.upsert(cat)

@@ -310,3 +310,40 @@ def test_audit_log_records_who_did_what(store) -> None:
                            ("mod@ex.org", "Publication", "lecture-lac"),
                            ("alice@ex.org", "Proposition", "lecture-lac")]
     assert "Import" in set(log["Action"])
+
+
+def test_contributor_batch_bounds_name_file_line_and_value(store, tmp_path) -> None:
+    """The 6th fiche of a file (sheet line 7) with a summary too long: the problem names the
+    file, line 7 (not 2) and the start of the value."""
+    from territoires.catalogue import export, reading
+
+    cat = make_catalogue([initiative(f"y{k}", [("commune", "33119")]) for k in range(5)]
+                         + [initiative("z", [("commune", "33119")], summary="s" * 25_000)])
+    path = tmp_path / "lot.xlsx"
+    path.write_bytes(export.export_bytes(cat, "xlsx"))
+    read, _ = reading.read_exchange(path)
+    before = snapshot(store)
+    with pytest.raises(ValidationError) as info:
+        moderation.submit_batch(store, ALICE, [(read.subset(["z"]), None)], file="lot.xlsx")
+    assert snapshot(store) == before
+    (p,) = info.value.problems
+    assert (p.file, p.sheet, p.line, p.column) == ("lot.xlsx", "initiatives", 7, "summary")
+    assert p.value == "s" * 60 + "…"
+
+
+def test_form_and_import_apply_the_same_bounds(store) -> None:
+    """A fiche the import accepts can be saved from the form unchanged, and the reverse:
+    one rule set (texts, rows per fiche) in validation.validate."""
+    from territoires.catalogue import validation
+
+    big = fiche(title="T" * 600, summary="s" * 25_000)
+    big.territories = pd.DataFrame([{"initiative_id": "lecture-lac", "level": "commune",
+                                     "code": f"{33000 + k:05d}"} for k in range(250)])
+    form = moderation.check(moderation.prepare(big), None)
+    assert form == validation.validate(moderation.prepare(big), None)
+    assert {(p.sheet, p.column) for p in form} == {
+        ("initiatives", "title"), ("initiatives", "summary"),
+        ("territoires", "initiative_id")}
+    limit = fiche(title="T" * moderation.MAX_SHORT_TEXT, summary="s" * moderation.MAX_TEXT)
+    assert moderation.check(moderation.prepare(limit), None) == []
+    assert validation.validate(moderation.prepare(limit), None) == []

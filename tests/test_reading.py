@@ -293,3 +293,72 @@ def _zip_export(cat: model.Catalogue, tmp_path: Path) -> Path:
     path = tmp_path / "export.zip"
     path.write_bytes(export_bytes(cat, "csv"))
     return path
+
+
+def _raw_xlsx(path: Path, rows: str) -> Path:
+    """A minimal workbook whose sheet ``initiatives`` holds the XML ``rows`` (no
+    ``<dimension>``, as a hand-made file may have), built without openpyxl."""
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    pkg = "http://schemas.openxmlformats.org/package/2006/relationships"
+    kind = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    return _zip(path, {
+        "[Content_Types].xml": (
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+            'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/xl/workbook.xml" ContentType="{kind}.sheet.main+xml"/>'
+            '<Override PartName="/xl/worksheets/sheet1.xml" '
+            f'ContentType="{kind}.worksheet+xml"/></Types>').encode(),
+        "_rels/.rels": (f'<Relationships xmlns="{pkg}"><Relationship Id="rId1" '
+                        f'Type="{rel}/officeDocument" Target="xl/workbook.xml"/>'
+                        '</Relationships>').encode(),
+        "xl/workbook.xml": (f'<workbook xmlns="{main}" xmlns:r="{rel}"><sheets><sheet '
+                            'name="initiatives" sheetId="1" r:id="rId1"/></sheets>'
+                            '</workbook>').encode(),
+        "xl/_rels/workbook.xml.rels": (
+            f'<Relationships xmlns="{pkg}"><Relationship Id="rId1" Type="{rel}/worksheet" '
+            'Target="worksheets/sheet1.xml"/></Relationships>').encode(),
+        "xl/worksheets/sheet1.xml": (f'<worksheet xmlns="{main}"><sheetData><row r="1">'
+                                     + "".join(f'<c t="inlineStr"><is><t>{h}</t></is></c>'
+                                               for h in INI_HEAD.strip().split(";"))
+                                     + f"</row>{rows}</sheetData></worksheet>").encode(),
+    })
+
+
+def test_xlsx_row_of_thousands_of_cells_refused_before_openpyxl(tmp_path: Path) -> None:
+    """openpyxl builds a whole row before cutting it: a tiny file with a row of millions of
+    empty cells took gigabytes. The sheet's XML is streamed first and such a row refused."""
+    path = _raw_xlsx(tmp_path / "large.xlsx", '<row r="2">' + "<c/>" * 5_000 + "</row>")
+    assert path.stat().st_size < 5_000
+    cat, problems = read_exchange(path)
+    p = _single(problems)
+    assert (p.file, p.sheet, p.line) == ("large.xlsx", "initiatives", 2)
+    assert "plus de 200 cellules" in p.message and "refusée" in p.message
+    assert len(cat.initiatives) == 0
+
+
+def test_xlsx_value_beyond_the_last_column_refused(tmp_path: Path) -> None:
+    """A value in column ZZ was dropped silently (openpyxl stops at column 201); empty
+    formatted cells there are still ignored."""
+    ok = _raw_xlsx(tmp_path / "ok.xlsx", '<row r="2"><c r="A2" t="inlineStr"><is><t>a</t>'
+                   '</is></c><c r="ZZ2" s="1"/></row>')
+    assert read_exchange(ok)[1] == []
+    path = _raw_xlsx(tmp_path / "zz.xlsx", '<row r="2"><c r="A2" t="inlineStr"><is><t>a</t>'
+                     '</is></c><c r="ZZ2"><v>7</v></c></row>')
+    p = _single(read_exchange(path)[1])
+    assert (p.sheet, p.line, p.column) == ("initiatives", 2, "ZZ")
+    assert "plus de 200 colonnes" in p.message
+
+
+def test_reading_problems_stop_at_the_cap(tmp_path: Path, monkeypatch) -> None:
+    from territoires.catalogue import reading, validation
+
+    monkeypatch.setattr(validation, "MAX_PROBLEMS", 5)
+    monkeypatch.setattr(reading, "MAX_PROBLEMS", 5)
+    rows = "".join(f'<row r="{n}"><c r="A{n}" t="inlineStr"><is><t>i{n}</t></is></c>'
+                   f'<c r="B{n}"><f>1+1</f></c></row>' for n in range(2, 30))
+    problems = read_exchange(_raw_xlsx(tmp_path / "f.xlsx", rows))[1]
+    assert [(p.line, p.column) for p in problems[:5]] == [(n, "title") for n in range(2, 7)]
+    assert len(problems) == 6 and "au moins un autre" in problems[-1].message
+    assert problems[-1].file == "f.xlsx"

@@ -153,14 +153,14 @@ def _catalogue_with(**fields: Any) -> model.Catalogue:
 
 def test_nul_control_characters_and_long_texts_refused() -> None:
     problems = validate(_catalogue_with(title="Avec\x00nul", summary="bip\x07",
-                                        objectives="x" * 32_768, actions="ok\ttab\nligne"),
+                                        objectives="x" * 20_001, actions="ok\ttab\nligne"),
                         None, file="c.xlsx")
     got = {(p.column, p.message.split(" (")[0]) for p in problems}
     assert got == {("title", "caractère nul"), ("summary", "caractère de contrôle"),
                    ("objectives", "texte trop long")}
     assert all(p.file == "c.xlsx" and p.sheet == "initiatives" and p.line == 2
                for p in problems)
-    assert validate(_catalogue_with(objectives="x" * 32_767), None) == []
+    assert validate(_catalogue_with(objectives="x" * 20_000, title="t" * 500), None) == []
 
 
 def test_long_ids_and_codes_refused_before_the_database() -> None:
@@ -173,3 +173,61 @@ def test_long_ids_and_codes_refused_before_the_database() -> None:
         ("initiatives", "id"), ("territoires", "initiative_id"), ("territoires", "code")}
     assert all("trop long" in p.message for p in problems)
     assert any("250 caractères, au plus 200" in p.message for p in problems)
+
+
+def test_version_beyond_the_database_integer_refused(tmp_path: Path) -> None:
+    """A version too large for the database's INTEGER is a French problem, not a crash of
+    the write (OverflowError)."""
+    folder = _csv_set(tmp_path / "v", {"initiatives": "id;title;themes;maturity;version\n"
+                                       "a;A;culture;emergence;99999999999999999999\n"
+                                       "b;B;culture;emergence;2147483647\n"
+                                       "c;C;culture;emergence;2147483648\n"
+                                       "d;D;culture;emergence;0\n"})
+    cat, _ = read_exchange(folder)
+    problems = validate(cat, None, file="v")
+    assert [(p.file, p.line, p.column, p.value) for p in problems] == [
+        ("v", 2, "version", "99999999999999999999"), ("v", 4, "version", "2147483648"),
+        ("v", 5, "version", "0")]
+    assert all("2\u202f147\u202f483\u202f647" in p.message for p in problems)
+
+
+def test_problem_list_stops_at_the_cap(tmp_path: Path, monkeypatch) -> None:
+    """Beyond MAX_PROBLEMS the checks stop; one last problem says more were found."""
+    from territoires.catalogue import validation
+
+    monkeypatch.setattr(validation, "MAX_PROBLEMS", 10)
+    folder = _csv_set(tmp_path / "p", {"initiatives": "id;title;themes;maturity\n"
+                                       + "A;;zz;zz\n" * 50})
+    cat, problems = read_exchange(folder)
+    assert problems == []
+    problems = validate(cat, None, file="p.zip")
+    assert len(problems) == 11
+    assert [p.line for p in problems[:10]] == [2] * 4 + [3] * 5 + [4]  # 3: id in double
+    last = problems[-1]
+    assert last.file == "p.zip" and last.line is None
+    assert "au moins un autre problème" in last.message and "10 problèmes" in last.message
+    unknown = [p.message for p in problems if p.column == "themes"]
+    assert unknown[0] is unknown[1]  # the vocabulary message is built once
+    cat.funding = pd.DataFrame([{"id": f"n{k}", "source": "import"} for k in range(20)])
+    conflicts = validation.national_conflicts(cat, {f"n{k}" for k in range(20)}, file="p")
+    assert len(conflicts) == 11 and "au moins un autre" in conflicts[-1].message
+
+
+def test_import_gets_the_form_bounds() -> None:
+    """Texts and rows per fiche: the bounds of the form, for imports too (one rule set)."""
+    cat = _catalogue_with(title="T" * 501, summary="s" * 20_001, source_url="u" * 500)
+    cat.territories = pd.DataFrame([{"initiative_id": "a", "level": "commune",
+                                     "code": f"{33000 + k}"} for k in range(201)])
+    cat.funding = pd.DataFrame([{"id": f"n{k}", "funder": "État", "funder_type": "etat",
+                                 "scheme": "autre", "amount_eur": 1, "year_start": 2020,
+                                 "initiative_id": None, "source": "national:x"}
+                                for k in range(300)])
+    problems = validate(cat, None, file="b.xlsx")
+    assert [(p.sheet, p.line, p.column, p.message.split(" (")[0]) for p in problems] == [
+        ("initiatives", 2, "title", "texte trop long"),
+        ("initiatives", 2, "summary", "texte trop long"),
+        ("territoires", 202, "initiative_id", "plus de 200 lignes pour cette initiative dans "
+         "la feuille « territoires » : au plus 200 par fiche")]
+    assert problems[0].file == "b.xlsx" and problems[0].value == "T" * 60 + "…"
+    assert "501 caractères, au plus 500" in problems[0].message
+    assert problems[2].value == "a"

@@ -208,7 +208,8 @@ def apply_import(store: Store, user: User, plan: ImportPlan, *, comment: str | N
             f"{MAX_PROPOSALS} à la fois ; découpez le fichier, ou demandez à un modérateur",
             file=plan.file)], summary=f"Import de « {plan.file} » refusé ; rien n'a été écrit")
     ids = moderation.submit_batch(store, user, [
-        (plan.catalogue.subset([iid]), base) for iid, base in targets], comment=comment)
+        (plan.catalogue.subset([iid]), base) for iid, base in targets], comment=comment,
+        file=plan.file)
     progress(1.0, "Propositions enregistrées.")
     n = len(ids)
     unchanged = plan.report.unchanged

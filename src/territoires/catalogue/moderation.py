@@ -49,10 +49,12 @@ from territoires.errors import (
     ValidationError,
 )
 
-#: Bounds of one contributed fiche (refused beyond, with a French message).
-MAX_TEXT = 20_000
-MAX_SHORT_TEXT = 500
-MAX_ROWS = 200
+#: Bounds of one fiche, the same for imports and forms (checked by
+#: :func:`territoires.catalogue.validation.validate`; refused beyond, with a French message).
+MAX_TEXT = validation.MAX_TEXT_CHARS
+MAX_SHORT_TEXT = validation.MAX_SHORT_TEXT_CHARS
+MAX_ROWS = validation.MAX_ROWS_PER_INITIATIVE
+#: Largest fiche saved from a form or proposed by a contributor's import (its JSON payload).
 MAX_PAYLOAD_BYTES = 500_000
 MAX_REASON = 2_000
 #: Source recorded on funding lines entered in the forms.
@@ -148,26 +150,6 @@ def validate_catalogue(catalogue: model.Catalogue, index: Any | None,
     return validation.validate(catalogue, index, file=None, known_initiatives=known_initiatives)
 
 
-def _bounds(catalogue: model.Catalogue) -> list[Problem]:
-    problems: list[Problem] = []
-    for name, df in catalogue.tables().items():
-        sheet = model.TABLE_LABELS[name]
-        if len(df) > MAX_ROWS:
-            problems.append(Problem(f"trop de lignes ({len(df)}, au plus {MAX_ROWS})",
-                                    sheet=sheet))
-            continue
-        for line, rec in enumerate(df.astype(object).to_dict("records"), start=2):
-            for col, value in rec.items():
-                if not isinstance(value, str):
-                    continue
-                limit = MAX_TEXT if col in model.INITIATIVE_TEXT_COLUMNS else MAX_SHORT_TEXT
-                if len(value) > limit:
-                    problems.append(Problem(f"texte trop long ({len(value)} caractères, au "
-                                            f"plus {limit})", sheet=sheet, line=line,
-                                            column=col))
-    return problems
-
-
 def prepare(catalogue: model.Catalogue) -> model.Catalogue:
     """A form's catalogue made complete: child rows point to the initiative, funding lines get
     a stable id (``<initiative>-f<n>``), the initiative's first territory when they name none,
@@ -207,12 +189,10 @@ def prepare(catalogue: model.Catalogue) -> model.Catalogue:
 
 
 def check(catalogue: model.Catalogue, index: Any | None) -> list[Problem]:
-    """Every problem of a one-initiative catalogue from a form (bounds + import rules)."""
+    """Every problem of a one-initiative catalogue from a form (the import rules, bounds
+    included)."""
     if len(catalogue.initiatives) != 1:
         return [Problem("une fiche à la fois", sheet="initiatives")]
-    problems = _bounds(catalogue)
-    if problems:
-        return problems
     return validate_catalogue(catalogue, index)
 
 
@@ -726,20 +706,24 @@ def payload_json(payload: dict) -> str:
 
 def submit_batch(store: Store, user: User,
                  items: list[tuple[model.Catalogue, int | None]], *,
-                 comment: str | None = None) -> list[int]:
+                 comment: str | None = None, file: str | None = None) -> list[int]:
     """Proposals for several already validated initiatives (a contributor's import): one
     per ``(one-initiative catalogue, base version or None for a new fiche)``, all recorded in
-    one transaction or none. Refused if a fiche changed since its base version, or goes
-    beyond the forms' bounds (the same as a proposal typed in the form)."""
+    one transaction or none. Refused if a fiche changed since its base version, or breaks
+    the rules of a proposal typed in the form (its bounds included; problems located in the
+    file ``file``, at the lines of the catalogues' index when they come from a file)."""
     require(user, "contributeur")
     problems: list[Problem] = []
     payloads: list[tuple[dict, int | None]] = []
     for catalogue, base in items:
-        problems += _bounds(catalogue)
+        problems += validation.validate(catalogue, None, file=file)
         payload = catalogue_payload(catalogue)
         if len(dump_payload(payload).encode("utf-8")) > MAX_PAYLOAD_BYTES:
+            ini = catalogue.initiatives
             problems.append(Problem(f"fiche trop volumineuse (plus de "
-                                    f"{MAX_PAYLOAD_BYTES // 1000} ko)", sheet="initiatives",
+                                    f"{MAX_PAYLOAD_BYTES // 1000} ko)", file=file,
+                                    sheet=ini.attrs.get("sheet") or "initiatives",
+                                    line=validation._lines(ini)[0], column="id",
                                     value=payload["initiatives"][0]["id"]))
         if base is not None and not user.at_least("moderateur"):
             row = payload["initiatives"][0]
@@ -748,7 +732,8 @@ def submit_batch(store: Store, user: User,
                     row.pop(col, None)  # left empty: the published value is kept
         payloads.append((payload, base))
     if problems:
-        raise ValidationError(problems, summary="Propositions refusées ; rien n'a été écrit")
+        raise ValidationError(validation.capped(problems, file),
+                              summary="Propositions refusées ; rien n'a été écrit")
 
     def write(conn: sa.Connection) -> list[int]:
         ids = []

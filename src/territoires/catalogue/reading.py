@@ -18,7 +18,8 @@ Every input is bounded (:data:`MAX_FILE_BYTES`, :data:`MAX_UNCOMPRESSED_BYTES`,
 :data:`MAX_ZIP_ENTRIES`, :data:`MAX_ROWS_PER_SHEET`, :data:`MAX_COLUMNS`,
 :data:`MAX_CELL_CHARS`, :data:`MAX_ROW_CHARS`): beyond, the file is refused with a French
 message, before more is read. Files are read as streams, row by row (XLSX in openpyxl's
-read-only mode), so memory follows the size of the catalogue, not of the file.
+read-only mode, after a streaming scan of each sheet's XML that refuses a row too wide before
+openpyxl builds it), so memory follows the size of the catalogue, not of the file.
 
 Reading (:func:`read_exchange`) never raises on a bad cell: it keeps the raw value and
 :func:`territoires.catalogue.validation.validate` reports every problem at once, naming the sheet,
@@ -33,19 +34,27 @@ import contextlib
 import csv
 import io
 import logging
-import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
+from xml.etree.ElementTree import iterparse
 
 import pandas as pd
 
 from territoires import vocab
 from territoires.catalogue import model
-from territoires.catalogue.validation import REQUIRED, RawCells, _parse_cell, _text_cell, is_missing
+from territoires.catalogue.validation import (
+    MAX_PROBLEMS,
+    REQUIRED,
+    RawCells,
+    _parse_cell,
+    _text_cell,
+    capped,
+    is_missing,
+)
 from territoires.errors import InputTooLargeError, Problem
 
 # -------------------------------------------------------------------------------- bounds
@@ -69,7 +78,6 @@ MAX_ROW_CHARS = 2 * 1024 * 1024
 _log = logging.getLogger(__name__)
 _FORMATS = ("Formats acceptés : classeur .xlsx, dossier ou .zip de fichiers CSV, fichier "
             ".csv.")
-_FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[ >/]")
 
 
 def _n(value: int) -> str:
@@ -96,7 +104,7 @@ class _Sheet:
     name: str
     hidden: bool
     rows: Any  # () -> Iterator[tuple[int, list[Any]]]: (line number, cells)
-    formulas: Any = None  # () -> set[(line, column index)] of formula cells, or None
+    formulas: Any = None  # () -> set[(line, column index)] of formula cells without value
     kind: str = "feuille"
 
 
@@ -269,37 +277,97 @@ def _xlsx_rows(ws: Any, file: str) -> Iterator[tuple[int, list[Any]]]:
         yield n, list(row)
 
 
-def _xlsx_formulas(path: Path, zf: zipfile.ZipFile, title: str, part: str
-                   ) -> set[tuple[int, int]] | None:
-    """(line, column index) of the formula cells of sheet ``title``, or None if it has none
-    (a quick scan of its XML before openpyxl reads formulas)."""
-    found = False
-    tail = b""
-    with zf.open(part) as stream:
-        while chunk := stream.read(1 << 20):
-            if _FORMULA_TAG.search(tail + chunk):
-                found = True
-                break
-            tail = chunk[-16:]
-    if not found:
-        return None
-    import openpyxl
+def _xml_events(stream: IO[bytes]) -> Iterator[tuple[str, str, Any]]:
+    """(event, tag without namespace, element) of a streamed XML part, ``start`` and
+    ``end`` events; every element is dropped once ended, so memory stays that of the path
+    from the root (attributes are read at ``start``, text at ``end``)."""
+    stack: list[Any] = []
+    for event, elem in iterparse(stream, events=("start", "end")):
+        tag = elem.tag.rpartition("}")[2]
+        if event == "start":
+            stack.append(elem)
+            yield event, tag, elem
+            continue
+        stack.pop()
+        yield event, tag, elem
+        if stack:
+            del stack[-1][:]  # the element is read: drop it
 
-    wb = openpyxl.load_workbook(path, read_only=True, data_only=False)
-    try:
-        out = set()
-        for n, row in enumerate(wb[title].iter_rows(values_only=True,
-                                                    max_col=MAX_COLUMNS + 1), start=1):
-            for i, value in enumerate(row):
-                if isinstance(value, str) and value.startswith("="):
-                    out.add((n, i))
-        return out
-    finally:
-        wb.close()
+
+def _sheet_size(ws: Any) -> None:
+    """``ReadOnlyWorksheet._get_size`` of openpyxl, streamed and stopped where ``<sheetData>``
+    starts (the schema puts ``<dimension>`` before it): openpyxl's own parses a sheet without
+    ``<dimension>`` to its end, keeping every element (a tiny file of millions of empty cells
+    would take gigabytes before any check)."""
+    from openpyxl.utils.cell import range_boundaries
+
+    with ws._get_source() as src:
+        for event, tag, elem in _xml_events(src):
+            if event == "start" and tag == "dimension" and elem.get("ref"):
+                (ws._min_column, ws._min_row, ws._max_column,
+                 ws._max_row) = range_boundaries(elem.get("ref"))
+                return
+            if event == "start" and tag == "sheetData":
+                return
+
+
+def _xlsx_scan(zf: zipfile.ZipFile, part: str, file: str, title: str
+               ) -> set[tuple[int, int]]:
+    """Stream the XML of sheet ``title`` before openpyxl reads it (openpyxl builds a whole
+    row before ``max_col`` cuts it, so a tiny file with a row of millions of cells would take
+    gigabytes): refuse a row of more than :data:`MAX_COLUMNS` cells, a value beyond column
+    :data:`MAX_COLUMNS` (openpyxl would drop it silently) and a row numbered beyond
+    :data:`MAX_ROWS_PER_SHEET`. Returns the (line, column index) of the formula cells
+    without a saved value, below the header (the first :data:`MAX_PROBLEMS` + 1: more
+    would not be listed). Memory stays that of one cell: every element is dropped once
+    read."""
+    from openpyxl.utils import column_index_from_string
+
+    formulas: set[tuple[int, int]] = set()
+    line = column = cells = 0
+    formula = value = False
+
+    def refused(message: str, **where: Any) -> _Refused:
+        return _Refused(Problem(f"{message} : feuille refusée", file=file, sheet=title,
+                                line=line, **where))
+
+    with zf.open(part) as stream:
+        for event, tag, elem in _xml_events(stream):
+            if event == "start":
+                if tag == "c":
+                    ref = elem.get("r")
+                    column = (column_index_from_string(ref.rstrip("0123456789")) if ref
+                              else column + 1)
+                    cells += 1
+                    formula = value = False
+                    if cells > MAX_COLUMNS:
+                        raise refused(f"plus de {MAX_COLUMNS} cellules sur la ligne (cellules "
+                                      "vides mises en forme comprises)")
+                elif tag == "row":
+                    ref = elem.get("r")
+                    line = int(ref) if ref else line + 1
+                    column = cells = 0
+                    if line > MAX_ROWS_PER_SHEET:
+                        raise refused(f"plus de {_n(MAX_ROWS_PER_SHEET - 1)} lignes")
+                continue
+            if tag == "f":
+                formula = True
+            elif tag in ("v", "t"):
+                value = value or bool((elem.text or "").strip())
+            elif tag == "c":
+                if column > MAX_COLUMNS and (formula or value):
+                    raise refused(f"plus de {MAX_COLUMNS} colonnes",
+                                  column=_column_letter(column - 1))
+                if formula and not value and line > 1 and len(formulas) <= MAX_PROBLEMS:
+                    formulas.add((line, column - 1))
+    return formulas
 
 
 def _open_workbook(path: Path, file: str) -> tuple[Any, list[_Sheet], zipfile.ZipFile]:
     import openpyxl
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
+    ReadOnlyWorksheet._get_size = _sheet_size  # same result, bounded memory (see there)
 
     with open(path, "rb") as fh:
         magic = fh.read(8)
@@ -316,7 +384,7 @@ def _open_workbook(path: Path, file: str) -> tuple[Any, list[_Sheet], zipfile.Zi
         hidden = getattr(ws, "sheet_state", "visible") != "visible"
         sheets.append(_Sheet(
             ws.title, hidden, lambda ws=ws: _xlsx_rows(ws, file),
-            formulas=(lambda title=ws.title, part=part: _xlsx_formulas(path, zf, title, part))
+            formulas=(lambda title=ws.title, part=part: _xlsx_scan(zf, part, file, title))
             if part else None))
     return wb, sheets, zf
 
@@ -424,7 +492,9 @@ def read_exchange(path: Path) -> tuple[model.Catalogue, list[Problem]]:
 
     Returns the catalogue (each table indexed by its spreadsheet line number) and the
     structural problems found (unreadable or too large file, hidden or duplicated sheet,
-    unknown, duplicated or missing columns, formulas without a value). Cell-level problems
+    unknown, duplicated or missing columns, formulas without a value; at most
+    :data:`~territoires.catalogue.validation.MAX_PROBLEMS`, then one saying more were
+    found). Cell-level problems
     are left to :func:`territoires.catalogue.validation.validate`. A file refused as a whole gives
     an
     empty catalogue and the problem that stopped its reading.
@@ -498,7 +568,7 @@ def read_exchange(path: Path) -> tuple[model.Catalogue, list[Problem]]:
         for closer in closers:
             with contextlib.suppress(Exception):  # closing never matters here
                 closer.close()
-    return model.Catalogue(**tables), problems
+    return model.Catalogue(**tables), capped(problems, file)
 
 
 def _column_letter(i: int) -> str:

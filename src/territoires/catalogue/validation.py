@@ -27,7 +27,7 @@ import datetime as dt
 import math
 import numbers
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pandas as pd
@@ -67,8 +67,18 @@ TIMESTAMP_COLUMNS = {"created_at", "updated_at"}
 INT_COLUMNS = {"version", "year", "year_start", "year_end"}
 FLOAT_COLUMNS = {"value", "amount_eur"}
 SIRET_COLUMNS = {"siret", "beneficiary_siret"}
-#: Longest text of a cell (Excel's limit: the XLSX export then keeps every character).
-MAX_TEXT_CHARS = 32_767
+#: Longest long text (``summary``, ``objectives``…: :data:`model.INITIATIVE_TEXT_COLUMNS`) and
+#: longest other text (title, names, labels, links…), in characters. The same bounds for imports
+#: and forms: a fiche imported can be saved again from the form, unchanged.
+MAX_TEXT_CHARS = 20_000
+MAX_SHORT_TEXT_CHARS = 500
+#: Most rows of one initiative in each other table (structures, territories, indicators,
+#: funding lines), as in the form.
+MAX_ROWS_PER_INITIATIVE = 200
+#: Largest version number (the database's INTEGER column, 32 bits on PostgreSQL).
+MAX_VERSION = 2**31 - 1
+#: Most problems listed for one file: beyond, the checks stop and a last problem says so.
+MAX_PROBLEMS = 1_000
 #: Longest identifier (initiative, funding line) and code: the database's column widths.
 MAX_ID_CHARS = 200
 MAX_CODE_CHARS = 40
@@ -90,6 +100,8 @@ _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SIRET_RE = re.compile(r"^\d{14}$")
 _DATE_FR_RE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
 _SPACES = str.maketrans("", "", " \u00a0\u202f\u2009")
+#: Columns with their own width limit (:data:`MAX_ID_CHARS`, :data:`MAX_CODE_CHARS`).
+_WIDTH_COLUMNS = {"id", "initiative_id", "code", "territory_code"}
 
 # ------------------------------------------------------------------------------- helpers
 
@@ -328,17 +340,58 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _check_text(value: str, column: str, line: int, report: Any) -> None:
-    """Characters and length of a text cell (the same refusal whatever the database)."""
+def _n(value: int) -> str:
+    return f"{value:,}".replace(",", "\u202f")
+
+
+def _check_text(value: str, table: str, column: str, line: int, report: Any) -> None:
+    """Characters and length of a text cell (the same refusal whatever the database, for
+    imports and forms)."""
     bad = _CONTROL_RE.search(value)
     if bad:
         char = bad.group()
         what = "caractère nul" if char == "\x00" else "caractère de contrôle"
         report(f"{what} (U+{ord(char):04X}, position {bad.start() + 1}) interdit dans un "
                "texte", line, column, _short(value.replace(char, "�")))
-    if len(value) > MAX_TEXT_CHARS:
-        report(f"texte trop long ({len(value)} caractères, au plus {MAX_TEXT_CHARS}, la "
-               "limite d'une cellule Excel) : raccourcissez-le", line, column, _short(value))
+    if column in _WIDTH_COLUMNS:
+        return
+    limit = (MAX_TEXT_CHARS if table == "initiatives"
+             and column in model.INITIATIVE_TEXT_COLUMNS else MAX_SHORT_TEXT_CHARS)
+    if len(value) > limit:
+        report(f"texte trop long ({_n(len(value))} caractères, au plus {_n(limit)}) : "
+               "raccourcissez-le", line, column, _short(value))
+
+
+class _Full(Exception):
+    """Raised when a list of problems reaches :data:`MAX_PROBLEMS` and one more is found."""
+
+
+def _adder(problems: list[Problem]) -> Callable[[Problem], None]:
+    """A function appending to ``problems``, raising :class:`_Full` instead of going beyond
+    :data:`MAX_PROBLEMS` (the checks then stop: their cost stays bounded)."""
+
+    def add(problem: Problem) -> None:
+        if len(problems) >= MAX_PROBLEMS:
+            raise _Full
+        problems.append(problem)
+
+    return add
+
+
+def more_problems(file: str | None = None) -> Problem:
+    """The last problem of a list stopped at :data:`MAX_PROBLEMS`: at least one more was
+    found, not listed."""
+    return Problem(f"… et au moins un autre problème, non listé : la vérification s'arrête "
+                   f"après {_n(MAX_PROBLEMS)} problèmes ; corrigez ceux-ci puis vérifiez de "
+                   "nouveau le fichier", file=file)
+
+
+def capped(problems: list[Problem], file: str | None = None) -> list[Problem]:
+    """``problems`` cut to :data:`MAX_PROBLEMS`, followed by :func:`more_problems` when some
+    were left out."""
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    return [*problems[:MAX_PROBLEMS], more_problems(file)]
 
 
 def national_conflicts(catalogue: model.Catalogue, national_ids: Iterable[str], *,
@@ -351,15 +404,19 @@ def national_conflicts(catalogue: model.Catalogue, national_ids: Iterable[str], 
     if not national or not len(df):
         return []
     sheet = df.attrs.get("sheet") or model.TABLE_LABELS["funding"]
-    problems = []
-    for line, fid, source in zip(_lines(df), df["id"].astype(object),
-                                 df["source"].astype(object), strict=True):
-        if (not is_missing(fid) and str(fid) in national
-                and not str(source or "").startswith("national:")):
-            problems.append(Problem(
-                "identifiant déjà pris par une ligne de financement nationale (chargée par "
-                "« catalogue load-funding ») : choisissez un autre identifiant",
-                file=file, sheet=sheet, line=line, column="id", value=fid))
+    problems: list[Problem] = []
+    add = _adder(problems)
+    try:
+        for line, fid, source in zip(_lines(df), df["id"].astype(object),
+                                     df["source"].astype(object), strict=True):
+            if (not is_missing(fid) and str(fid) in national
+                    and not str(source or "").startswith("national:")):
+                add(Problem(
+                    "identifiant déjà pris par une ligne de financement nationale (chargée par "
+                    "« catalogue load-funding ») : choisissez un autre identifiant",
+                    file=file, sheet=sheet, line=line, column="id", value=fid))
+    except _Full:
+        problems.append(more_problems(file))
     return problems
 
 
@@ -376,21 +433,45 @@ def validate(
     file: str | None = None,
     known_initiatives: Iterable[str] = (),
 ) -> list[Problem]:
-    """Every problem of ``catalogue`` at once, in French, located by sheet/line/column/value.
+    """Every problem of ``catalogue`` at once (the first :data:`MAX_PROBLEMS`, then one
+    saying more were found), in French, located by sheet/line/column/value.
 
     ``index`` (a :class:`~territoires.pipeline.territories.TerritoryIndex`) checks territory codes;
     None skips that check. ``known_initiatives`` are ids that funding lines may point to
     besides those of the catalogue (e.g. initiatives already in the database).
     """
     problems: list[Problem] = []
+    try:
+        _validate(catalogue, index, file, known_initiatives, _adder(problems))
+    except _Full:
+        problems.append(more_problems(file))
+    return problems
+
+
+def _unknown_value(voc: Vocabulary) -> str:
+    """The message of a value outside ``voc`` (built once per vocabulary: a file repeats it)."""
+    return (f"valeur inconnue pour « {voc.label} » ; valeurs possibles : "
+            f"{voc.valid_values_text()}")
+
+
+def _validate(catalogue: model.Catalogue, index: Any | None, file: str | None,
+              known_initiatives: Iterable[str], add: Callable[[Problem], None]) -> None:
+    """The checks of :func:`validate`, every problem given to ``add``."""
     ini_ids: set[str] = set()
+    unknown: dict[str, str] = {}
+
+    def unknown_value(voc: Vocabulary) -> str:
+        if voc.name not in unknown:
+            unknown[voc.name] = _unknown_value(voc)
+        return unknown[voc.name]
+
     for table, df in catalogue.tables().items():
         sheet = df.attrs.get("sheet") or model.TABLE_LABELS[table]
 
         def report(message: str, line: int, column: str | None, value: Any = None,
                    _sheet: str = sheet) -> None:
-            problems.append(Problem(message, file=file, sheet=_sheet, line=line,
-                                    column=column, value=value))
+            add(Problem(message, file=file, sheet=_sheet, line=line, column=column,
+                        value=value))
 
         raw = df.attrs.get("raw") or RawCells()
         # one row at a time (no list of every row as a dict: memory stays that of the table)
@@ -399,6 +480,7 @@ def validate(
             *(df.iloc[:, i].to_numpy(dtype=object) for i in range(len(names))),
             strict=True)) if len(df) and names else iter(())
         seen_ids: dict[str, int] = {}
+        per_initiative: dict[str, int] = {}
         for line, rec in zip(_lines(df), records, strict=True):
             for col in REQUIRED[table]:
                 value = rec.get(col)
@@ -410,21 +492,19 @@ def validate(
             for col in model.TABLE_COLUMNS[table]:
                 value = rec.get(col)
                 if isinstance(value, str):
-                    _check_text(value, col, line, report)
+                    _check_text(value, table, col, line, report)
                 if col in model.INITIATIVE_LIST_COLUMNS and table == "initiatives":
                     voc = LIST_VOCABS[col]
                     for item in value if isinstance(value, list) else []:
                         if item not in voc.items:
-                            report(f"valeur inconnue pour « {voc.label} » ; valeurs "
-                                   f"possibles : {voc.valid_values_text()}", line, col, item)
+                            report(unknown_value(voc), line, col, item)
                     continue
                 if is_missing(value):
                     continue
                 if (table, col) in VOCAB_COLUMNS:
                     voc = VOCAB_COLUMNS[(table, col)]
                     if value not in voc.items:
-                        report(f"valeur inconnue pour « {voc.label} » ; valeurs possibles : "
-                               f"{voc.valid_values_text()}", line, col, value)
+                        report(unknown_value(voc), line, col, value)
                 elif col in DATE_COLUMNS and parse_date(value) is None:
                     report("date illisible (attendu JJ/MM/AAAA ou AAAA-MM-JJ)", line, col,
                            value)
@@ -455,6 +535,14 @@ def validate(
                 elif col in ("code", "territory_code") and len(str(value)) > MAX_CODE_CHARS:
                     report(f"code trop long ({len(str(value))} caractères, au plus "
                            f"{MAX_CODE_CHARS})", line, col, _short(value))
+            iid = rec.get("initiative_id")
+            if table != "initiatives" and not is_missing(iid):
+                count = per_initiative[str(iid)] = per_initiative.get(str(iid), 0) + 1
+                if count == MAX_ROWS_PER_INITIATIVE + 1:
+                    report(f"plus de {MAX_ROWS_PER_INITIATIVE} lignes pour cette initiative "
+                           f"dans la feuille « {sheet} » : au plus "
+                           f"{MAX_ROWS_PER_INITIATIVE} par fiche", line, "initiative_id",
+                           _short(iid))
             if table in ("initiatives", "funding"):
                 rid = rec.get("id")
                 if not is_missing(rid):
@@ -474,9 +562,10 @@ def validate(
                     report(f"la date de fin précède la date de début ({start:%d/%m/%Y})",
                            line, "end_date", f"{end:%d/%m/%Y}")
                 version = _opt(parse_int, rec.get("version"))
-                if version is not None and version < 1:
-                    report("la version doit être ≥ 1", line, "version",
-                           raw.typed("version", line, version))
+                if version is not None and not 1 <= version <= MAX_VERSION:
+                    report(f"version invraisemblable : un nombre entier de 1 à "
+                           f"{_n(MAX_VERSION)} est attendu", line, "version",
+                           _short(raw.typed("version", line, version)))
             if table == "funding":
                 amount = _opt(parse_number, rec.get("amount_eur"))
                 if amount is not None:
@@ -521,7 +610,5 @@ def validate(
             if not is_missing(iid) and str(iid) not in allowed:
                 where = ("ni dans la feuille « initiatives » ni dans la base"
                          if table == "funding" else "dans la feuille « initiatives »")
-                problems.append(Problem(f"initiative absente {where}", file=file,
-                                        sheet=sheet, line=line, column="initiative_id",
-                                        value=iid))
-    return problems
+                add(Problem(f"initiative absente {where}", file=file, sheet=sheet, line=line,
+                            column="initiative_id", value=iid))
