@@ -6,8 +6,9 @@ import io
 
 import openpyxl
 import pytest
+from streamlit.testing.v1 import AppTest
 
-from territoires.catalogue import auth, export, moderation
+from territoires.catalogue import auth, export, importing, moderation
 from test_pages_contribution import _app, _run, assert_no_markup
 from test_pages_contribution import env as contribution_env  # noqa: F401 (the env fixture)
 
@@ -86,3 +87,47 @@ def test_importer_needs_sign_in(store) -> None:
     at = _run(_app(page="pages/importer.py"))
     assert any("Connectez-vous" in i.value for i in at.info)
     assert not at.file_uploader
+
+
+def test_too_large_file_named_with_markup_is_refused_as_text(
+        store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refusal repeats the upload's name: it is shown as text (it was Markdown)."""
+    monkeypatch.setattr(importing, "MAX_UPLOAD_BYTES", 10)
+    at = _upload(_run(_app("mod", "pages/importer.py")),
+                 ":material/warning: " + NASTY_NAME, _workbook(store))
+    assert at.error and "pèse" in at.error[0].value
+    assert_no_markup(at)
+    assert ":material/" not in at.error[0].value
+
+
+def test_progress_text_naming_the_file_is_text() -> None:
+    def page() -> None:
+        from territoires.app import import_forms
+
+        import_forms._progress_bar()(0.1, "Lecture de « ![x](https://e.test/p.png) »…")
+
+    at = AppTest.from_function(page).run()
+    text = at.get("progress")[0].proto.text
+    assert "![x](https://" not in text and "\\!\\[x\\]" in text
+
+
+def test_import_refused_for_a_conflict_is_checked_again(
+        store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fiche published between the check and « Publier »: refused, then the file is checked
+    again against the new version (the old plan stayed, and « Publier » failed again)."""
+    at = _upload(_run(_app("mod", "pages/importer.py")), "lot.xlsx", _workbook(store))
+    calls: list[str] = []
+    real = importing.plan_import
+
+    def counted(*args, **kwargs):
+        calls.append("plan")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(importing, "plan_import", counted)
+    edited = store.load_catalogue(include_national=False).subset(["pau-sport"])
+    edited.initiatives["summary"] = "Publiée entre-temps."
+    store.upsert(edited, author="mod2@ex.org")
+    at = _run(at.button(key="imp_confirm").click())
+    assert any("relancez la vérification" in e.value for e in at.error), [
+        e.value for e in at.error]
+    assert calls == ["plan"]  # the same upload, checked again

@@ -10,10 +10,11 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+from territoires.analysis import views
 from territoires.app import forms, ui
 from territoires.catalogue import importing, model
 from territoires.catalogue.auth import User
-from territoires.errors import ValidationError
+from territoires.errors import ConflictError, ValidationError
 
 _PLAN = "imp_plan"
 
@@ -22,7 +23,8 @@ def _progress_bar() -> importing.Progress:
     bar = st.progress(0.0, text="Import…")
 
     def update(fraction: float, text: str) -> None:
-        bar.progress(min(max(fraction, 0.0), 1.0), text=text)
+        # the text may name the uploaded file: Markdown there would be drawn
+        bar.progress(min(max(fraction, 0.0), 1.0), text=views.md_text(text))
 
     return update
 
@@ -35,9 +37,10 @@ def checked_upload(upload: UploadedFile,
     if kept is not None and kept[0] == upload.file_id:
         return kept[1]
     if upload.size > importing.MAX_UPLOAD_BYTES:
-        st.error(f"« {upload.name} » pèse {upload.size / 1e6:.1f} Mo : le site accepte au plus "
-                 f"{importing.MAX_UPLOAD_BYTES // (1024 * 1024)} Mo par fichier. Découpez-le, "
-                 "ou demandez à un administrateur l'import en ligne de commande.")
+        st.error(views.md_text(
+            f"« {upload.name} » pèse {upload.size / 1e6:.1f} Mo : le site accepte au plus "
+            f"{importing.MAX_UPLOAD_BYTES // (1024 * 1024)} Mo par fichier. Découpez-le, "
+            "ou demandez à un administrateur l'import en ligne de commande."))
         return None
     suffix = Path(upload.name).suffix.lower()
     with tempfile.TemporaryDirectory(prefix="territoires-import-") as tmp:
@@ -60,8 +63,13 @@ def confirm(plan: importing.ImportPlan, user: User, comment: str) -> None:
     next run, and after a success the uploader starts empty."""
 
     def run() -> str:
-        message = importing.apply_import(ui.contribution_store(), user, plan,
-                                         comment=comment or None, progress=_progress_bar())
+        try:
+            message = importing.apply_import(ui.contribution_store(), user, plan,
+                                             comment=comment or None,
+                                             progress=_progress_bar())
+        except ConflictError:
+            st.session_state.pop(_PLAN, None)  # fiches changed since: checked again next run
+            raise
         st.session_state["imp_upload_n"] = st.session_state.get("imp_upload_n", 0) + 1
         return message
 
