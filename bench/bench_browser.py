@@ -155,7 +155,11 @@ TIMES_JS = """async ([needMap, limit, title, t0]) => {
   // (a table in a closed expander or another tab is not drawn: only the ones shown)
   const every = (sel, inner) => [...document.querySelectorAll(sel)].every(
       e => !e.getClientRects().length || e.querySelector(inner));
-  const settled = () => footer() && !document.querySelector('[data-testid="stSkeleton"]')
+  // with TERRITOIRES_MAP_FIRST=1, the first view of a map page sends its menu and widgets
+  // after its map, saying so in the sidebar meanwhile (ui.DEFERRED_NOTE)
+  const menu = () => ![...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
+      .some(e => e.textContent.startsWith('Chargement du menu et des filtres'));
+  const settled = () => footer() && menu() && !document.querySelector('[data-testid="stSkeleton"]')
       && every('[data-testid="stDataFrame"]', 'canvas')
       && every('[data-testid="stVegaLiteChart"]', 'canvas, svg');
   const mapDrawn = () => [...document.querySelectorAll('iframe')].some(f => {

@@ -15,6 +15,7 @@ st.title("Carte")
 @st.fragment
 def view(data: ui.AppData, filters: ui.Filters, area: maps.Area) -> None:
     """The map and its table: a change of level, measure or colour reruns only this."""
+    ui.leave_first_view()
     with ui.guard():  # a rerun of this part alone runs outside the page's guard
         level, measure, colour_by = ui.carte_choices(filters, area)
         shown = ui.carte_data(data, filters, level)

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
+from app_env import make_env
 from browser_support import (
     ARTIFACTS,
     MAP_IFRAME,
@@ -17,6 +18,7 @@ from browser_support import (
     browser_context,
     map_frame,
     serve,
+    serve_env,
     text_input,
     wait_idle,
 )
@@ -127,6 +129,53 @@ def test_shared_map_link_and_click(server: str, browser) -> None:
     assert params["t"] == ["commune:33249"]
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "carte_apres_clic.png"), full_page=True)
+    page.close()
+
+
+#: Page script: when the map's frame and the first menu link appear (ms since navigation),
+#: how many frame elements were created and how many documents they loaded
+FIRST_VIEW_JS = """(() => { if (window !== window.top) return;
+  const v = window.__firstView = {elements: 0, loads: 0}; const seen = new WeakSet();
+  new MutationObserver(() => {
+    const f = document.querySelector(`MAP_IFRAME`);
+    if (f && !seen.has(f)) { seen.add(f); v.elements += 1;
+      if (v.frame === undefined) v.frame = performance.now();
+      f.addEventListener('load', () => { v.loads += 1; }); }
+    if (v.link === undefined && document.querySelector('[data-testid="stPageLink"]'))
+      v.link = performance.now();
+  }).observe(document, {subtree: true, childList: true}); })()""".replace("`MAP_IFRAME`",
+                                                                          repr(MAP_IFRAME))
+
+
+@pytest.fixture(scope="module")
+def map_first(tmp_path_factory: pytest.TempPathFactory, tiny_layers: Layers
+              ) -> Iterator[str]:
+    """The app with ``TERRITOIRES_MAP_FIRST=1``."""
+    root = tmp_path_factory.mktemp("map_first")
+    with serve_env(root, {**make_env(root, tiny_layers), "TERRITOIRES_MAP_FIRST": "1"}) as base:
+        yield base
+
+
+@pytest.mark.parametrize("path", ["/carte?t=departement:33", "/couverture?t=departement:33"])
+def test_first_view_draws_the_map_before_the_widgets(map_first: str, browser, path: str
+                                                     ) -> None:
+    """With ``TERRITOIRES_MAP_FIRST=1``, a new visit of Carte or Couverture: the map's frame
+    comes first, then the menu and the filters (a second run of the app, that the frame
+    triggers), in the same frame, never reloaded."""
+    page = browser.new_page()
+    page.add_init_script(FIRST_VIEW_JS)
+    page.goto(map_first + path)
+    frame_el = map_frame(page)
+    radios = {"/carte": 3, "/couverture": 1}[path.split("?")[0]]
+    page.get_by_test_id("stPageLink").first.wait_for(timeout=30_000)
+    page.get_by_test_id("stMultiSelect").first.wait_for(timeout=30_000)
+    expect(page.get_by_test_id("stRadio")).to_have_count(radios, timeout=30_000)
+    page.wait_for_timeout(500)  # a frame created or loaded again would be by now
+    seen = page.evaluate("window.__firstView")
+    assert seen["frame"] < seen["link"], seen
+    assert (seen["elements"], seen["loads"]) == (1, 1), seen
+    assert frame_el.count() == 1
+    assert parse_qs(urlparse(page.url).query)["t"] == ["departement:33"]  # kept in the URL
     page.close()
 
 

@@ -378,3 +378,26 @@ def test_a_script_that_cannot_load_says_so(base: str, browser) -> None:
                   _args("Cenon", js_links=[f"{assets.STATIC_URL}/absent/leaflet.js"]))
     frame.get_by_text("La carte n'a pas pu être chargée.").wait_for(timeout=10_000)
     page.close()
+
+
+def test_announce_posts_shown_once_as_the_frame_starts_drawing(base: str, browser) -> None:
+    """``announce`` (a page's first view, ``ui.announce_map``): the frame posts
+    ``{shown: true}`` once, at its first render; later renders post nothing more."""
+    page, frame, errors = _open(browser, base)
+    args = {**_args("Cenon"), "announce": True}
+    page.evaluate("args => render(args)", args)
+    page.wait_for_function(
+        "() => messages.some(m => m.type === 'streamlit:setComponentValue')")
+    frame.locator(".leaflet-control-layers").wait_for(state="attached")
+    page.evaluate("args => render(args)", {**_args("Lormont"), "announce": True})
+    page.wait_for_function("() => document.getElementById('map').contentWindow"
+                           ".__territoiresGroups.includes('Lormont')")
+    values = page.evaluate("() => messages.filter(m => m.type === "
+                           "'streamlit:setComponentValue').map(m => m.value)")
+    assert values == [{"shown": True}]
+    assert map_component.shown(values[0]) and not map_component.shown({"zoom": 3})
+    assert map_component.component_kwargs(
+        map_component.render(folium.Map(tiles=None), [], None, key="k"), key="k",
+        height=300)["announce"] is False
+    assert errors == []
+    page.close()

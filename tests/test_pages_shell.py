@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,70 @@ def test_error_from_a_shared_link_shows_as_text(app_env: dict) -> None:
     assert len(shown) == 1 and "Filtre de territoire inconnu" in shown[0]
     assert "\\[Reconnectez-vous\\]\\(https:\u200b//evil.test" in shown[0]
     assert "](https://" not in shown[0] and ":material/" not in shown[0]
+
+
+@pytest.fixture
+def served(app_env: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """``TERRITOIRES_MAP_FIRST=1``: a session's first view of a map page defers its widgets
+    (``ui.first_view_step``)."""
+    monkeypatch.setenv("TERRITOIRES_MAP_FIRST", "1")
+    return app_env
+
+
+def _widgets(at: AppTest) -> dict[str, int]:
+    return {kind: len(at.get(kind)) for kind in ("page_link", "multiselect", "text_input",
+                                                 "radio", "button")}
+
+
+def test_first_view_of_a_map_page_sends_the_map_first(served: dict) -> None:
+    """The session's first run of Carte draws its text and its map (told to announce
+    itself), not the menu, filters and choices, whose values come from the URL; the next
+    run of the app (the one the map's announce triggers) draws them all."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["t"] = "departement:33"
+    at.query_params["niveau"] = "commune"
+    at.switch_page("pages/carte.py")
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.exception]
+    assert _widgets(at) == dict.fromkeys(_widgets(at), 0)
+    maps = at.get("component_instance")
+    assert len(maps) == 1 and json.loads(maps[0].proto.json_args)["announce"] is True
+    assert "Gironde" in at.main.caption[0].value  # the URL's filters apply all the same
+    assert [c.value for c in at.sidebar.caption] == [ui.DEFERRED_NOTE]
+    assert at.session_state[ui._FIRST_VIEW] == "awaiting"
+    # the run the announce triggers: in the browser every run goes through the router
+    # (app.py); AppTest reruns the page's file, unless it is sent through the router again
+    at.session_state[ui._ROUTED] = False
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state[ui._FIRST_VIEW] == "done"
+    widgets = _widgets(at)
+    assert widgets["page_link"] >= 8 and widgets["multiselect"] >= 2 and widgets["radio"] == 3
+    assert at.radio(key="prm_niveau").value == "commune"
+    assert json.loads(at.get("component_instance")[0].proto.json_args)["announce"] is False
+    assert ui.DEFERRED_NOTE not in [c.value for c in at.sidebar.caption]
+    at.session_state[ui._ROUTED] = False
+    at.run()
+    assert _widgets(at) == widgets  # later runs: everything, at once
+
+
+def test_first_view_without_a_map_to_announce_draws_its_widgets_at_once(served: dict) -> None:
+    """Couverture's themes tab draws no map: its first run asks for the next one at its end
+    (nothing would trigger it), which draws the widgets; AppTest runs both."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["vue"] = "themes"
+    at.switch_page("pages/couverture.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state[ui._FIRST_VIEW] == "done"
+    assert at.radio(key="prm_par") and _widgets(at)["page_link"] >= 8
+
+
+def test_first_view_of_other_pages_and_by_default_defers_nothing(
+        served: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _run()  # Accueil
+    assert at.session_state[ui._FIRST_VIEW] == "done" and _widgets(at)["page_link"] >= 8
+    monkeypatch.delenv("TERRITOIRES_MAP_FIRST")  # the default: everything in one run
+    at = _run(page="pages/carte.py")
+    assert _widgets(at)["radio"] == 3
+    assert json.loads(at.get("component_instance")[0].proto.json_args)["announce"] is False

@@ -54,3 +54,11 @@ def seeds_dir() -> Path:
 def sources_manifest_path() -> Path:
     """Committed manifest of fetched sources (version, URL, size, sha256)."""
     return home() / "data" / "sources.json"
+
+
+def map_first() -> bool:
+    """``TERRITOIRES_MAP_FIRST=1``: a session's first view of Carte or Couverture sends the
+    map before the page's widgets (``territoires.app.ui.first_view_step``). Off by
+    default: measured, the map comes sooner and the widgets later (README, benchmarks:
+    ``bench/bench_map_parts.py``)."""
+    return os.environ.get("TERRITOIRES_MAP_FIRST", "").strip().lower() in ("1", "oui", "true")

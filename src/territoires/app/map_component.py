@@ -179,9 +179,11 @@ def defaults(rendered: RenderedMap, returned_objects: Sequence[str] | None) -> d
 
 def component_kwargs(rendered: RenderedMap, *, key: str | None, height: int,
                      width: int | None = None, returned_objects: Sequence[str] | None = None,
-                     center: tuple[float, float] | None = None, zoom: int | None = None
-                     ) -> dict[str, object]:
-    """Arguments of the map frame's component for ``rendered`` (without ``on_change``)."""
+                     center: tuple[float, float] | None = None, zoom: int | None = None,
+                     announce: bool = False) -> dict[str, object]:
+    """Arguments of the map frame's component for ``rendered`` (without ``on_change``).
+    ``announce``: the frame returns ``{"shown": True}`` once, as it starts drawing the map
+    (see :func:`shown`)."""
     returned = None if returned_objects is None else list(returned_objects)
     unknown = set(returned or ()) - set(RETURNED)
     if unknown:
@@ -196,8 +198,14 @@ def component_kwargs(rendered: RenderedMap, *, key: str | None, height: int,
         return_on_hover=False,
         layer_control=rendered.layer_control,
         css_links=list(rendered.css_links), js_links=list(rendered.js_links),
-        prefetch=list(rendered.prefetch),
+        prefetch=list(rendered.prefetch), announce=announce,
     )
+
+
+def shown(returned: object) -> bool:
+    """True if ``returned``, what the map frame returned, says that it has its map and
+    draws it (``announce``)."""
+    return isinstance(returned, dict) and returned.get("shown") is True
 
 
 #: Id of the element holding a map document's arguments (read by the map frame's page)
@@ -259,13 +267,16 @@ def draw(rendered: RenderedMap, *, key: str | None, height: int,
          use_container_width: bool = True, width: int = 500,
          returned_objects: Sequence[str] | None = None,
          center: tuple[float, float] | None = None, zoom: int | None = None,
-         on_change: Callable[[], None] | None = None) -> dict | None:
+         on_change: Callable[[], None] | None = None, announce: bool = False
+         ) -> dict | None:
     """Draw ``rendered`` (see :func:`render`, which must have been given the same ``key``)
     in the map frame, as ``st_folium`` would; returns what the map returns
-    (``returned_objects``, names of :data:`RETURNED`; None: all of them)."""
+    (``returned_objects``, names of :data:`RETURNED`; None: all of them; with
+    ``announce``, ``{"shown": True}`` once the frame draws the map, until the next value)."""
     kwargs = component_kwargs(rendered, key=key, height=height,
                               width=None if use_container_width else width,
-                              returned_objects=returned_objects, center=center, zoom=zoom)
+                              returned_objects=returned_objects, center=center, zoom=zoom,
+                              announce=announce)
     hash_key = kwargs["key"]
 
     def changed() -> None:

@@ -57,8 +57,9 @@ def error_report_box(initiative_id: str) -> None:
 
 
 def open_reports_sidebar(user: User) -> None:
-    """For moderators: the number of open reports, linking to their page."""
-    if not user.at_least("moderateur"):
+    """For moderators: the number of open reports, linking to their page (not while
+    :func:`ui.controls_deferred`)."""
+    if not user.at_least("moderateur") or ui.controls_deferred():
         return
     n = reports.open_count(ui.contribution_store(), user)
     with st.sidebar:

@@ -404,11 +404,14 @@ def navigation(pages: Sequence[tuple[str, str, str, str]],
             if Path(file).stem == stem and obj.url_path != pg.url_path:
                 st.switch_page(obj, query_params=params or None)
     keep_filters_across_pages(pg.url_path)
+    first_view_step(pg.url_path)
     params = current_filters().to_params()
     with st.sidebar:
         st.markdown(f"### {APP_TITLE}")
+        if controls_deferred():
+            st.caption(DEFERRED_NOTE)
         for (file, *_), page in zip(pages, objs, strict=True):
-            if menu is None or file in menu:
+            if (menu is None or file in menu) and not controls_deferred():
                 st.page_link(page, query_params=params or None)
         if not serve.front_installed():  # under plain streamlit run: Streamlit's own page
             st.html(LANG_SCRIPT, unsafe_allow_javascript=True)
@@ -418,6 +421,71 @@ def navigation(pages: Sequence[tuple[str, str, str, str]],
 _ROUTED = "_territoires_routed"
 _DEEPLINK = "_territoires_deeplink"
 
+#: Shown in the sidebar while the menu and the filters wait for the map
+#: (:func:`controls_deferred`; ``bench/bench_browser.py`` waits for it to go)
+DEFERRED_NOTE = "Chargement du menu et des filtres…"
+#: Pages (URL paths) whose first view sends their map before their widgets (not the
+#: Fiche: its map is a document, drawn in a process of its own; sent first, it came later,
+#: bench figures in the README)
+MAP_FIRST_PAGES = frozenset({"carte", "couverture"})
+_FIRST_VIEW = "_territoires_first_view"
+
+
+def first_view_step(page_path: str) -> None:
+    """Called by the router at the start of each run of the whole app. With
+    ``TERRITOIRES_MAP_FIRST=1`` (:func:`territoires.config.map_first`), a session's first
+    run on a page of :data:`MAP_FIRST_PAGES` defers the page's widgets
+    (:func:`controls_deferred`): it sends the page's text and its map. The
+    next run of the whole app draws them: the one that the map's frame triggers as it
+    starts drawing the map (:func:`announce_map`; a map in a fragment: see
+    :func:`leave_first_view`), or any earlier one; a first run that draws no such map asks
+    for it at its end (:func:`run_page`).
+
+    Why (issue 13, ``bench/bench_first_view.py``): Streamlit's frontend loads the code of
+    each kind of widget, and of the map's component, when it first draws one, then draws
+    every element that waited in one render, on the page's one main thread: the map's
+    frame was created with the first view's twenty-odd widgets (menu links, filters,
+    choices), after them. Sent once the frame exists, they are drawn while Leaflet draws
+    the map: the map sooner, the widgets later, by about as much (off by default; the
+    README gives the figures)."""
+    state = st.session_state.get(_FIRST_VIEW)
+    if state is None:
+        deferred = config.map_first() and page_path in MAP_FIRST_PAGES
+        st.session_state[_FIRST_VIEW] = "deferred" if deferred else "done"
+    elif state != "done":
+        st.session_state[_FIRST_VIEW] = "done"
+
+
+def controls_deferred() -> bool:
+    """True in a session's first run on a map page (:func:`first_view_step`): the menu,
+    the filters, the page's choices and what else the page defers are not drawn yet
+    (their values come from the URL); the page's text and its map are."""
+    return st.session_state.get(_FIRST_VIEW) in ("deferred", "awaiting")
+
+
+def announce_map() -> bool:
+    """The ``announce`` argument of a map drawn now (:func:`map_component.draw`): True
+    while :func:`controls_deferred`, and the run then counts on the frame's announce."""
+    if not controls_deferred():
+        return False
+    st.session_state[_FIRST_VIEW] = "awaiting"
+    return True
+
+
+def leave_first_view() -> None:
+    """First call of a fragment that draws a map (:func:`announce_map`): the map's announce
+    reruns only the fragment it is in; that rerun then reruns the whole app, which draws
+    the deferred widgets (the fragment's own run in the first view goes on)."""
+    if st.session_state.get(_FIRST_VIEW) == "awaiting":
+        st.rerun(scope="app")
+
+
+def _first_view_end() -> None:
+    """End of a run: a first view that deferred its widgets and drew no map to announce
+    itself (another tab of the page, an empty ranking, an error) draws them at once."""
+    if st.session_state.get(_FIRST_VIEW) == "deferred":
+        st.rerun()
+
 
 def run_page(page: st.Page) -> None:  # type: ignore[valid-type]
     """Run the page chosen by :func:`navigation`, marking the session as routed (the flag is
@@ -426,6 +494,7 @@ def run_page(page: st.Page) -> None:  # type: ignore[valid-type]
     st.session_state[_ROUTED] = True
     with serve.script_slot():
         page.run()
+    _first_view_end()
 
 
 def ensure_routed(page_file: str) -> None:
@@ -576,10 +645,13 @@ def _fmt_amount(v: float) -> str:
 
 
 def render_filters_sidebar() -> Filters:
-    """Draw the shared filters in the sidebar and return the active filters."""
+    """Draw the shared filters in the sidebar and return the active filters (not drawn
+    while :func:`controls_deferred`)."""
     data = app_data()
     filters = current_filters()
     show_url_notices()
+    if controls_deferred():
+        return filters
     options, _ = _territory_options(data.geo)
     label_of = _territory_labels(data.geo)
     expected = widget_values(filters, label_of)
@@ -667,10 +739,14 @@ def _from_url(key: str, value: Any) -> None:
 
 def param_select(label: str, name: str, options: Mapping[str, str], default: str,
                  horizontal: bool = True) -> str:
-    """A radio choice kept in the URL as ``?name=code`` (page state)."""
+    """A radio choice kept in the URL as ``?name=code`` (page state); while
+    :func:`controls_deferred`, an empty place for it."""
     value = st.query_params.get(name, default)
     if value not in options:
         value = default
+    if controls_deferred():
+        st.empty()
+        return value
     key = f"prm_{name}"
     _from_url(key, value)
 
@@ -814,7 +890,10 @@ HOW_TO_ENABLE = (
 
 
 def account_sidebar(user: User) -> None:
-    """Sidebar block: who is signed in, with which role, and the sign-in/out button."""
+    """Sidebar block: who is signed in, with which role, and the sign-in/out button (not
+    while :func:`controls_deferred`)."""
+    if controls_deferred():
+        return
     with st.sidebar:
         if not auth_configured():
             st.caption("Consultation seule : contribution non activée (voir la page "
@@ -1019,7 +1098,7 @@ def carte_map(data: AppData, filters: Filters, level: str, measure: str, colour_
     rendered = carte_rendered(data, filters, level, measure, colour_by, shown=shown)
     returned = map_component.draw(
         rendered, key=CARTE_KEY, height=height, returned_objects=["last_active_drawing"],
-        center=center, zoom=zoom)
+        center=center, zoom=zoom, announce=announce_map())
     clicked = maps.clicked_territory(returned)
     if clicked and clicked != st.session_state.get("_last_click"):
         st.session_state["_last_click"] = clicked
@@ -1135,7 +1214,8 @@ def static_map(build: Callable[[], object], key: str, height: int = 420, *,
 
     if not document:
         kept = rendered() if data is None else _kept(data, (key, view, path), rendered)
-        map_component.draw(kept, key=key, height=height, returned_objects=[])
+        map_component.draw(kept, key=key, height=height, returned_objects=[],
+                           announce=announce_map())
         return
 
     def render() -> map_documents.MapDocument:
