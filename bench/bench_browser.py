@@ -157,9 +157,10 @@ TIMES_JS = """async ([needMap, limit, title, t0]) => {
       e => !e.getClientRects().length || e.querySelector(inner));
   // with TERRITOIRES_MAP_FIRST=1, the first view of a map page sends its menu and widgets
   // after its map, saying so in the sidebar meanwhile (ui.DEFERRED_NOTE)
-  const menu = () => ![...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
+  const undeferred = () => ![...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
       .some(e => e.textContent.startsWith('Chargement du menu et des filtres'));
-  const settled = () => footer() && menu() && !document.querySelector('[data-testid="stSkeleton"]')
+  const settled = () => footer() && undeferred()
+      && !document.querySelector('[data-testid="stSkeleton"]')
       && every('[data-testid="stDataFrame"]', 'canvas')
       && every('[data-testid="stVegaLiteChart"]', 'canvas, svg');
   const mapDrawn = () => [...document.querySelectorAll('iframe')].some(f => {

@@ -183,7 +183,7 @@ def component_kwargs(rendered: RenderedMap, *, key: str | None, height: int,
                      announce: bool = False) -> dict[str, object]:
     """Arguments of the map frame's component for ``rendered`` (without ``on_change``).
     ``announce``: the frame returns ``{"shown": True}`` once, as it starts drawing the map
-    (see :func:`shown`)."""
+    (``ui.announce_map``)."""
     returned = None if returned_objects is None else list(returned_objects)
     unknown = set(returned or ()) - set(RETURNED)
     if unknown:
@@ -200,13 +200,6 @@ def component_kwargs(rendered: RenderedMap, *, key: str | None, height: int,
         css_links=list(rendered.css_links), js_links=list(rendered.js_links),
         prefetch=list(rendered.prefetch), announce=announce,
     )
-
-
-def shown(returned: object) -> bool:
-    """True if ``returned``, what the map frame returned, says that it has its map and
-    draws it (``announce``)."""
-    return isinstance(returned, dict) and returned.get("shown") is True
-
 
 #: Id of the element holding a map document's arguments (read by the map frame's page)
 ARGS_ID = "territoires-map-args"

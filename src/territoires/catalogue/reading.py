@@ -50,6 +50,7 @@ from territoires.catalogue.validation import (
     MAX_PROBLEMS,
     REQUIRED,
     RawCells,
+    _n,
     _parse_cell,
     _text_cell,
     capped,
@@ -78,10 +79,6 @@ MAX_ROW_CHARS = 2 * 1024 * 1024
 _log = logging.getLogger(__name__)
 _FORMATS = ("Formats acceptés : classeur .xlsx, dossier ou .zip de fichiers CSV, fichier "
             ".csv.")
-
-
-def _n(value: int) -> str:
-    return f"{value:,}".replace(",", "\u202f")
 
 
 def _mib(value: int) -> str:
