@@ -155,7 +155,7 @@ TIMES_JS = """async ([needMap, limit, title, t0]) => {
   // (a table in a closed expander or another tab is not drawn: only the ones shown)
   const every = (sel, inner) => [...document.querySelectorAll(sel)].every(
       e => !e.getClientRects().length || e.querySelector(inner));
-  // with TERRITOIRES_MAP_FIRST=1, the first view of a map page sends its menu and widgets
+  // by default, the first view of a map page sends its menu and widgets
   // after its map, saying so in the sidebar meanwhile (ui.DEFERRED_NOTE)
   const undeferred = () => ![...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
       .some(e => e.textContent.startsWith('Chargement du menu et des filtres'));

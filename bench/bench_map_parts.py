@@ -17,11 +17,12 @@ the Carte page: it serves, side by side, at seed scale,
   (the choices in a container that holds their place above it): on a session's first run
   the script waits :data:`MAP_FIRST_DELAY` s after the map before it draws them, so that
   the browser creates the map's frame before it loads and draws the widgets (a model of
-  what ``TERRITOIRES_MAP_FIRST=1`` does in the app, where the map's frame triggers it);
-- ``carte``: the app's Carte page (``territoires serve``: the menu, the account block, the
-  filters, the choices, the captions and the table's expander around the same map);
-- ``carte, map first``: the same with ``TERRITOIRES_MAP_FIRST=1`` (the menu, filters and
-  choices sent once the map's frame exists: ``ui.first_view_step``).
+  what the app does by default, where the map's frame triggers it);
+- ``carte, one run``: the app's Carte page with ``TERRITOIRES_MAP_FIRST=0``
+  (``territoires serve``: the menu, the account block, the filters, the choices, the
+  captions and the table's expander around the same map, all in the first run);
+- ``carte``: the same as it is served by default, the menu, filters and choices sent once
+  the map's frame exists (``ui.first_view_step``).
 
 Each part is drawn by the app's own functions, not a copy of them. The pages are visited in
 turn (bare, floor, …, carte, bare, …: the machine's noise falls on all alike) in new tabs of
@@ -38,9 +39,10 @@ the same first view (``bench_first_view.py`` prints a visit's commits one by one
 
 What it showed (December 2026, seed, medians of 5, bare page 857 ms; map drawn, then page
 settled, as ratios to the bare page): floor 1.13 / 0.90, + choices 1.16 / 1.00, + filters
-1.24 / 1.07, + both 1.34 / 1.16, both, map first 1.02 / 1.43; carte 1.57 / 1.37, carte, map
-first 1.19 / 1.61. Sending the widgets after the map's frame brings the map close to the
-floor; the widgets then come about as much later.
+1.24 / 1.07, + both 1.34 / 1.16, both, map first 1.02 / 1.43; carte in one run 1.57 / 1.37,
+carte with its map first 1.19 / 1.61 (then ``TERRITOIRES_MAP_FIRST=1``; the default since).
+Sending the widgets after the map's frame brings the map close to the floor; the widgets
+then come about as much later, about when the map came before.
 """
 
 from __future__ import annotations
@@ -139,11 +141,11 @@ def main() -> None:
         for i, variant in enumerate(VARIANTS):
             bases[variant] = serve_variant(stack, variant, folder / f"map_parts_{i}.py",
                                            args.port + 1 + i, env)
+        bases["carte, one run"] = stack.enter_context(bb.streamlit_server(
+            bb.REPO / "app.py", args.port + 1 + len(VARIANTS),
+            {**env, "TERRITOIRES_MAP_FIRST": "0"}, serve=True))[0] + "/carte"
         bases["carte"] = stack.enter_context(bb.streamlit_server(
-            bb.REPO / "app.py", args.port + 1 + len(VARIANTS), env, serve=True))[0] + "/carte"
-        bases["carte, map first"] = stack.enter_context(bb.streamlit_server(
-            bb.REPO / "app.py", args.port + 2 + len(VARIANTS),
-            {**env, "TERRITOIRES_MAP_FIRST": "1"}, serve=True))[0] + "/carte"
+            bb.REPO / "app.py", args.port + 2 + len(VARIANTS), env, serve=True))[0] + "/carte"
         p = stack.enter_context(sync_playwright())
         browser, context = bb.offline_browser(p)
         for name, base in bases.items():  # caches filled, unmeasured

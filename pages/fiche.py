@@ -13,8 +13,9 @@ ui.print_style()
 
 with ui.guard():
     data = ui.app_data()
-    filters = ui.render_filters_sidebar()
-    ident, record = ui.url_initiative(data, filters)
+    ident, record = ui.url_initiative(data)
+    # the filters change nothing on a fiche: a line of text, no widgets (issue 13)
+    ui.filters_sidebar_note(data)
     # the map first, laid out below the heading: its document loads (in another process)
     # while the rest of the page arrives and is drawn (issue 13: ~0.1 s sooner)
     head = st.container()
@@ -35,9 +36,9 @@ with ui.guard():
                        icon=":material/block:")
         if not views.is_missing(record.get("summary")):
             st.markdown(views.md_text(record["summary"]))
-        cols = st.columns(3)
-        for i, (label, value) in enumerate(views.fiche_facts(record)):
-            cols[i % 3].markdown(f"**{label}**  \n{views.md_text(value)}")
+        for col, facts in zip(st.columns(3), views.fiche_facts_markdown(record, 3),
+                              strict=True):
+            col.markdown(facts)
     with left:
         st.header("Porteurs")
         ui.text_table(views.organisations_table(data.catalogue, ident, "porteur"),
@@ -51,9 +52,7 @@ with ui.guard():
         st.header("Territoires")
         ui.text_table(views.territories_table(data.catalogue, data.index, ident),
                       hide_index=True)
-    for field, title in views.FICHE_SECTIONS:
-        st.header(title)
-        st.markdown(views.md_text(record.get(field)))
+    st.markdown(views.fiche_sections_markdown(record))
     st.header("Indicateurs de résultats")
     indicators = views.indicators_table(data.catalogue, ident)
     if len(indicators):
@@ -72,8 +71,7 @@ with ui.guard():
             chart.altair_chart(views.funding_chart(funding), width="stretch")
     else:
         st.caption("Aucune ligne de financement renseignée.")
-    st.header("Source")
-    st.markdown(views.md_text(views.source_text(record)))
+    st.markdown(f"## Source\n\n{views.md_text(views.source_text(record))}")
     url = views.source_link(record)
     if url:
         st.link_button("Ouvrir la source", url, icon=":material/open_in_new:")

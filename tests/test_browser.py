@@ -9,7 +9,6 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
-from app_env import make_env
 from browser_support import (
     ARTIFACTS,
     MAP_IFRAME,
@@ -18,10 +17,9 @@ from browser_support import (
     browser_context,
     map_frame,
     serve,
-    serve_env,
-    text_input,
     wait_idle,
 )
+from territoires.analysis import html_tables
 from territoires.analysis.views import HIGHLIGHT_COLOUR
 from territoires.app import map_documents
 from territoires.pipeline.layers import Layers
@@ -147,24 +145,15 @@ FIRST_VIEW_JS = """(() => { if (window !== window.top) return;
                                                                           repr(MAP_IFRAME))
 
 
-@pytest.fixture(scope="module")
-def map_first(tmp_path_factory: pytest.TempPathFactory, tiny_layers: Layers
-              ) -> Iterator[str]:
-    """The app with ``TERRITOIRES_MAP_FIRST=1``."""
-    root = tmp_path_factory.mktemp("map_first")
-    with serve_env(root, {**make_env(root, tiny_layers), "TERRITOIRES_MAP_FIRST": "1"}) as base:
-        yield base
-
-
 @pytest.mark.parametrize("path", ["/carte?t=departement:33", "/couverture?t=departement:33"])
-def test_first_view_draws_the_map_before_the_widgets(map_first: str, browser, path: str
+def test_first_view_draws_the_map_before_the_widgets(server: str, browser, path: str
                                                      ) -> None:
-    """With ``TERRITOIRES_MAP_FIRST=1``, a new visit of Carte or Couverture: the map's frame
+    """By default, a new visit of Carte or Couverture: the map's frame
     comes first, then the menu and the filters (a second run of the app, that the frame
     triggers), in the same frame, never reloaded."""
     page = browser.new_page()
     page.add_init_script(FIRST_VIEW_JS)
-    page.goto(map_first + path)
+    page.goto(server + path)
     frame_el = map_frame(page)
     radios = {"/carte": 3, "/couverture": 1}[path.split("?")[0]]
     page.get_by_test_id("stPageLink").first.wait_for(timeout=30_000)
@@ -240,9 +229,10 @@ def test_fiche_map_is_a_document_of_its_own(server: str, browser) -> None:
     assert frame.evaluate("() => document.documentElement.lang") == "fr"
     assert frame.evaluate("() => window.map.getZoom()") >= 8  # fitted to Cenon
     frame.evaluate("() => { window.__sameDocument = true; }")
-    text_input(page, "Chercher un territoire", "Lormont")  # a rerun; the map is the same
+    # a rerun (the report form's expander reruns as it opens); the map is the same
+    page.get_by_text("Signaler une erreur sur cette fiche").click()
+    page.get_by_text("Ce qui est inexact ou manque").wait_for()
     wait_idle(page)
-    page.get_by_test_id("stMultiSelect").first.wait_for()
     assert frame_el.element_handle().content_frame().evaluate(
         "() => window.__sameDocument === true")
     assert errors == []
@@ -264,6 +254,29 @@ def test_fiche_print_style(server: str, browser) -> None:
     assert not page.locator(MAP_IFRAME).first.is_visible()
     page.emulate_media(media="screen")
     assert sidebar.is_visible()
+    page.close()
+
+
+def test_fiche_tables_and_filters(server: str, browser) -> None:
+    """The Fiche's tables are HTML tables in the page (``st.html``), styled and printed; the
+    sidebar states the filters as text (no widget on a fiche) and the menu keeps them."""
+    page = browser.new_page()
+    page.goto(f"{server}/fiche?id=cenon-culture&themes=culture")
+    map_frame(page)
+    tables = page.locator(f"table.{html_tables.TABLE_CLASS}")
+    tables.first.wait_for()
+    assert tables.count() >= 3
+    head = tables.first.locator("th").first
+    assert head.get_attribute("scope") == "col"
+    assert head.evaluate("e => getComputedStyle(e).fontWeight") == "600"
+    assert head.evaluate("e => getComputedStyle(e).borderBottomStyle") == "solid"
+    sidebar = page.get_by_test_id("stSidebar")
+    assert sidebar.get_by_text("Thèmes : Culture", exact=False).is_visible()
+    assert sidebar.get_by_test_id("stMultiSelect").count() == 0
+    assert sidebar.get_by_test_id("stTextInput").count() == 0
+    assert "themes=culture" in sidebar.get_by_role("link", name="Carte").get_attribute("href")
+    page.emulate_media(media="print")
+    assert tables.first.is_visible()
     page.close()
 
 

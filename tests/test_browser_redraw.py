@@ -153,10 +153,12 @@ def _reruns(page, fragments: list[str] | None = None) -> list[str]:
     return asked
 
 
-@pytest.mark.parametrize("path", ["/carte", "/fiche?id=cenon-culture"])
-def test_a_first_view_runs_the_page_once(server: str, browser, path: str) -> None:
+@pytest.mark.parametrize(("path", "runs"), [("/carte", 2), ("/fiche?id=cenon-culture", 1)])
+def test_a_first_view_runs_the_page_once(server: str, browser, path: str, runs: int) -> None:
     """Drawing the map, and the view the page sets, post nothing back: a value posted
-    would run the page a second time after every first view."""
+    would run the page a second time after every first view. Carte's first view asks for
+    one more run, once, as its map starts drawing (the run that draws the menu and the
+    widgets, ``ui.first_view_step``)."""
     page = browser.new_page()
     asked = _reruns(page)
     page.goto(server + path)
@@ -164,5 +166,5 @@ def test_a_first_view_runs_the_page_once(server: str, browser, path: str) -> Non
     settle(page)
     page.wait_for_timeout(1500)  # past the 250 ms the frame waits after a move
     settle(page)
-    assert len(asked) == 1, asked
+    assert len(asked) == runs, asked
     page.close()

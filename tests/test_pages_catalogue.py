@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_env import NASTY_TITLE, make_env, tiny_catalogue
+from apptest_support import run_first_view, text_tables
 from catalogue_factory import funding_line, initiative, make_catalogue
 from territoires.analysis import views
 from territoires.app import ui
@@ -88,7 +89,7 @@ def _run(page: str, params: dict[str, str] | None = None,
     for key, value in (state or {}).items():
         at.session_state[key] = value
     at.switch_page(page)
-    at.run()
+    run_first_view(at)
     _ok(at)
     return at
 
@@ -106,7 +107,7 @@ def _text(at: AppTest) -> str:
 
 
 def _tables(at: AppTest) -> list:
-    return [t.value for t in at.table] + [d.value for d in at.dataframe]
+    return text_tables(at) + [d.value for d in at.dataframe]
 
 
 def _downloads(at: AppTest) -> list:
@@ -173,9 +174,11 @@ def test_fiche_fields_and_no_email(tiny_env: dict) -> None:
     assert "\\[lien\\]\\(javascript" in text  # shown as text, not a live link
     assert "Élèves accueillis" in set(next(t for t in tables if t.index.name == "Indicateur")
                                       .index)
-    # its few rows are HTML tables (read out by screen readers, printed), no canvas grid
+    # its few rows are HTML tables (read out by screen readers, printed), no canvas grid,
+    # no lazily loaded st.table
     assert not {"Structure", "Territoire"} & {c for d in at.dataframe for c in d.value.columns}
-    assert {"Structure", "Territoire"} <= {c for t in at.table for c in t.value.columns}
+    assert {"Structure", "Territoire"} <= {c for t in text_tables(at) for c in t.columns}
+    assert not at.table
 
 
 def test_fiche_sends_its_map_first(tiny_env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -242,7 +245,7 @@ def test_comparer_tiny(tiny_env: dict) -> None:
     assert list(figures.columns) == ["Cenon (commune)", "Pau (commune)", "Le Lac (qpv)"]
     assert list(figures.loc["Initiatives"]) == ["1", "1", "1"]
     assert figures.loc["Financements", "Pau (commune)"] == f"20{NNBSP}000{NNBSP}€"
-    cmp = at.table[0].value
+    cmp = text_tables(at)[0]
     assert list(cmp.columns) == ["Culture à Cenon", "Sport à Pau"]
     # labels are markdown, escaped: the browser shows them without the backslashes
     assert [t.label.replace("\\", "") for t in at.tabs] == [
@@ -338,7 +341,7 @@ def test_seed_catalogue_gironde(seed_env: dict) -> None:
 @pytest.mark.integration
 def test_seed_fiche_erasmus_funding(seed_env: dict) -> None:
     at = _run("pages/fiche.py", {"id": "cenon-erasmus-plus"})
-    funding = next(t for t in at.table if "Montant" in t.value.columns).value
+    funding = next(t for t in text_tables(at) if "Montant" in t.columns)
     assert list(funding.index) == ["2023–2024", "2024–2025", "2025–2026"]
     assert list(funding["Montant"]) == [f"267{NNBSP}555{NNBSP}€", f"255{NNBSP}349,05{NNBSP}€",
                                         f"647{NNBSP}066{NNBSP}€"]
@@ -452,10 +455,9 @@ def _all_texts(at: AppTest) -> list[str]:
            for e in getattr(at, kind)]
     out += [t.label for t in at.tabs] + [m.label for m in at.metric]
     out += [p.proto.label for p in at.get("page_link")]
-    for table in at.table:
-        df = table.value
+    for df in [t.value for t in at.table] + [d.value for d in at.dataframe
+                                             if d.value.columns.dtype == object]:
         out += [str(c) for c in df.columns] + [str(i) for i in df.index]
-        out += [str(v) for v in df.to_numpy().ravel()]
     return out
 
 
@@ -481,8 +483,17 @@ def test_catalogue_text_never_renders_as_markdown(hostile_env: dict, page: str,
     assert any("evil" in t for t in texts)  # the hostile text is on the page…
     live = [t for t in texts if _LIVE_MD.search(t) or "**gras**" in t]
     assert not live  # … but never as live Markdown
-    if page.endswith("comparer.py"):
-        assert at.table, "field-by-field table"
+    # the static tables are HTML (st.html, never Markdown): their text escaped, shown as
+    # typed, no element but the table's own
+    tables = [h.proto.body for h in at.get("html") if "<table" in h.proto.body]
+    for body in tables:
+        assert not __import__("re").search(r"<(?!/?(table|caption|thead|tbody|tr|th|td|br|"
+                                           r"style)\b)", body), body
+    read = [str(v) for df in text_tables(at) for v in
+            [*df.columns, *df.index, *df.to_numpy().ravel()]]
+    if page.endswith(("comparer.py", "fiche.py")):
+        assert tables, "static tables"
+        assert any(f"{IMG} {LINK} **gras**" in v for v in read)  # shown as typed
 
 
 def test_invalid_url_filters_get_a_notice(tiny_env: dict) -> None:

@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_env import make_env
+from apptest_support import run_first_view
 from territoires.analysis.queries import Filters
 from territoires.app import ui
 from territoires.pipeline.layers import Layers
@@ -31,7 +32,7 @@ def _run(params: dict[str, str] | None = None, page: str | None = None) -> AppTe
         at.query_params[key] = value
     if page:
         at.switch_page(page)
-    at.run()
+    run_first_view(at)
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     return at
@@ -228,9 +229,9 @@ def test_error_from_a_shared_link_shows_as_text(app_env: dict) -> None:
 
 @pytest.fixture
 def served(app_env: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """``TERRITOIRES_MAP_FIRST=1``: a session's first view of a map page defers its widgets
-    (``ui.first_view_step``)."""
-    monkeypatch.setenv("TERRITOIRES_MAP_FIRST", "1")
+    """The default (``TERRITOIRES_MAP_FIRST`` unset): a session's first view of a map page
+    defers its widgets (``ui.first_view_step``)."""
+    monkeypatch.delenv("TERRITOIRES_MAP_FIRST", raising=False)
     return app_env
 
 
@@ -283,11 +284,15 @@ def test_first_view_without_a_map_to_announce_draws_its_widgets_at_once(served: 
     assert at.radio(key="prm_par") and _widgets(at)["page_link"] >= 8
 
 
-def test_first_view_of_other_pages_and_by_default_defers_nothing(
+def test_first_view_of_other_pages_and_when_turned_off_defers_nothing(
         served: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    at = _run()  # Accueil
+    at = AppTest.from_file(APP, default_timeout=60).run()  # Accueil
     assert at.session_state[ui._FIRST_VIEW] == "done" and _widgets(at)["page_link"] >= 8
-    monkeypatch.delenv("TERRITOIRES_MAP_FIRST")  # the default: everything in one run
-    at = _run(page="pages/carte.py")
-    assert _widgets(at)["radio"] == 3
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/fiche.py").run()  # its map is a document: nothing deferred
+    assert at.session_state[ui._FIRST_VIEW] == "done" and _widgets(at)["page_link"] >= 8
+    monkeypatch.setenv("TERRITOIRES_MAP_FIRST", "0")  # everything in one run
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/carte.py").run()
+    assert _widgets(at)["radio"] == 3 and at.session_state[ui._FIRST_VIEW] == "done"
     assert json.loads(at.get("component_instance")[0].proto.json_args)["announce"] is False

@@ -9,8 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_env import make_env
-from apptest_support import drawn_widgets, rerun_with_only
-from territoires.analysis import views
+from apptest_support import drawn_widgets, rerun_with_only, text_tables
 from territoires.analysis.queries import Filters
 from territoires.app import ui
 from territoires.pipeline.layers import Layers
@@ -465,21 +464,22 @@ def test_carte_selects_once_when_its_map_is_rendered(app_env: dict,
 
 
 def test_text_table_shows_catalogue_text_as_typed() -> None:
-    """``st.table`` renders its cells as Markdown: ui.text_table escapes them (no image, no
-    link), whatever page calls it."""
+    """ui.text_table draws an HTML table with ``st.html`` (never read as Markdown, drawn
+    with the page's first elements): text shows as typed, markup never becomes markup."""
 
     def page() -> None:
         import pandas as pd
 
         from territoires.app import ui
 
-        ui.text_table(pd.DataFrame({"Structure": ["![x](http://evil/x.png) [a](http://x)"]}),
+        ui.text_table(pd.DataFrame({"Structure": ["![x](http://evil/x.png) <img src=x>"]}),
                       hide_index=True)
 
     at = AppTest.from_function(page).run()
-    assert not at.exception
-    cell = at.table[0].value["Structure"].iloc[0]
-    assert cell == views.md_text("![x](http://evil/x.png) [a](http://x)") and "\\[a\\]" in cell
+    assert not at.exception and not at.table
+    (table,) = text_tables(at)
+    assert table["Structure"].iloc[0] == "![x](http://evil/x.png) <img src=x>"
+    assert "<img" not in at.get("html")[0].proto.body
 
 
 def test_display_of_france_falls_back_on_the_national_layers(app_env: dict) -> None:

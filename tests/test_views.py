@@ -312,15 +312,20 @@ def test_standalone_map_never_runs_catalogue_text(index: TerritoryIndex,
     assert "{{7*7}} {% for %} {{ lipsum.__globals__ }}" in page and "{{ 6*7 }}" in page
 
 
-def test_md_table_escapes_cells_index_and_headers() -> None:
-    table = pd.DataFrame({"![x](http://e/x.png)": ["[a](http://x)", "", None, 3]},
-                         index=pd.Index(["**b**", "ok", "c", "d"], name="_n_"))
-    safe = views.md_table(table)
-    assert list(safe.columns) == [views.md_text("![x](http://e/x.png)")]
-    assert list(safe.index) == [views.md_text("**b**"), "ok", "c", "d"]
-    assert safe.index.name == views.md_text("_n_")
-    assert list(safe.iloc[:, 0])[:2] == ["\\[a\\]\\(http:\u200b//x\\)", ""]
-    assert safe.iloc[3, 0] == 3 and safe.iloc[2, 0] is None
+def test_fiche_markdown_parts_are_escaped() -> None:
+    """The facts (one Markdown text per column) and the long sections (one text, a heading
+    per field) escape the fiche's text: a field cannot add a heading, a link or an image."""
+    record = {"scale": None, "start_date": "2023-09-01", "maturity": "deploiement",
+              "themes": ["culture"], "objectives": "## Faux titre\n![i](http://e/x.png)",
+              "actions": "- une\n- deux", "results": None}
+    cols = views.fiche_facts_markdown(record, 3)
+    assert len(cols) == 3 and cols[0].startswith("**Échelle**  \n—\n\n**Thèmes**")
+    assert "**Maturité**  \nDéploiement" in cols[2]
+    text = views.fiche_sections_markdown(record)
+    assert text.startswith("## Objectifs\n\n\\#\\# Faux titre  \n\\!\\[i\\]")
+    assert "## Actions\n\n- une\n- deux\n\n## Résultats\n\n—" in text
+    assert [line for line in text.split("\n") if line.startswith("## ")] == [
+        f"## {title}" for _f, title in views.FICHE_SECTIONS]
 
 
 def test_md_text_breaks_autolinks() -> None:

@@ -57,8 +57,10 @@ def sources_manifest_path() -> Path:
 
 
 def map_first() -> bool:
-    """``TERRITOIRES_MAP_FIRST=1``: a session's first view of Carte or Couverture sends the
-    map before the page's widgets (``territoires.app.ui.first_view_step``). Off by
-    default: measured, the map comes sooner and the widgets later (README, benchmarks:
-    ``bench/bench_map_parts.py``)."""
-    return os.environ.get("TERRITOIRES_MAP_FIRST", "").strip().lower() in ("1", "oui", "true")
+    """A session's first view of Carte or Couverture sends the map before the page's
+    widgets (``territoires.app.ui.first_view_step``): the default. Measured, the map is
+    drawn sooner and the widgets come later, about when the page would have settled
+    without it (README, benchmarks: ``bench/bench_map_parts.py``).
+    ``TERRITOIRES_MAP_FIRST=0`` sends everything in one run."""
+    value = os.environ.get("TERRITOIRES_MAP_FIRST", "").strip().lower()
+    return value not in ("0", "non", "false", "no")

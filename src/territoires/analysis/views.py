@@ -141,22 +141,6 @@ def md_text(value: object) -> str:
     return _MD_WWW.sub(f"\\1{_ZWSP}.", text).replace("@", f"{_ZWSP}@")
 
 
-def md_table(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` made safe for ``st.table`` (which renders its cells, index and column headers
-    as Markdown): every non-empty text goes through :func:`md_text`, so catalogue text shows
-    as typed and never becomes an image, a link or formatting."""
-
-    def cell(value: object) -> object:
-        if isinstance(value, str):
-            return md_text(value) if value.strip() else value
-        return value
-
-    out = table.map(cell) if len(table.columns) else table.copy()
-    out.columns = pd.Index([cell(c) for c in out.columns], name=cell(out.columns.name))
-    out.index = pd.Index([cell(i) for i in out.index], name=cell(out.index.name))
-    return out
-
-
 def fmt_amount(value: object) -> str:
     """French euro amount, with cents only when there are some ("255 349,05 €")."""
     if is_missing(value):
@@ -350,6 +334,24 @@ FICHE_SECTIONS: list[tuple[str, str]] = [
     ("lessons", "Enseignements"),
     ("outlook", "Perspectives"),
 ]
+
+
+def fiche_facts_markdown(record: Mapping[str, object], columns: int = 3) -> list[str]:
+    """The short fields of a fiche (:func:`fiche_facts`) as ``columns`` Markdown texts, one
+    per column (facts dealt in turn, as in a grid read row by row), values escaped
+    (:func:`md_text`): one element per column, each Streamlit element being drawn on its
+    own by the browser (``bench/bench_elements.py``)."""
+    out: list[list[str]] = [[] for _ in range(columns)]
+    for i, (label, value) in enumerate(fiche_facts(record)):
+        out[i % columns].append(f"**{label}**  \n{md_text(value)}")
+    return ["\n\n".join(parts) for parts in out]
+
+
+def fiche_sections_markdown(record: Mapping[str, object]) -> str:
+    """The long text fields of a fiche (:data:`FICHE_SECTIONS`) as one Markdown text: a
+    level-2 heading (as ``st.header``) then the escaped text (:func:`md_text`) of each."""
+    return "\n\n".join(f"## {title}\n\n{md_text(record.get(field))}"
+                        for field, title in FICHE_SECTIONS)
 
 
 def organisations_table(catalogue: Catalogue, initiative_id: str, role: str) -> pd.DataFrame:

@@ -29,7 +29,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from territoires import config
-from territoires.analysis import maps, queries, views
+from territoires.analysis import html_tables, maps, queries, views
 from territoires.analysis.formatting import (
     MISSING,
     NNBSP,
@@ -426,14 +426,14 @@ _DEEPLINK = "_territoires_deeplink"
 DEFERRED_NOTE = "Chargement du menu et des filtres…"
 #: Pages (URL paths) whose first view sends their map before their widgets (not the
 #: Fiche: its map is a document, drawn in a process of its own; sent first, it came later,
-#: bench figures in the README)
+#: bench figures in the README; its sidebar has no filter widgets, filters_sidebar_note)
 MAP_FIRST_PAGES = frozenset({"carte", "couverture"})
 _FIRST_VIEW = "_territoires_first_view"
 
 
 def first_view_step(page_path: str) -> None:
-    """Called by the router at the start of each run of the whole app. With
-    ``TERRITOIRES_MAP_FIRST=1`` (:func:`territoires.config.map_first`), a session's first
+    """Called by the router at the start of each run of the whole app. By default
+    (:func:`territoires.config.map_first`), a session's first
     run on a page of :data:`MAP_FIRST_PAGES` defers the page's widgets
     (:func:`controls_deferred`): it sends the page's text and its map. The
     next run of the whole app draws them: the one that the map's frame triggers as it
@@ -446,8 +446,8 @@ def first_view_step(page_path: str) -> None:
     every element that waited in one render, on the page's one main thread: the map's
     frame was created with the first view's twenty-odd widgets (menu links, filters,
     choices), after them. Sent once the frame exists, they are drawn while Leaflet draws
-    the map: the map sooner, the widgets later, by about as much (off by default; the
-    README gives the figures)."""
+    the map: the map sooner, the widgets later, about when the map came before (the
+    README gives the figures; ``TERRITOIRES_MAP_FIRST=0`` turns it off)."""
     state = st.session_state.get(_FIRST_VIEW)
     if state is None:
         deferred = config.map_first() and page_path in MAP_FIRST_PAGES
@@ -815,10 +815,10 @@ def metrics(items: Sequence[tuple[str, str, str | None]], per_row: int = 4) -> N
 
 
 def text_table(table: pd.DataFrame, hide_index: bool = False) -> None:
-    """A static HTML table (``st.table``: long texts wrap, screen readers read it out, it
-    prints) of catalogue text: ``st.table`` renders cells as Markdown, so every text goes
-    through :func:`~territoires.analysis.views.md_table` and shows as typed."""
-    st.table(views.md_table(table), hide_index=hide_index)
+    """A static HTML table of catalogue text (long texts wrap, screen readers read it out,
+    it prints): :func:`~territoires.analysis.html_tables.html_table` escapes every value and
+    ``st.html`` shows it (sanitised again, never read as Markdown)."""
+    st.html(html_tables.html_table(table, hide_index=hide_index))
 
 
 def territory_table(values: pd.DataFrame, level_label: str, measure: str) -> None:
@@ -1155,14 +1155,16 @@ def page_params(**extra: str) -> dict[str, str]:
     return params
 
 
-def url_initiative(data: AppData, filters: Filters) -> tuple[str, dict[str, object]]:
+def url_initiative(data: AppData) -> tuple[str, dict[str, object]]:
     """The initiative named by the URL's ``id`` and its record (Fiche page). Without ``id``,
-    a chooser among the filtered initiatives; with an unknown one, a warning and a link back
-    to the catalogue: both end the page run there."""
+    a chooser among the filtered initiatives, with the filters in the sidebar
+    (:func:`render_filters_sidebar`); with an unknown one, a warning and a link back to the
+    catalogue: both end the page run there."""
     ident = st.query_params.get("id", "")
     record = views.initiative_record(data.catalogue, ident) if ident else None
     if record is not None:
         return ident, record
+    filters = render_filters_sidebar() if not ident else current_filters()
     st.title("Fiche initiative")
     if ident:
         st.warning(f"Aucune initiative n'a l'identifiant « {views.md_text(ident)} » : la fiche "
@@ -1182,6 +1184,19 @@ def url_initiative(data: AppData, filters: Filters) -> tuple[str, dict[str, obje
             st.query_params["id"] = choice
             st.rerun()
     st.stop()
+
+
+def filters_sidebar_note(data: AppData) -> None:
+    """Sidebar of a page the filters do not change (a Fiche): the active filters as one
+    line of text, no widget. The menu's links keep them for the other pages. A Fiche's
+    first view drew the filters' widgets for nothing, and they delayed its map (issue 13:
+    Streamlit's frontend draws the widgets that waited for their code in one render)."""
+    filters = current_filters()
+    show_url_notices()
+    with st.sidebar:
+        st.markdown("### Filtres")
+        st.caption(f"{filters_summary(filters, data.index)} Ils valent pour la carte, le "
+                   "catalogue et les autres pages ; modifiez-les sur ces pages.")
 
 
 def print_style() -> None:
