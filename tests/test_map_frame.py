@@ -373,22 +373,33 @@ def test_only_the_parent_is_listened_to(base: str, browser) -> None:
 
 
 def test_a_script_that_cannot_load_says_so(base: str, browser) -> None:
+    """A map that cannot load says so, and still announces itself (a first view's widgets
+    wait for that announce)."""
     page, frame, _ = _open(browser, base)
     page.evaluate("args => render(args)",
-                  _args("Cenon", js_links=[f"{assets.STATIC_URL}/absent/leaflet.js"]))
+                  {**_args("Cenon", js_links=[f"{assets.STATIC_URL}/absent/leaflet.js"]),
+                   "announce": True})
     frame.get_by_text("La carte n'a pas pu être chargée.").wait_for(timeout=10_000)
+    page.wait_for_function(
+        "() => messages.some(m => m.type === 'streamlit:setComponentValue')", timeout=2_000)
     page.close()
 
 
-def test_announce_posts_shown_once_as_the_frame_starts_drawing(base: str, browser) -> None:
+def test_announce_posts_shown_once_the_map_is_drawn(base: str, browser) -> None:
     """``announce`` (a page's first view, ``ui.announce_map``): the frame posts
-    ``{shown: true}`` once, at its first render; later renders post nothing more."""
-    page, frame, errors = _open(browser, base)
+    ``{shown: true}`` once, when its first render has drawn the map (its layers and
+    control are there); later renders post nothing more."""
+    page, _frame, errors = _open(browser, base)
+    page.evaluate("""() => { const w = document.getElementById('map').contentWindow;
+        window.addEventListener('message', e => { if (e.data && e.data.type ===
+            'streamlit:setComponentValue') window.__drawnAtShown = !!w.document
+            .querySelector('.leaflet-control-layers') && w.__territoiresGroups
+            .includes('Cenon'); }); }""")
     args = {**_args("Cenon"), "announce": True}
     page.evaluate("args => render(args)", args)
     page.wait_for_function(
         "() => messages.some(m => m.type === 'streamlit:setComponentValue')")
-    frame.locator(".leaflet-control-layers").wait_for(state="attached")
+    assert page.evaluate("() => window.__drawnAtShown") is True
     page.evaluate("args => render(args)", {**_args("Lormont"), "announce": True})
     page.wait_for_function("() => document.getElementById('map').contentWindow"
                            ".__territoiresGroups.includes('Lormont')")
