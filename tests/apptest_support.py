@@ -108,8 +108,8 @@ def text_tables(at: AppTest) -> list[pd.DataFrame]:
 
 def run_first_view(at: AppTest) -> AppTest:
     """Run ``at`` as a browser's first view does: a map page's first run sends its map
-    before its widgets (``ui.first_view_step``) and the map's frame, as it starts drawing,
-    asks for the run that draws them; AppTest has no frame, so that run is made here."""
+    before its widgets (``ui.first_view_step``) and the map's frame, once it has drawn the
+    map, asks for the run that draws them; AppTest has no frame, so that run is made here."""
     from territoires.app import ui
 
     at.run()

@@ -182,8 +182,8 @@ def component_kwargs(rendered: RenderedMap, *, key: str | None, height: int,
                      center: tuple[float, float] | None = None, zoom: int | None = None,
                      announce: bool = False) -> dict[str, object]:
     """Arguments of the map frame's component for ``rendered`` (without ``on_change``).
-    ``announce``: the frame returns ``{"shown": True}`` once, as it starts drawing the map
-    (``ui.announce_map``)."""
+    ``announce``: the frame returns ``{"shown": True}`` once, when it has drawn the map
+    (or failed to load it; at most 3 s after it starts: ``ui.announce_map``)."""
     returned = None if returned_objects is None else list(returned_objects)
     unknown = set(returned or ()) - set(RETURNED)
     if unknown:

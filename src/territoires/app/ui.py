@@ -436,8 +436,8 @@ def first_view_step(page_path: str) -> None:
     (:func:`territoires.config.map_first`), a session's first
     run on a page of :data:`MAP_FIRST_PAGES` defers the page's widgets
     (:func:`controls_deferred`): it sends the page's text and its map. The
-    next run of the whole app draws them: the one that the map's frame triggers as it
-    starts drawing the map (:func:`announce_map`; a map in a fragment: see
+    next run of the whole app draws them: the one that the map's frame triggers once it
+    has drawn the map (:func:`announce_map`; a map in a fragment: see
     :func:`leave_first_view`), or any earlier one; a first run that draws no such map asks
     for it at its end (:func:`run_page`).
 
@@ -445,8 +445,9 @@ def first_view_step(page_path: str) -> None:
     each kind of widget, and of the map's component, when it first draws one, then draws
     every element that waited in one render, on the page's one main thread: the map's
     frame was created with the first view's twenty-odd widgets (menu links, filters,
-    choices), after them. Sent once the frame exists, they are drawn while Leaflet draws
-    the map: the map sooner, the widgets later, about when the map came before (the
+    choices), after them. Sent once the map is drawn, they are drawn after Leaflet on the
+    main thread the frame shares: the map sooner, the widgets later, about when the page
+    settled before (the
     README gives the figures; ``TERRITOIRES_MAP_FIRST=0`` turns it off)."""
     state = st.session_state.get(_FIRST_VIEW)
     if state is None:
